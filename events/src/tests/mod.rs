@@ -1,0 +1,6 @@
+mod codec;
+mod decide;
+mod fixtures;
+mod json;
+mod playback;
+mod props;

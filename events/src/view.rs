@@ -1,0 +1,90 @@
+//! The room's state as JSON, in the pinned shape of DESIGN §5 (API, snapshots, exports).
+
+use serde::Serialize;
+
+use crate::ids::{MemberId, RoomId};
+use crate::model::{ChatMessage, Item, Settings, Source};
+use crate::playback::Playback;
+use crate::state::RoomState;
+
+/// A member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The host.
+    Host,
+    /// Everyone else.
+    Member,
+}
+
+/// The pinned state JSON: `{"room_id", "title", "closed", "settings", "playlist", "playback",
+/// "members", "chat"}` plus `version` and `source`.
+#[derive(Debug, Serialize)]
+pub struct RoomView<'a> {
+    /// Room id (`None` only for a room that does not exist).
+    pub room_id: Option<&'a RoomId>,
+    /// The version this view is at.
+    pub version: u64,
+    /// Title.
+    pub title: &'a str,
+    /// Whether the room is closed.
+    pub closed: bool,
+    /// Where the playlist comes from.
+    pub source: Option<&'a Source>,
+    /// Settings.
+    pub settings: &'a Settings,
+    /// Items in order.
+    pub playlist: &'a [Item],
+    /// Playback anchor.
+    pub playback: &'a Playback,
+    /// Members in join order.
+    pub members: Vec<MemberView<'a>>,
+    /// The chat tail, oldest first.
+    pub chat: Vec<&'a ChatMessage>,
+}
+
+/// A member with their role.
+#[derive(Debug, Serialize)]
+pub struct MemberView<'a> {
+    /// Id.
+    pub member_id: &'a MemberId,
+    /// Nickname.
+    pub name: &'a str,
+    /// Host or member.
+    pub role: Role,
+    /// Whether connected.
+    pub online: bool,
+}
+
+impl RoomState {
+    /// The state in its pinned JSON shape.
+    pub fn view(&self) -> RoomView<'_> {
+        RoomView {
+            room_id: self.room_id.as_ref(),
+            version: self.version,
+            title: &self.title,
+            closed: self.closed.is_some(),
+            source: self.source.as_ref(),
+            settings: &self.settings,
+            playlist: &self.playlist,
+            playback: &self.playback,
+            members: self.members.iter().map(|m| self.member_view(m)).collect(),
+            chat: self.chat.iter().collect(),
+        }
+    }
+
+    /// One member in its pinned JSON shape.
+    pub fn member_view<'a>(&'a self, m: &'a crate::model::Member) -> MemberView<'a> {
+        let role = if self.host.as_ref() == Some(&m.member_id) {
+            Role::Host
+        } else {
+            Role::Member
+        };
+        MemberView {
+            member_id: &m.member_id,
+            name: &m.name,
+            role,
+            online: m.online,
+        }
+    }
+}
