@@ -1,1 +1,391 @@
+//! The room event log on NATS JetStream: the only code that writes room events.
+//!
+//! One stream (`CHANSHARE_ROOMS`), one subject per room (`chanshare.room.<room>`), one message
+//! per [`Commit`]. Appends are optimistic: each carries the stream sequence of the room's
+//! previous commit (`Nats-Expected-Last-Subject-Sequence`), so two writers cannot both extend a
+//! room, and a `Nats-Msg-Id` of `<room>:<command_id>`, so a retried command is stored once.
+//!
+//! # Layout
+//! - [`subjects`]: stream, subject and header names (pinned).
+//! - [`setup`]: applies `infra/jetstream/rooms.json` to the server.
+//! - [`EventLog`]: append, head, read, follow, and reads across all rooms.
+//! - [`LogError`]: failures by kind.
 
+pub mod error;
+pub mod setup;
+pub mod subjects;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream as JsStream};
+use async_nats::jetstream::{self, Context};
+use events::{Commit, RoomId, codec};
+use futures::stream::{self, BoxStream, StreamExt};
+
+pub use error::LogError;
+pub use setup::Applied;
+use subjects::headers;
+
+/// How far back `read`/`follow` walk the back-links with direct gets before they use an
+/// ordered consumer instead. Resumes are short; long catch-ups stream.
+const WALK_LIMIT: u64 = 64;
+
+/// Where a commit is: its stream sequence and its room version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// Stream sequence (across all rooms).
+    pub seq: u64,
+    /// Room version (1, 2, 3, … per room).
+    pub version: u64,
+}
+
+/// A commit read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The stream sequence of the room's previous commit (0 for the first).
+    pub prev_seq: u64,
+    /// The commit.
+    pub commit: Commit,
+    /// The W3C trace context it was appended with.
+    pub traceparent: Option<String>,
+}
+
+impl Stored {
+    /// Its position.
+    pub fn position(&self) -> Position {
+        Position {
+            seq: self.seq,
+            version: self.commit.version,
+        }
+    }
+}
+
+/// The outcome of an accepted append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Where the commit is.
+    pub position: Position,
+    /// The command id had been stored already (within the duplicate window): `position` is
+    /// that earlier commit's, and nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// A stream of commits.
+pub type Commits = BoxStream<'static, Result<Stored, LogError>>;
+
+/// A handle on the room log. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    js: Context,
+    stream: JsStream,
+}
+
+impl EventLog {
+    /// Applies the stream definition with `replicas` replicas and returns a handle.
+    pub async fn connect(
+        client: async_nats::Client,
+        replicas: usize,
+    ) -> Result<(Self, Applied), LogError> {
+        let js = jetstream::new(client);
+        let applied = setup::apply(&js, replicas).await?;
+        let stream = js
+            .get_stream(subjects::STREAM)
+            .await
+            .map_err(LogError::unavailable)?;
+        Ok((Self { js, stream }, applied))
+    }
+
+    /// Appends `commit` to its room, provided the room's last commit is at stream sequence
+    /// `expected_seq` (0: the room has no commits yet, i.e. create-if-absent).
+    ///
+    /// A conflict means another commit got there first. Note that re-sending an append that
+    /// already landed, with the same `expected_seq`, also reports a conflict (JetStream checks
+    /// the sequence before the dedupe id): after a conflict or a timeout, look for the command
+    /// id in the room's latest commits before deciding again.
+    pub async fn append(
+        &self,
+        expected_seq: u64,
+        commit: &Commit,
+        traceparent: Option<&str>,
+    ) -> Result<Appended, LogError> {
+        let payload = codec::encode(commit).map_err(|e| LogError::Invalid(e.to_string()))?;
+        let mut publish = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(format!("{}:{}", commit.room, commit.command_id))
+            .expected_last_subject_sequence(expected_seq)
+            .header(headers::VERSION, commit.version.to_string().as_str())
+            .header(headers::SCHEMA, codec::SCHEMA.to_string().as_str());
+        if let Some(traceparent) = traceparent {
+            publish = publish.header(headers::TRACEPARENT, traceparent);
+        }
+        let subject = subjects::room(&commit.room);
+        let ack = match self.js.send_publish(subject, publish).await {
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) if ack.duplicate => Ok(Appended {
+                position: self.position_of(ack.sequence).await?,
+                duplicate: true,
+            }),
+            Ok(ack) => Ok(Appended {
+                position: Position {
+                    seq: ack.sequence,
+                    version: commit.version,
+                },
+                duplicate: false,
+            }),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(LogError::Conflict {
+                current: self.head(&commit.room).await?,
+            }),
+            Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                Err(LogError::Invalid(e.to_string()))
+            }
+            Err(e) => Err(LogError::unavailable(e)),
+        }
+    }
+
+    /// The room's last commit, `None` when it has none. Served by any replica (direct get), so
+    /// it may trail a write that was just acknowledged elsewhere.
+    pub async fn head(&self, room: &RoomId) -> Result<Option<Position>, LogError> {
+        match self
+            .stream
+            .direct_get_last_for_subject(subjects::room(room))
+            .await
+        {
+            Ok(message) => Ok(Some(Position {
+                seq: message.sequence,
+                version: version_header(&message.headers, message.sequence)?,
+            })),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LogError::unavailable(e)),
+        }
+    }
+
+    /// The commit at stream sequence `seq`.
+    pub async fn get(&self, seq: u64) -> Result<Stored, LogError> {
+        let message = self
+            .stream
+            .direct_get(seq)
+            .await
+            .map_err(LogError::unavailable)?;
+        stored(message.sequence, &message.headers, &message.payload)
+    }
+
+    /// The room's commits with versions after `after_version`, in order, up to its head when
+    /// called.
+    pub async fn read(&self, room: &RoomId, after_version: u64) -> Result<Commits, LogError> {
+        let Some(head) = self.head(room).await? else {
+            return Ok(stream::empty().boxed());
+        };
+        if head.version <= after_version {
+            return Ok(stream::empty().boxed());
+        }
+        if head.version - after_version <= WALK_LIMIT {
+            match self.walk_back(head, after_version).await {
+                Ok(commits) => return Ok(stream::iter(commits.into_iter().map(Ok)).boxed()),
+                // A message the walk cannot decode or follow: read with a consumer instead,
+                // which reports it in place and goes on.
+                Err(LogError::Decode { .. } | LogError::MissingHeader { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let commits = self
+            .ordered(subjects::room(room), 1, Some(head.seq))
+            .await?;
+        Ok(after(commits, after_version))
+    }
+
+    /// The room's commits after `after_version`, then every new one as it is stored. Never ends
+    /// on its own.
+    pub async fn follow(&self, room: &RoomId, after_version: u64) -> Result<Commits, LogError> {
+        let start = match self.head(room).await? {
+            None => 1,
+            Some(head) if head.version <= after_version => head.seq + 1,
+            Some(head) if head.version - after_version <= WALK_LIMIT => {
+                match self.walk_back(head, after_version).await {
+                    Ok(missing) => missing.first().map_or(head.seq + 1, |first| first.seq),
+                    Err(LogError::Decode { .. } | LogError::MissingHeader { .. }) => 1,
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(_) => 1,
+        };
+        let commits = self.ordered(subjects::room(room), start, None).await?;
+        Ok(after(commits, after_version))
+    }
+
+    /// Every room's commits from stream sequence `from_seq` up to the stream's last one when
+    /// called (for projector rebuilds, replay and export).
+    pub async fn read_all(&self, from_seq: u64) -> Result<Commits, LogError> {
+        let last = self.last_seq().await?;
+        if last < from_seq.max(1) {
+            return Ok(stream::empty().boxed());
+        }
+        self.ordered(subjects::ROOMS.to_owned(), from_seq, Some(last))
+            .await
+    }
+
+    /// Every room's commits from stream sequence `from_seq`, then live. Never ends on its own.
+    pub async fn follow_all(&self, from_seq: u64) -> Result<Commits, LogError> {
+        self.ordered(subjects::ROOMS.to_owned(), from_seq, None)
+            .await
+    }
+
+    /// The stream's last sequence (0 when empty).
+    pub async fn last_seq(&self) -> Result<u64, LogError> {
+        let mut stream = self.stream.clone();
+        Ok(stream
+            .info()
+            .await
+            .map_err(LogError::unavailable)?
+            .state
+            .last_sequence)
+    }
+
+    /// Decodes a commit republished on `chanshare.live.<room>` (its stream sequence travels in
+    /// the `Nats-Sequence` header).
+    pub fn decode_live(message: &async_nats::Message) -> Result<Stored, LogError> {
+        let Some(headers) = &message.headers else {
+            return Err(LogError::MissingHeader {
+                seq: 0,
+                header: "Nats-Sequence",
+            });
+        };
+        let seq =
+            header_u64(headers, headers::SEQUENCE.as_ref(), 0).ok_or(LogError::MissingHeader {
+                seq: 0,
+                header: "Nats-Sequence",
+            })?;
+        stored(seq, headers, &message.payload)
+    }
+
+    async fn position_of(&self, seq: u64) -> Result<Position, LogError> {
+        let message = self
+            .stream
+            .direct_get(seq)
+            .await
+            .map_err(LogError::unavailable)?;
+        Ok(Position {
+            seq,
+            version: version_header(&message.headers, seq)?,
+        })
+    }
+
+    /// The commits after `after_version` up to `head`, found by following each commit's
+    /// back-link (its expected-last-subject-sequence header) with direct gets.
+    async fn walk_back(&self, head: Position, after_version: u64) -> Result<Vec<Stored>, LogError> {
+        let mut commits = Vec::with_capacity((head.version - after_version) as usize);
+        let mut seq = head.seq;
+        while seq != 0 {
+            let commit = self.get(seq).await?;
+            if commit.commit.version <= after_version {
+                break;
+            }
+            seq = commit.prev_seq;
+            commits.push(commit);
+        }
+        commits.reverse();
+        Ok(commits)
+    }
+
+    /// An ordered consumer on `filter` from `start_seq`, ending after `until_seq` if given.
+    async fn ordered(
+        &self,
+        filter: String,
+        start_seq: u64,
+        until_seq: Option<u64>,
+    ) -> Result<Commits, LogError> {
+        let deliver_policy = if start_seq <= 1 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: start_seq,
+            }
+        };
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: filter,
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(LogError::unavailable)?;
+        let messages = consumer.messages().await.map_err(LogError::unavailable)?;
+        Ok(
+            stream::unfold((messages, false), move |(mut messages, done)| async move {
+                if done {
+                    return None;
+                }
+                let item = match messages.next().await? {
+                    Ok(message) => match message.info() {
+                        Ok(info) => {
+                            let seq = info.stream_sequence;
+                            let headers = message.headers.clone().unwrap_or_default();
+                            let done = until_seq.is_some_and(|until| seq >= until);
+                            return Some((
+                                stored(seq, &headers, &message.payload),
+                                (messages, done),
+                            ));
+                        }
+                        Err(e) => Err(LogError::unavailable(e)),
+                    },
+                    Err(e) => Err(LogError::unavailable(e)),
+                };
+                Some((item, (messages, done)))
+            })
+            .boxed(),
+        )
+    }
+}
+
+/// Keeps commits with versions above `after_version` (errors pass through).
+fn after(commits: Commits, after_version: u64) -> Commits {
+    commits
+        .filter(move |item| {
+            let keep = item
+                .as_ref()
+                .map_or(true, |s| s.commit.version > after_version);
+            std::future::ready(keep)
+        })
+        .boxed()
+}
+
+fn stored(seq: u64, headers: &HeaderMap, payload: &[u8]) -> Result<Stored, LogError> {
+    let commit = codec::decode(payload).map_err(|source| LogError::Decode { seq, source })?;
+    let prev_seq = header_u64(
+        headers,
+        headers::EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(),
+        seq,
+    )
+    .ok_or(LogError::MissingHeader {
+        seq,
+        header: "Nats-Expected-Last-Subject-Sequence",
+    })?;
+    let traceparent = headers
+        .get(headers::TRACEPARENT)
+        .map(|v| v.as_str().to_owned());
+    Ok(Stored {
+        seq,
+        prev_seq,
+        commit,
+        traceparent,
+    })
+}
+
+fn version_header(headers: &HeaderMap, seq: u64) -> Result<u64, LogError> {
+    header_u64(headers, headers::VERSION, seq).ok_or(LogError::MissingHeader {
+        seq,
+        header: headers::VERSION,
+    })
+}
+
+fn header_u64(headers: &HeaderMap, name: &str, _seq: u64) -> Option<u64> {
+    headers.get(name).and_then(|v| v.as_str().parse().ok())
+}

@@ -1,1 +1,16 @@
+//! Test support: real servers on free loopback ports, each with its own data directory,
+//! killed and removed on drop (modelled on nats.rs' `nats-server` test crate).
+//!
+//! The binaries come from `PATH` or from the cache `./dev/test` installs into
+//! (`$CHANSHARE_CACHE/bin`, by default `~/.cache/chanshare/bin`). A missing binary panics with
+//! the command that installs it.
 
+mod process;
+
+pub mod nats;
+pub mod redis;
+pub mod s3;
+
+pub use nats::{NatsCluster, NatsServer};
+pub use redis::RedisServer;
+pub use s3::S3Server;

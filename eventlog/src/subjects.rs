@@ -1,0 +1,47 @@
+//! The names of the room log on NATS (DESIGN §2, pinned).
+
+use events::RoomId;
+
+/// The room stream.
+pub const STREAM: &str = "CHANSHARE_ROOMS";
+/// Every room's commit subject.
+pub const ROOMS: &str = "chanshare.room.*";
+/// Every room's republished (stored-only) subject.
+pub const LIVE: &str = "chanshare.live.*";
+
+const ROOM_PREFIX: &str = "chanshare.room.";
+const LIVE_PREFIX: &str = "chanshare.live.";
+
+/// Where room `room`'s commits are appended: `chanshare.room.<room>`.
+pub fn room(room: &RoomId) -> String {
+    format!("{ROOM_PREFIX}{room}")
+}
+
+/// Where the stream republishes room `room`'s stored commits: `chanshare.live.<room>`.
+/// Subscribe here, never to [`room`]: that subject also carries rejected publishes.
+pub fn live(room: &RoomId) -> String {
+    format!("{LIVE_PREFIX}{room}")
+}
+
+/// The room of a `chanshare.room.<room>` or `chanshare.live.<room>` subject.
+pub fn room_of(subject: &str) -> Option<RoomId> {
+    let id = subject
+        .strip_prefix(ROOM_PREFIX)
+        .or_else(|| subject.strip_prefix(LIVE_PREFIX))?;
+    RoomId::new(id).ok()
+}
+
+/// Header names set on every commit.
+pub mod headers {
+    pub use async_nats::header::{
+        NATS_EXPECTED_LAST_SUBJECT_SEQUENCE as EXPECTED_LAST_SUBJECT_SEQUENCE,
+        NATS_LAST_SEQUENCE as LAST_SEQUENCE, NATS_MESSAGE_ID as MESSAGE_ID,
+        NATS_SEQUENCE as SEQUENCE,
+    };
+    /// The commit's room version.
+    pub const VERSION: &str = "Chanshare-Version";
+    /// The payload's codec schema.
+    pub const SCHEMA: &str = "Chanshare-Schema";
+    /// W3C trace context of the command that produced the commit.
+    pub const TRACEPARENT: &str = "traceparent";
+}

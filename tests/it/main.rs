@@ -1,0 +1,9 @@
+//! The one integration-test binary (matklad, "Delete Cargo Integration Tests"): every test
+//! against real servers lives in a module here.
+
+// Test helpers panic on failure by design: that is how a test reports it.
+#![allow(clippy::unwrap_used)]
+
+mod eventlog;
+mod harness;
+mod tidy;

