@@ -49,3 +49,14 @@ ensure_s3s_fs() {
     cargo install -q s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$CHANSHARE_CACHE"
   rm -rf "$CHANSHARE_CACHE/cargo-target-s3s"
 }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  for _ in $(seq 1 200); do
+    port_open "$1" && return
+    sleep 0.05
+  done
+  echo "$2 did not start on port $1 (see data/logs/)" >&2
+  exit 1
+}

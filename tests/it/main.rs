@@ -6,4 +6,5 @@
 
 mod eventlog;
 mod harness;
+mod serve;
 mod tidy;

@@ -7,10 +7,13 @@
 
 mod process;
 
+pub mod chanshare;
+pub mod http;
 pub mod nats;
 pub mod redis;
 pub mod s3;
 
+pub use chanshare::Chanshare;
 pub use nats::{NatsCluster, NatsServer};
 pub use redis::RedisServer;
 pub use s3::S3Server;

@@ -1,0 +1,86 @@
+//! The `chanshare` binary as a child process.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::http;
+use crate::process::{Guard, free_port, wait_for_port};
+
+/// The `chanshare` binary next to this test executable (`./dev/test` builds it first).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile directory");
+    let bin = dir.join("chanshare");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build --bin chanshare` (./dev/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `chanshare` process.
+#[derive(Debug)]
+pub struct Chanshare {
+    guard: Guard,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Chanshare {
+    /// Runs `chanshare <role>` with `env` on a free port, and waits until it listens.
+    pub fn start(role: &str, env: &[(&str, String)]) -> Chanshare {
+        let dir = tempfile::tempdir().expect("create chanshare temp dir");
+        let port = free_port();
+        let mut command = Command::new(binary());
+        command
+            .arg(role)
+            .current_dir(dir.path())
+            .env("CHANSHARE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut guard = Guard::spawn(&mut command, &dir.path().join("chanshare.log"));
+        wait_for_port(port, &mut guard.child, "chanshare", Duration::from_secs(30));
+        Chanshare { guard, port, dir }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `GET path`: status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http::get(&self.addr(), path)
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.guard.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.guard.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("chanshare.log")).unwrap_or_default()
+    }
+}
