@@ -77,18 +77,17 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         ctx,
         limits: &ctx.limits,
     };
-    if let Command::CreateRoom {
-        title,
-        source,
-        settings,
-        name,
-        items,
-    } = command
-    {
-        return d.create(title, source, settings, name, items);
-    }
     if !state.exists() {
-        return Err(Rejection::not_found("room does not exist"));
+        return match command {
+            Command::CreateRoom {
+                title,
+                source,
+                settings,
+                name,
+                items,
+            } => d.create(title, source, settings, name, items),
+            _ => Err(Rejection::not_found("room does not exist")),
+        };
     }
     if state.closed.is_some() {
         return Err(Rejection::new(RejectCode::Closed, "room is closed"));
@@ -106,10 +105,8 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         }
         Actor::Member(me) => me,
     };
-    if let Command::Join { name } = command {
-        return d.join(me, name);
-    }
-    if state.member(me).is_none() {
+    let arriving = matches!(command, Command::Join { .. } | Command::CreateRoom { .. });
+    if !arriving && state.member(me).is_none() {
         return Err(Rejection::forbidden("join the room first"));
     }
     if command.is_control() && state.settings.control == Control::Host && !d.is_host(me) {
@@ -118,7 +115,8 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         ));
     }
     match command {
-        Command::CreateRoom { .. } | Command::Join { .. } => unreachable_command(),
+        Command::CreateRoom { .. } => Err(Rejection::conflict("room already exists")),
+        Command::Join { name } => d.join(me, name),
         Command::AddItems { urls } => d.add_items(urls),
         Command::RemoveItem { item_id } => d.remove_item(&item_id),
         Command::MoveItem { item_id, to } => d.move_item(item_id, to),
@@ -159,10 +157,6 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
     }
 }
 
-fn unreachable_command() -> Result<Vec<Event>, Rejection> {
-    Err(Rejection::invalid("command handled earlier"))
-}
-
 fn changed(is_change: bool, event: Event) -> Vec<Event> {
     if is_change { vec![event] } else { Vec::new() }
 }
@@ -199,9 +193,6 @@ impl Decision<'_> {
                 "a room is created by its first member",
             ));
         };
-        if self.state.exists() {
-            return Err(Rejection::conflict("room already exists"));
-        }
         let room_id = self.ctx.room.clone();
         let name = clean_text("name", &name, self.limits.max_name_chars, false)?;
         let media = match &source {

@@ -360,6 +360,28 @@ fn membership() {
             then: EventsAnd(&["member_left"], |s| s.members.len() == 1),
         },
         Case {
+            name: "a stranger cannot leave",
+            given: url_room(),
+            when: (
+                bob(),
+                Command::Leave {
+                    reason: LeaveReason::Left,
+                },
+            ),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "nobody leaves a closed room",
+            given: with(vec![(host(), Command::Close)]),
+            when: (
+                alice(),
+                Command::Leave {
+                    reason: LeaveReason::Left,
+                },
+            ),
+            then: Reject(RejectCode::Closed),
+        },
+        Case {
             name: "the host leaving hands over to the longest-present online member",
             given: with(vec![(bob(), join("bob"))]),
             when: (
