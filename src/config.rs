@@ -64,3 +64,27 @@ pub(crate) struct Config {
     #[arg(long, env = "CHANSHARE_STREAM_REPLICAS", default_value_t = 1)]
     pub(crate) stream_replicas: usize,
 }
+
+/// Settings of the commands role.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CommandsConfig {
+    /// Memory for cached room states, in MiB.
+    #[arg(long, env = "CHANSHARE_COMMAND_CACHE_MB", default_value_t = 64)]
+    pub(crate) command_cache_mb: usize,
+
+    /// Seconds without a heartbeat after which a member goes offline.
+    #[arg(long, env = "CHANSHARE_PRESENCE_TIMEOUT_SECS", default_value_t = 30)]
+    pub(crate) presence_timeout_secs: u64,
+
+    /// Seconds with nobody online after which a room closes.
+    #[arg(long, env = "CHANSHARE_IDLE_TIMEOUT_SECS", default_value_t = 1800)]
+    pub(crate) idle_timeout_secs: u64,
+
+    /// Milliseconds between two presence checks.
+    #[arg(long, env = "CHANSHARE_REAP_INTERVAL_MS", default_value_t = 5000)]
+    pub(crate) reap_interval_ms: u64,
+
+    /// Days a member token stays valid.
+    #[arg(long, env = "CHANSHARE_TOKEN_DAYS", default_value_t = 30)]
+    pub(crate) token_days: u64,
+}

@@ -4,13 +4,14 @@
 //! sets up logging and hands over.
 
 mod config;
+mod roles;
 mod serve;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
+use crate::config::{CommandsConfig, Config};
 
 /// Watch parties from 4chan threads or media URLs, event-sourced on NATS JetStream.
 #[derive(Debug, Parser)]
@@ -23,7 +24,19 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs every role in one process: the default for a single machine.
-    Serve(Config),
+    Serve {
+        #[command(flatten)]
+        config: Config,
+        #[command(flatten)]
+        commands: CommandsConfig,
+    },
+    /// Runs the write side: decides commands, provisions rooms, reaps presence.
+    Commands {
+        #[command(flatten)]
+        config: Config,
+        #[command(flatten)]
+        commands: CommandsConfig,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,7 +53,12 @@ fn main() -> anyhow::Result<()> {
         .context("failed to start the tokio runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(config) => serve::serve(config, shutdown_signal()).await,
+            Command::Serve { config, commands } => {
+                serve::serve(config, commands, shutdown_signal()).await
+            }
+            Command::Commands { config, commands } => {
+                serve::commands(config, commands, shutdown_signal()).await
+            }
         }
     })
 }

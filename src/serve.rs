@@ -1,7 +1,4 @@
-//! `chanshare serve`: every role in one process.
-//!
-//! For now: connect to NATS, apply the stream definition, and serve the operational endpoints.
-//! The roles (gateway, commands, projectors, content) plug in here as they land.
+//! `chanshare serve`: every role in one process, plus the operational endpoints.
 
 use std::future::Future;
 
@@ -11,66 +8,102 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use eventlog::EventLog;
+use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{CommandsConfig, Config};
+use crate::roles;
 
-/// Runs until `shutdown` resolves.
+/// Runs every role until `shutdown` resolves.
 pub(crate) async fn serve(
     config: Config,
+    commands: CommandsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let servers: Vec<async_nats::ServerAddr> = config
-        .nats_url
-        .split(',')
-        .map(|url| {
-            url.trim()
-                .parse()
-                .with_context(|| format!("bad nats url {url:?}"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let client = async_nats::ConnectOptions::new()
-        .name("chanshare")
-        .retry_on_initial_connect()
-        .connect(servers)
-        .await
-        .with_context(|| format!("failed to connect to nats at {}", config.nats_url))?;
-    let (log, applied) = EventLog::connect(client.clone(), config.stream_replicas)
-        .await
-        .context("failed to set up the room stream")?;
-    info!(
-        stream = eventlog::subjects::STREAM,
-        ?applied,
-        "room stream ready"
-    );
+    let client = roles::nats(&config).await?;
+    let log = roles::log(&config, client.clone()).await?;
+    let registry = prometheus::Registry::new();
+    let service =
+        roles::commands(&config, &commands, client.clone(), log.clone(), &registry).await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to listen on {}", config.listen))?;
     info!(url = %format!("http://{}", listener.local_addr()?), "chanshare is up");
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(Ready { client, log });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+
+    let (stop, stopped) = watch::channel(false);
+    let on_stop = |mut stopped: watch::Receiver<bool>| async move {
+        stopped.wait_for(|stop| *stop).await.ok();
+    };
+    let commands = tokio::spawn(commands::run(
+        client.clone(),
+        service,
+        on_stop(stopped.clone()),
+    ));
+    let app = ops_router(Ops {
+        client,
+        log,
+        registry,
+    });
+    let http = axum::serve(listener, app).with_graceful_shutdown(on_stop(stopped));
+    let http = tokio::spawn(async move { http.await });
+    shutdown.await;
+    stop.send_replace(true);
+    commands
         .await
-        .context("http server failed")
+        .context("commands task panicked")?
+        .context("commands service failed")?;
+    http.await
+        .context("http task panicked")?
+        .context("http server failed")?;
+    Ok(())
 }
 
+/// What the operational endpoints look at.
 #[derive(Clone)]
-struct Ready {
-    client: async_nats::Client,
-    log: EventLog,
+pub(crate) struct Ops {
+    pub(crate) client: async_nats::Client,
+    pub(crate) log: EventLog,
+    pub(crate) registry: prometheus::Registry,
+}
+
+/// `/healthz`, `/readyz`, `/metrics`.
+pub(crate) fn ops_router(ops: Ops) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(ops)
 }
 
 /// Ready when NATS is connected and the room stream answers.
-async fn ready(State(ready): State<Ready>) -> (StatusCode, &'static str) {
-    if ready.client.connection_state() != async_nats::connection::State::Connected {
+async fn ready(State(ops): State<Ops>) -> (StatusCode, &'static str) {
+    if ops.client.connection_state() != async_nats::connection::State::Connected {
         return (StatusCode::SERVICE_UNAVAILABLE, "nats disconnected");
     }
-    match ready.log.last_seq().await {
+    match ops.log.last_seq().await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "room stream unavailable"),
     }
+}
+
+async fn metrics(State(ops): State<Ops>) -> (StatusCode, String) {
+    let mut text = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&ops.registry.gather(), &mut text) {
+        Ok(()) => (StatusCode::OK, text),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {error}"),
+        ),
+    }
+}
+
+/// `chanshare commands`: the write side alone, with the operational endpoints.
+pub(crate) async fn commands(
+    config: Config,
+    commands: CommandsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // Same wiring as serve today: the other roles join serve as they land.
+    serve(config, commands, shutdown).await
 }

@@ -2,12 +2,19 @@
 
 use std::time::Duration;
 
-use tests::{Chanshare, NatsServer};
+use tests::{Chanshare, NatsServer, RedisServer};
 
 #[test]
 fn serve_sets_up_the_stream_reports_ready_and_stops_on_sigterm() {
     let nats = NatsServer::start();
-    let mut chanshare = Chanshare::start("serve", &[("CHANSHARE_NATS_URL", nats.url())]);
+    let redis = RedisServer::start();
+    let mut chanshare = Chanshare::start(
+        "serve",
+        &[
+            ("CHANSHARE_NATS_URL", nats.url()),
+            ("CHANSHARE_REDIS_URL", redis.url()),
+        ],
+    );
     assert_eq!(chanshare.get("/healthz"), (200, "ok".to_owned()));
     assert_eq!(chanshare.get("/readyz"), (200, "ready".to_owned()));
     assert!(
@@ -28,7 +35,14 @@ fn serve_sets_up_the_stream_reports_ready_and_stops_on_sigterm() {
 #[test]
 fn serve_is_not_ready_while_nats_is_down() {
     let mut nats = NatsServer::start();
-    let chanshare = Chanshare::start("serve", &[("CHANSHARE_NATS_URL", nats.url())]);
+    let redis = RedisServer::start();
+    let chanshare = Chanshare::start(
+        "serve",
+        &[
+            ("CHANSHARE_NATS_URL", nats.url()),
+            ("CHANSHARE_REDIS_URL", redis.url()),
+        ],
+    );
     nats.kill();
     let mut status = 200;
     for _ in 0..100 {

@@ -1,0 +1,286 @@
+//! Deciding one command: load (or catch up) the room, decide, append, retry on conflict.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use eventlog::{EventLog, LogError};
+use events::{Actor, CommandId, Commit, Ctx, Limits, RoomId, RoomState, decide};
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use crate::cache::{Cache, Room};
+use crate::metrics::Metrics;
+use crate::protocol::{Reply, Request};
+
+/// How long a command keeps being decided again after losing races, before `conflict`. Every
+/// lost race means another command was stored, so the room progresses; a replica that keeps
+/// losing to a busy peer gets a fair chance within this budget.
+const RETRY_BUDGET: Duration = Duration::from_secs(2);
+/// How long an outcome that stored nothing (rejection, no-op) is remembered for retries.
+const OUTCOME_TTL: Duration = Duration::from_secs(120);
+const OUTCOME_CAPACITY: usize = 100_000;
+
+/// Decides commands for any room. Shared by every request task of a replica.
+#[derive(Debug)]
+pub struct Handler {
+    log: EventLog,
+    cache: Cache,
+    outcomes: Outcomes,
+    limits: Limits,
+    metrics: Metrics,
+}
+
+impl Handler {
+    /// A handler appending to `log`, caching about `cache_bytes` of room state.
+    pub fn new(log: EventLog, limits: Limits, cache_bytes: usize, metrics: Metrics) -> Self {
+        Self {
+            log,
+            cache: Cache::new(cache_bytes),
+            outcomes: Outcomes::default(),
+            limits,
+            metrics,
+        }
+    }
+
+    /// Estimated bytes of cached room state, and how many rooms are cached.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        self.cache.usage()
+    }
+
+    /// The log this handler appends to.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Decides and stores `request` for `room`. The same command id always gets the same reply.
+    pub async fn handle(&self, room: &RoomId, request: Request) -> Reply {
+        let name = request.command.name();
+        let reply = self.handle_inner(room, request).await;
+        self.metrics
+            .commands
+            .with_label_values(&[name, reply.outcome()])
+            .inc();
+        reply
+    }
+
+    async fn handle_inner(&self, room: &RoomId, request: Request) -> Reply {
+        if let Some(reply) = self.outcomes.get(room, request.id) {
+            return reply;
+        }
+        let slot = self.cache.room(room);
+        let mut entry = slot.lock().await;
+        if !entry.loaded
+            && let Err(error) = self.catch_up(room, &mut entry).await
+        {
+            return unavailable(room, &error);
+        }
+        let reply = self.decide_and_append(room, &mut entry, &request).await;
+        self.cache.reweigh(room, entry.weight());
+        reply
+    }
+
+    async fn decide_and_append(&self, room: &RoomId, entry: &mut Room, request: &Request) -> Reply {
+        let started = Instant::now();
+        for attempt in 0.. {
+            if let Some(version) = entry.version_of(request.id) {
+                return Reply::Accepted { version };
+            }
+            let ctx = Ctx {
+                room: room.clone(),
+                actor: request.actor.clone(),
+                now_ms: now_ms(),
+                limits: self.limits,
+            };
+            let decision = decide(&entry.state, request.command.clone(), &ctx);
+            if !matches!(&decision, Ok(events) if !events.is_empty()) {
+                // A refusal or a no-op stores nothing, so no conflict would reveal a stale cache
+                // (another replica may have moved the room): check the head before answering.
+                match self.log.head(room).await {
+                    Ok(head) if head.map_or(0, |h| h.seq) != entry.seq => {
+                        if let Err(error) = self.catch_up(room, entry).await {
+                            return unavailable(room, &error);
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(error) => return unavailable(room, &error),
+                }
+            }
+            let events = match decision {
+                Ok(events) if events.is_empty() => {
+                    let reply = Reply::Accepted {
+                        version: entry.state.version,
+                    };
+                    self.outcomes.put(room, request.id, reply.clone());
+                    return reply;
+                }
+                Ok(events) => events,
+                Err(rejection) => {
+                    let reply = Reply::rejected(rejection);
+                    self.outcomes.put(room, request.id, reply.clone());
+                    return reply;
+                }
+            };
+            let commit = Commit {
+                room: room.clone(),
+                version: entry.state.version + 1,
+                command_id: request.id,
+                actor: request.actor.clone(),
+                at_ms: ctx.now_ms,
+                events,
+            };
+            let append_started = Instant::now();
+            let appended = self
+                .log
+                .append(entry.seq, &commit, request.traceparent.as_deref())
+                .await;
+            self.metrics
+                .append_seconds
+                .observe(append_started.elapsed().as_secs_f64());
+            match appended {
+                Ok(appended) if !appended.duplicate => {
+                    entry.apply(&eventlog::Stored {
+                        seq: appended.position.seq,
+                        prev_seq: entry.seq,
+                        commit,
+                        traceparent: request.traceparent.clone(),
+                    });
+                    return Reply::Accepted {
+                        version: appended.position.version,
+                    };
+                }
+                Ok(appended) => {
+                    // Stored before (a retry that another attempt or replica completed).
+                    if let Err(error) = self.catch_up(room, entry).await {
+                        return unavailable(room, &error);
+                    }
+                    return Reply::Accepted {
+                        version: appended.position.version,
+                    };
+                }
+                Err(LogError::Conflict { .. }) => {
+                    self.metrics.conflicts.inc();
+                    if let Err(error) = self.catch_up(room, entry).await {
+                        return unavailable(room, &error);
+                    }
+                    if started.elapsed() > RETRY_BUDGET {
+                        break;
+                    }
+                    self.metrics.retries.inc();
+                    tokio::time::sleep(jitter(attempt)).await;
+                }
+                Err(LogError::Invalid(message)) => return Reply::invalid(message),
+                Err(error) => return unavailable(room, &error),
+            }
+        }
+        debug!(%room, id = %request.id, "gave up after repeated conflicts");
+        Reply::Error {
+            code: events::RejectCode::Conflict,
+            message: "too many concurrent writers, try again".into(),
+        }
+    }
+
+    /// Reads the room's commits after the cached version and folds them in.
+    async fn catch_up(&self, room: &RoomId, entry: &mut Room) -> Result<(), LogError> {
+        let mut commits = self.log.read(room, entry.state.version).await?;
+        while let Some(stored) = commits.next().await {
+            let stored = stored?;
+            // A gap would mean a skipped commit: refuse to decide on such a state.
+            if stored.commit.version != entry.state.version + 1 {
+                return Err(LogError::Invalid(format!(
+                    "room {room} jumps from version {} to {}",
+                    entry.state.version, stored.commit.version
+                )));
+            }
+            entry.apply(&stored);
+        }
+        entry.loaded = true;
+        Ok(())
+    }
+
+    /// The room's current state (caught up with the log).
+    pub async fn state(&self, room: &RoomId) -> Result<RoomState, LogError> {
+        let slot = self.cache.room(room);
+        let mut entry = slot.lock().await;
+        self.catch_up(room, &mut entry).await?;
+        let state = entry.state.clone();
+        self.cache.reweigh(room, entry.weight());
+        Ok(state)
+    }
+
+    /// Issues a command on the server's behalf (`actor` is a member for timeouts, or the server).
+    pub async fn issue(
+        &self,
+        room: &RoomId,
+        id: CommandId,
+        actor: Actor,
+        command: events::Command,
+    ) -> Reply {
+        self.handle(
+            room,
+            Request {
+                id,
+                actor,
+                command,
+                traceparent: None,
+            },
+        )
+        .await
+    }
+}
+
+fn unavailable(room: &RoomId, error: &LogError) -> Reply {
+    warn!(%room, %error, "command not decided");
+    Reply::unavailable(error.to_string())
+}
+
+/// Full jitter: a random wait below 2^attempt × 100 µs, capped at 3.2 ms. Kept short: the winner
+/// of a race has already stored its commit, so the loser should catch up and try again soon,
+/// not fall further behind.
+fn jitter(attempt: u32) -> Duration {
+    let cap_us = 100u64 << attempt.min(5);
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    Duration::from_micros(random % cap_us)
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Replies that stored nothing, remembered for a while so a retry gets the same answer.
+#[derive(Debug, Default)]
+struct Outcomes {
+    inner: Mutex<OutcomesInner>,
+}
+
+#[derive(Debug, Default)]
+struct OutcomesInner {
+    replies: HashMap<(RoomId, CommandId), Reply>,
+    order: VecDeque<(Instant, RoomId, CommandId)>,
+}
+
+impl Outcomes {
+    fn get(&self, room: &RoomId, id: CommandId) -> Option<Reply> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.replies.get(&(room.clone(), id)).cloned()
+    }
+
+    fn put(&self, room: &RoomId, id: CommandId, reply: Reply) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while let Some((at, _, _)) = inner.order.front() {
+            if now.duration_since(*at) < OUTCOME_TTL && inner.order.len() < OUTCOME_CAPACITY {
+                break;
+            }
+            if let Some((_, room, id)) = inner.order.pop_front() {
+                inner.replies.remove(&(room, id));
+            }
+        }
+        if inner.replies.insert((room.clone(), id), reply).is_none() {
+            inner.order.push_back((now, room.clone(), id));
+        }
+    }
+}

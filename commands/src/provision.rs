@@ -1,0 +1,170 @@
+//! Room provisioning: allocate an id, resolve a chan thread, append the first commit, sign the
+//! host's token.
+
+use std::time::Duration;
+
+use eventlog::{EventLog, LogError};
+use events::{
+    Actor, Command, CommandId, Commit, Ctx, Limits, MemberId, RejectCode, RoomId, RoomState,
+    Settings, Source, decide,
+};
+use tokens::{Claims, Role, Signer};
+use tracing::warn;
+
+use crate::handler::now_ms;
+use crate::protocol::{CreateReply, CreateRequest, RESOLVE_SUBJECT, ResolveReply, ResolveRequest};
+
+/// How many fresh ids to try when a generated room id is taken.
+const ID_ATTEMPTS: usize = 8;
+
+/// Creates rooms.
+#[derive(Debug)]
+pub struct Provisioner {
+    client: async_nats::Client,
+    log: EventLog,
+    signer: Signer,
+    limits: Limits,
+    token_ttl: Duration,
+    resolve_timeout: Duration,
+}
+
+impl Provisioner {
+    /// A provisioner appending to `log`, resolving threads over `client`, signing with `signer`.
+    pub fn new(
+        client: async_nats::Client,
+        log: EventLog,
+        signer: Signer,
+        limits: Limits,
+        token_ttl: Duration,
+    ) -> Self {
+        Self {
+            client,
+            log,
+            signer,
+            limits,
+            token_ttl,
+            resolve_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// Creates a room from `request`.
+    pub async fn create(&self, request: CreateRequest) -> CreateReply {
+        let items = match &request.source {
+            Source::Chan { board, thread } => match self.resolve(board, *thread).await {
+                Ok(items) => items,
+                Err(reply) => return reply,
+            },
+            Source::Urls(_) => Vec::new(),
+        };
+        let host = MemberId::generate(random());
+        let settings = Settings {
+            control: request.control.unwrap_or_default(),
+            listed: request.listed.unwrap_or(true),
+        };
+        let command = Command::CreateRoom {
+            title: request.title.unwrap_or_default(),
+            source: request.source,
+            settings,
+            name: request.name.unwrap_or_else(|| "host".to_owned()),
+            items,
+        };
+        for _ in 0..ID_ATTEMPTS {
+            let room = RoomId::readable(random());
+            let ctx = Ctx {
+                room: room.clone(),
+                actor: Actor::Member(host.clone()),
+                now_ms: now_ms(),
+                limits: self.limits,
+            };
+            let events = match decide(&RoomState::default(), command.clone(), &ctx) {
+                Ok(events) => events,
+                Err(rejection) => {
+                    return CreateReply::Rejected {
+                        code: rejection.code,
+                        message: rejection.message,
+                    };
+                }
+            };
+            let commit = Commit {
+                room: room.clone(),
+                version: 1,
+                command_id: CommandId(uuid::Uuid::new_v4()),
+                actor: ctx.actor,
+                at_ms: ctx.now_ms,
+                events,
+            };
+            match self.log.append(0, &commit, None).await {
+                Ok(appended) => {
+                    let claims = Claims {
+                        room: room.clone(),
+                        member: host.clone(),
+                        role: Role::Host,
+                        exp: now_ms() / 1000 + self.token_ttl.as_secs(),
+                    };
+                    return CreateReply::Created {
+                        room_id: room,
+                        member_id: host,
+                        host_token: self.signer.issue(&claims),
+                        version: appended.position.version,
+                    };
+                }
+                Err(LogError::Conflict { .. }) => continue, // the id is taken: draw another
+                Err(LogError::Invalid(message)) => {
+                    return CreateReply::Rejected {
+                        code: RejectCode::Invalid,
+                        message,
+                    };
+                }
+                Err(error) => {
+                    warn!(%error, "room creation failed");
+                    return CreateReply::Error {
+                        code: RejectCode::Unavailable,
+                        message: error.to_string(),
+                    };
+                }
+            }
+        }
+        CreateReply::Error {
+            code: RejectCode::Unavailable,
+            message: "could not allocate a room id".into(),
+        }
+    }
+
+    /// Asks the content service for a thread's playable media.
+    async fn resolve(&self, board: &str, thread: u64) -> Result<Vec<events::Media>, CreateReply> {
+        let unavailable = |message: String| CreateReply::Error {
+            code: RejectCode::Unavailable,
+            message,
+        };
+        let body = serde_json::to_vec(&ResolveRequest {
+            board: board.to_owned(),
+            thread,
+        })
+        .map_err(|e| unavailable(e.to_string()))?;
+        let response = tokio::time::timeout(
+            self.resolve_timeout,
+            self.client.request(RESOLVE_SUBJECT, body.into()),
+        )
+        .await
+        .map_err(|_| unavailable("the content service did not answer in time".into()))?
+        .map_err(|e| unavailable(format!("the content service is unavailable: {e}")))?;
+        match serde_json::from_slice::<ResolveReply>(&response.payload) {
+            Ok(ResolveReply::Resolved { items, .. }) => Ok(items),
+            Ok(ResolveReply::NotFound { message }) => Err(CreateReply::Rejected {
+                code: RejectCode::NotFound,
+                message,
+            }),
+            Ok(ResolveReply::Error { code, message }) if code == RejectCode::Invalid => {
+                Err(CreateReply::Rejected { code, message })
+            }
+            Ok(ResolveReply::Error { message, .. }) => Err(unavailable(message)),
+            Err(error) => Err(unavailable(format!(
+                "bad answer from the content service: {error}"
+            ))),
+        }
+    }
+}
+
+fn random() -> u64 {
+    uuid::Uuid::new_v4().as_u128() as u64
+}

@@ -1,0 +1,112 @@
+//! Connecting a role to its servers: NATS, the room log, Redis, the signing key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use eventlog::EventLog;
+use tracing::{info, warn};
+
+use crate::config::{CommandsConfig, Config};
+
+/// A NATS client for every URL in `CHANSHARE_NATS_URL`.
+pub(crate) async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
+    let servers: Vec<async_nats::ServerAddr> = config
+        .nats_url
+        .split(',')
+        .map(|url| {
+            url.trim()
+                .parse()
+                .with_context(|| format!("bad nats url {url:?}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    async_nats::ConnectOptions::new()
+        .name("chanshare")
+        .retry_on_initial_connect()
+        .connect(servers)
+        .await
+        .with_context(|| format!("failed to connect to nats at {}", config.nats_url))
+}
+
+/// The room log, with the stream definition applied.
+pub(crate) async fn log(config: &Config, client: async_nats::Client) -> anyhow::Result<EventLog> {
+    let (log, applied) = EventLog::connect(client, config.stream_replicas)
+        .await
+        .context("failed to set up the room stream")?;
+    info!(
+        stream = eventlog::subjects::STREAM,
+        ?applied,
+        "room stream ready"
+    );
+    Ok(log)
+}
+
+/// A Redis connection that reconnects by itself.
+pub(crate) async fn redis(config: &Config) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(config.redis_url.as_str())
+        .with_context(|| format!("bad redis url {:?}", config.redis_url))?;
+    client
+        .get_connection_manager()
+        .await
+        .with_context(|| format!("failed to connect to redis at {}", config.redis_url))
+}
+
+/// The token signing key: `CHANSHARE_SECRET`, or in development a key generated once and kept
+/// in `./data/secret`.
+pub(crate) fn signer(config: &Config) -> anyhow::Result<tokens::Signer> {
+    if let Some(secret) = &config.secret {
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "CHANSHARE_SECRET must be at least 32 characters"
+        );
+        return Ok(tokens::Signer::new(secret.as_bytes()));
+    }
+    let path = std::path::Path::new("data/secret");
+    if let Ok(secret) = std::fs::read_to_string(path) {
+        return Ok(tokens::Signer::new(secret.trim().as_bytes()));
+    }
+    let secret: String = (0..2)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    std::fs::create_dir_all("data").context("failed to create ./data")?;
+    std::fs::write(path, &secret)
+        .context("failed to store the generated token key in ./data/secret")?;
+    warn!(path = %path.display(), "no CHANSHARE_SECRET: generated a token key for development");
+    Ok(tokens::Signer::new(secret.as_bytes()))
+}
+
+/// The commands role's service, ready to run.
+pub(crate) async fn commands(
+    config: &Config,
+    commands: &CommandsConfig,
+    client: async_nats::Client,
+    log: EventLog,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<commands::Service> {
+    let metrics = commands::Metrics::new(registry).context("failed to register command metrics")?;
+    let limits = events::Limits::default();
+    let handler = commands::Handler::new(
+        log.clone(),
+        limits,
+        commands.command_cache_mb << 20,
+        metrics.clone(),
+    );
+    let provisioner = commands::Provisioner::new(
+        client,
+        log,
+        signer(config)?,
+        limits,
+        Duration::from_secs(commands.token_days * 24 * 3600),
+    );
+    Ok(commands::Service {
+        handler: Arc::new(handler),
+        provisioner: Arc::new(provisioner),
+        presence: presence::Presence::new(redis(config).await?),
+        reaper: commands::ReaperConfig {
+            presence_timeout: Duration::from_secs(commands.presence_timeout_secs),
+            idle_timeout: Duration::from_secs(commands.idle_timeout_secs),
+            interval: Duration::from_millis(commands.reap_interval_ms),
+        },
+        metrics,
+    })
+}
