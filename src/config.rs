@@ -13,27 +13,15 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
 
     /// NATS server URL(s), comma-separated.
-    #[arg(
-        long,
-        env = "CHANSHARE_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
+    #[arg(long, env = "CHANSHARE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub(crate) nats_url: String,
 
     /// Redis URL.
-    #[arg(
-        long,
-        env = "CHANSHARE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
+    #[arg(long, env = "CHANSHARE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub(crate) redis_url: String,
 
     /// Object store for cached media: `file://DIR` or `s3://BUCKET`.
-    #[arg(
-        long,
-        env = "CHANSHARE_MEDIA_STORE",
-        default_value = "file://./data/media"
-    )]
+    #[arg(long, env = "CHANSHARE_MEDIA_STORE", default_value = "file://./data/media")]
     pub(crate) media_store: String,
 
     /// Endpoint of the S3 server for `s3://` stores (credentials from `AWS_*`).
@@ -41,19 +29,11 @@ pub(crate) struct Config {
     pub s3_endpoint: Option<String>,
 
     /// 4chan API base URL.
-    #[arg(
-        long,
-        env = "CHANSHARE_CHAN_API_URL",
-        default_value = "https://a.4cdn.org"
-    )]
+    #[arg(long, env = "CHANSHARE_CHAN_API_URL", default_value = "https://a.4cdn.org")]
     pub(crate) chan_api_url: String,
 
     /// 4chan media base URL.
-    #[arg(
-        long,
-        env = "CHANSHARE_CHAN_MEDIA_URL",
-        default_value = "https://i.4cdn.org"
-    )]
+    #[arg(long, env = "CHANSHARE_CHAN_MEDIA_URL", default_value = "https://i.4cdn.org")]
     pub(crate) chan_media_url: String,
 
     /// Key that signs member and host tokens (generated and stored under ./data in dev).

@@ -14,11 +14,7 @@ pub(crate) async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> 
     let servers: Vec<async_nats::ServerAddr> = config
         .nats_url
         .split(',')
-        .map(|url| {
-            url.trim()
-                .parse()
-                .with_context(|| format!("bad nats url {url:?}"))
-        })
+        .map(|url| url.trim().parse().with_context(|| format!("bad nats url {url:?}")))
         .collect::<anyhow::Result<_>>()?;
     async_nats::ConnectOptions::new()
         .name("chanshare")
@@ -33,11 +29,7 @@ pub(crate) async fn log(config: &Config, client: async_nats::Client) -> anyhow::
     let (log, applied) = EventLog::connect(client, config.stream_replicas)
         .await
         .context("failed to set up the room stream")?;
-    info!(
-        stream = eventlog::subjects::STREAM,
-        ?applied,
-        "room stream ready"
-    );
+    info!(stream = eventlog::subjects::STREAM, ?applied, "room stream ready");
     Ok(log)
 }
 
@@ -55,19 +47,14 @@ pub(crate) async fn redis(config: &Config) -> anyhow::Result<redis::aio::Connect
 /// in `./data/secret`.
 pub(crate) fn signer(config: &Config) -> anyhow::Result<tokens::Signer> {
     if let Some(secret) = &config.secret {
-        anyhow::ensure!(
-            secret.len() >= 32,
-            "CHANSHARE_SECRET must be at least 32 characters"
-        );
+        anyhow::ensure!(secret.len() >= 32, "CHANSHARE_SECRET must be at least 32 characters");
         return Ok(tokens::Signer::new(secret.as_bytes()));
     }
     let path = std::path::Path::new("data/secret");
     if let Ok(secret) = std::fs::read_to_string(path) {
         return Ok(tokens::Signer::new(secret.trim().as_bytes()));
     }
-    let secret: String = (0..2)
-        .map(|_| uuid::Uuid::new_v4().simple().to_string())
-        .collect();
+    let secret: String = (0..2).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     std::fs::create_dir_all("data").context("failed to create ./data")?;
     std::fs::write(path, &secret)
         .context("failed to store the generated token key in ./data/secret")?;

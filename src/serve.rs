@@ -35,27 +35,14 @@ pub(crate) async fn serve(
     let on_stop = |mut stopped: watch::Receiver<bool>| async move {
         stopped.wait_for(|stop| *stop).await.ok();
     };
-    let commands = tokio::spawn(commands::run(
-        client.clone(),
-        service,
-        on_stop(stopped.clone()),
-    ));
-    let app = ops_router(Ops {
-        client,
-        log,
-        registry,
-    });
+    let commands = tokio::spawn(commands::run(client.clone(), service, on_stop(stopped.clone())));
+    let app = ops_router(Ops { client, log, registry });
     let http = axum::serve(listener, app).with_graceful_shutdown(on_stop(stopped));
     let http = tokio::spawn(async move { http.await });
     shutdown.await;
     stop.send_replace(true);
-    commands
-        .await
-        .context("commands task panicked")?
-        .context("commands service failed")?;
-    http.await
-        .context("http task panicked")?
-        .context("http server failed")?;
+    commands.await.context("commands task panicked")?.context("commands service failed")?;
+    http.await.context("http task panicked")?.context("http server failed")?;
     Ok(())
 }
 
@@ -91,10 +78,9 @@ async fn metrics(State(ops): State<Ops>) -> (StatusCode, String) {
     let mut text = String::new();
     match prometheus::TextEncoder::new().encode_utf8(&ops.registry.gather(), &mut text) {
         Ok(()) => (StatusCode::OK, text),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode metrics: {error}"),
-        ),
+        Err(error) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {error}"))
+        }
     }
 }
 

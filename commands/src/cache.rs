@@ -30,8 +30,7 @@ impl Room {
     pub(crate) fn apply(&mut self, stored: &Stored) {
         self.state = std::mem::take(&mut self.state).apply(&stored.commit);
         self.seq = stored.seq;
-        self.recent
-            .push_back((stored.commit.command_id, stored.commit.version));
+        self.recent.push_back((stored.commit.command_id, stored.commit.version));
         if self.recent.len() > RECENT {
             self.recent.pop_front();
         }
@@ -39,11 +38,7 @@ impl Room {
 
     /// The version command `id` produced, if it is among the recent commits.
     pub(crate) fn version_of(&self, id: CommandId) -> Option<u64> {
-        self.recent
-            .iter()
-            .rev()
-            .find(|(recent, _)| *recent == id)
-            .map(|(_, version)| *version)
+        self.recent.iter().rev().find(|(recent, _)| *recent == id).map(|(_, version)| *version)
     }
 
     /// A rough size in bytes, for the cache budget.
@@ -94,18 +89,13 @@ struct Slot {
 impl Cache {
     /// A cache holding about `budget` bytes of room state.
     pub(crate) fn new(budget: usize) -> Self {
-        Self {
-            inner: Mutex::new(Inner::default()),
-            budget,
-        }
+        Self { inner: Mutex::new(Inner::default()), budget }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock cannot leave the maps inconsistent in a way that
         // matters (at worst a stale weight), so a poisoned lock is used as is.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The room's slot, created empty (not loaded) on a miss.
@@ -121,14 +111,7 @@ impl Cache {
             return slot.room.clone();
         }
         let room = Arc::new(tokio::sync::Mutex::new(Room::default()));
-        rooms.insert(
-            id.clone(),
-            Slot {
-                room: room.clone(),
-                last_use: tick,
-                weight: 0,
-            },
-        );
+        rooms.insert(id.clone(), Slot { room: room.clone(), last_use: tick, weight: 0 });
         by_use.insert(tick, id.clone());
         room
     }
@@ -137,12 +120,7 @@ impl Cache {
     /// nobody is using until the cache is within budget.
     pub(crate) fn reweigh(&self, id: &events::RoomId, weight: usize) {
         let mut inner = self.lock();
-        let Inner {
-            rooms,
-            by_use,
-            bytes,
-            ..
-        } = &mut *inner;
+        let Inner { rooms, by_use, bytes, .. } = &mut *inner;
         if let Some(slot) = rooms.get_mut(id) {
             *bytes = *bytes - slot.weight + weight;
             slot.weight = weight;
@@ -152,9 +130,7 @@ impl Cache {
             let Some((tick, victim)) = by_use.pop_first() else {
                 break;
             };
-            let idle = rooms
-                .get(&victim)
-                .is_some_and(|s| Arc::strong_count(&s.room) == 1);
+            let idle = rooms.get(&victim).is_some_and(|s| Arc::strong_count(&s.room) == 1);
             if idle && &victim != id {
                 if let Some(slot) = rooms.remove(&victim) {
                     *bytes -= slot.weight;

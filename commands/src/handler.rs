@@ -34,13 +34,7 @@ pub struct Handler {
 impl Handler {
     /// A handler appending to `log`, caching about `cache_bytes` of room state.
     pub fn new(log: EventLog, limits: Limits, cache_bytes: usize, metrics: Metrics) -> Self {
-        Self {
-            log,
-            cache: Cache::new(cache_bytes),
-            outcomes: Outcomes::default(),
-            limits,
-            metrics,
-        }
+        Self { log, cache: Cache::new(cache_bytes), outcomes: Outcomes::default(), limits, metrics }
     }
 
     /// Estimated bytes of cached room state, and how many rooms are cached.
@@ -57,10 +51,7 @@ impl Handler {
     pub async fn handle(&self, room: &RoomId, request: Request) -> Reply {
         let name = request.command.name();
         let reply = self.handle_inner(room, request).await;
-        self.metrics
-            .commands
-            .with_label_values(&[name, reply.outcome()])
-            .inc();
+        self.metrics.commands.with_label_values(&[name, reply.outcome()]).inc();
         reply
     }
 
@@ -109,9 +100,7 @@ impl Handler {
             }
             let events = match decision {
                 Ok(events) if events.is_empty() => {
-                    let reply = Reply::Accepted {
-                        version: entry.state.version,
-                    };
+                    let reply = Reply::Accepted { version: entry.state.version };
                     self.outcomes.put(room, request.id, reply.clone());
                     return reply;
                 }
@@ -131,13 +120,9 @@ impl Handler {
                 events,
             };
             let append_started = Instant::now();
-            let appended = self
-                .log
-                .append(entry.seq, &commit, request.traceparent.as_deref())
-                .await;
-            self.metrics
-                .append_seconds
-                .observe(append_started.elapsed().as_secs_f64());
+            let appended =
+                self.log.append(entry.seq, &commit, request.traceparent.as_deref()).await;
+            self.metrics.append_seconds.observe(append_started.elapsed().as_secs_f64());
             match appended {
                 Ok(appended) if !appended.duplicate => {
                     entry.apply(&eventlog::Stored {
@@ -146,18 +131,14 @@ impl Handler {
                         commit,
                         traceparent: request.traceparent.clone(),
                     });
-                    return Reply::Accepted {
-                        version: appended.position.version,
-                    };
+                    return Reply::Accepted { version: appended.position.version };
                 }
                 Ok(appended) => {
                     // Stored before (a retry that another attempt or replica completed).
                     if let Err(error) = self.catch_up(room, entry).await {
                         return unavailable(room, &error);
                     }
-                    return Reply::Accepted {
-                        version: appended.position.version,
-                    };
+                    return Reply::Accepted { version: appended.position.version };
                 }
                 Err(LogError::Conflict { .. }) => {
                     self.metrics.conflicts.inc();
@@ -217,16 +198,7 @@ impl Handler {
         actor: Actor,
         command: events::Command,
     ) -> Reply {
-        self.handle(
-            room,
-            Request {
-                id,
-                actor,
-                command,
-                traceparent: None,
-            },
-        )
-        .await
+        self.handle(room, Request { id, actor, command, traceparent: None }).await
     }
 }
 

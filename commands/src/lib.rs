@@ -136,10 +136,7 @@ pub async fn run(
     creates.stop().await.ok();
     // Requests already taken get a short grace period to be answered.
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         warn!("shutdown: some commands were still in flight");
     }
     Ok(())
@@ -164,10 +161,7 @@ async fn handle_command(
             let reply = service.handler.handle(&room, request).await;
             if let (Some(member), Reply::Accepted { .. }) = (joined, &reply) {
                 // A joiner counts as present until its gateway's heartbeats take over.
-                if let Err(error) = service
-                    .presence
-                    .beat(&room, &[member], handler::now_ms())
-                    .await
+                if let Err(error) = service.presence.beat(&room, &[member], handler::now_ms()).await
                 {
                     warn!(%room, %error, "cannot record presence of a joiner");
                 }
@@ -181,10 +175,9 @@ async fn handle_command(
 async fn respond(request: &async_nats::service::Request, body: Result<Vec<u8>, serde_json::Error>) {
     let response = match body {
         Ok(body) => Ok(body.into()),
-        Err(error) => Err(async_nats::service::error::Error {
-            status: error.to_string(),
-            code: 500,
-        }),
+        Err(error) => {
+            Err(async_nats::service::error::Error { status: error.to_string(), code: 500 })
+        }
     };
     if let Err(error) = request.respond(response).await {
         warn!(%error, "cannot send a reply");

@@ -22,10 +22,7 @@ impl Metrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self {
             commands: IntCounterVec::new(
-                Opts::new(
-                    "chanshare_commands_total",
-                    "Commands decided, by type and outcome",
-                ),
+                Opts::new("chanshare_commands_total", "Commands decided, by type and outcome"),
                 &["type", "outcome"],
             )?,
             conflicts: IntCounter::new(

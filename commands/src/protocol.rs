@@ -60,24 +60,15 @@ pub enum Reply {
 
 impl Reply {
     pub(crate) fn rejected(rejection: Rejection) -> Self {
-        Self::Rejected {
-            code: rejection.code,
-            message: rejection.message,
-        }
+        Self::Rejected { code: rejection.code, message: rejection.message }
     }
 
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self::Error {
-            code: RejectCode::Unavailable,
-            message: message.into(),
-        }
+        Self::Error { code: RejectCode::Unavailable, message: message.into() }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self::Rejected {
-            code: RejectCode::Invalid,
-            message: message.into(),
-        }
+        Self::Rejected { code: RejectCode::Invalid, message: message.into() }
     }
 
     /// The outcome's name for metrics: `accepted`, `rejected` or `error`.

@@ -37,14 +37,7 @@ impl Provisioner {
         limits: Limits,
         token_ttl: Duration,
     ) -> Self {
-        Self {
-            client,
-            log,
-            signer,
-            limits,
-            token_ttl,
-            resolve_timeout: Duration::from_secs(15),
-        }
+        Self { client, log, signer, limits, token_ttl, resolve_timeout: Duration::from_secs(15) }
     }
 
     /// Creates a room from `request`.
@@ -110,10 +103,7 @@ impl Provisioner {
                 }
                 Err(LogError::Conflict { .. }) => continue, // the id is taken: draw another
                 Err(LogError::Invalid(message)) => {
-                    return CreateReply::Rejected {
-                        code: RejectCode::Invalid,
-                        message,
-                    };
+                    return CreateReply::Rejected { code: RejectCode::Invalid, message };
                 }
                 Err(error) => {
                     warn!(%error, "room creation failed");
@@ -132,15 +122,10 @@ impl Provisioner {
 
     /// Asks the content service for a thread's playable media.
     async fn resolve(&self, board: &str, thread: u64) -> Result<Vec<events::Media>, CreateReply> {
-        let unavailable = |message: String| CreateReply::Error {
-            code: RejectCode::Unavailable,
-            message,
-        };
-        let body = serde_json::to_vec(&ResolveRequest {
-            board: board.to_owned(),
-            thread,
-        })
-        .map_err(|e| unavailable(e.to_string()))?;
+        let unavailable =
+            |message: String| CreateReply::Error { code: RejectCode::Unavailable, message };
+        let body = serde_json::to_vec(&ResolveRequest { board: board.to_owned(), thread })
+            .map_err(|e| unavailable(e.to_string()))?;
         let response = tokio::time::timeout(
             self.resolve_timeout,
             self.client.request(RESOLVE_SUBJECT, body.into()),
@@ -150,17 +135,14 @@ impl Provisioner {
         .map_err(|e| unavailable(format!("the content service is unavailable: {e}")))?;
         match serde_json::from_slice::<ResolveReply>(&response.payload) {
             Ok(ResolveReply::Resolved { items, .. }) => Ok(items),
-            Ok(ResolveReply::NotFound { message }) => Err(CreateReply::Rejected {
-                code: RejectCode::NotFound,
-                message,
-            }),
+            Ok(ResolveReply::NotFound { message }) => {
+                Err(CreateReply::Rejected { code: RejectCode::NotFound, message })
+            }
             Ok(ResolveReply::Error { code, message }) if code == RejectCode::Invalid => {
                 Err(CreateReply::Rejected { code, message })
             }
             Ok(ResolveReply::Error { message, .. }) => Err(unavailable(message)),
-            Err(error) => Err(unavailable(format!(
-                "bad answer from the content service: {error}"
-            ))),
+            Err(error) => Err(unavailable(format!("bad answer from the content service: {error}"))),
         }
     }
 }

@@ -86,12 +86,8 @@ async fn reap_room(
             "chanshare-reaper",
             &format!("{room}/{}/{}", member.member_id, state.version),
         );
-        let command = Command::Leave {
-            reason: LeaveReason::Timeout,
-        };
-        let reply = handler
-            .issue(room, id, Actor::Member(member.member_id.clone()), command)
-            .await;
+        let command = Command::Leave { reason: LeaveReason::Timeout };
+        let reply = handler.issue(room, id, Actor::Member(member.member_id.clone()), command).await;
         debug!(%room, member = %member.member_id, ?reply, "presence timeout");
         if matches!(reply, Reply::Accepted { .. }) {
             metrics.reaped.with_label_values(&["timeout"]).inc();
@@ -99,10 +95,7 @@ async fn reap_room(
     }
     let idle = config.idle_timeout.as_millis() as u64;
     if state.online_count() == 0 && now.saturating_sub(state.updated_ms) > idle {
-        let id = CommandId::derived(
-            "chanshare-reaper",
-            &format!("{room}/idle/{}", state.version),
-        );
+        let id = CommandId::derived("chanshare-reaper", &format!("{room}/idle/{}", state.version));
         let reply = handler.issue(room, id, Actor::System, Command::Close).await;
         debug!(%room, ?reply, "idle close");
         if matches!(reply, Reply::Accepted { .. }) {

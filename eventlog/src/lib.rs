@@ -58,10 +58,7 @@ pub struct Stored {
 impl Stored {
     /// Its position.
     pub fn position(&self) -> Position {
-        Position {
-            seq: self.seq,
-            version: self.commit.version,
-        }
+        Position { seq: self.seq, version: self.commit.version }
     }
 }
 
@@ -93,10 +90,7 @@ impl EventLog {
     ) -> Result<(Self, Applied), LogError> {
         let js = jetstream::new(client);
         let applied = setup::apply(&js, replicas).await?;
-        let stream = js
-            .get_stream(subjects::STREAM)
-            .await
-            .map_err(LogError::unavailable)?;
+        let stream = js.get_stream(subjects::STREAM).await.map_err(LogError::unavailable)?;
         Ok((Self { js, stream }, applied))
     }
 
@@ -129,20 +123,16 @@ impl EventLog {
             Err(e) => Err(e),
         };
         match ack {
-            Ok(ack) if ack.duplicate => Ok(Appended {
-                position: self.position_of(ack.sequence).await?,
-                duplicate: true,
-            }),
+            Ok(ack) if ack.duplicate => {
+                Ok(Appended { position: self.position_of(ack.sequence).await?, duplicate: true })
+            }
             Ok(ack) => Ok(Appended {
-                position: Position {
-                    seq: ack.sequence,
-                    version: commit.version,
-                },
+                position: Position { seq: ack.sequence, version: commit.version },
                 duplicate: false,
             }),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(LogError::Conflict {
-                current: self.head(&commit.room).await?,
-            }),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(LogError::Conflict { current: self.head(&commit.room).await? })
+            }
             Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                 Err(LogError::Invalid(e.to_string()))
             }
@@ -153,11 +143,7 @@ impl EventLog {
     /// The room's last commit, `None` when it has none. Served by any replica (direct get), so
     /// it may trail a write that was just acknowledged elsewhere.
     pub async fn head(&self, room: &RoomId) -> Result<Option<Position>, LogError> {
-        match self
-            .stream
-            .direct_get_last_for_subject(subjects::room(room))
-            .await
-        {
+        match self.stream.direct_get_last_for_subject(subjects::room(room)).await {
             Ok(message) => Ok(Some(Position {
                 seq: message.sequence,
                 version: version_header(&message.headers, message.sequence)?,
@@ -169,11 +155,7 @@ impl EventLog {
 
     /// The commit at stream sequence `seq`.
     pub async fn get(&self, seq: u64) -> Result<Stored, LogError> {
-        let message = self
-            .stream
-            .direct_get(seq)
-            .await
-            .map_err(LogError::unavailable)?;
+        let message = self.stream.direct_get(seq).await.map_err(LogError::unavailable)?;
         stored(message.sequence, &message.headers, &message.payload)
     }
 
@@ -195,9 +177,7 @@ impl EventLog {
                 Err(e) => return Err(e),
             }
         }
-        let commits = self
-            .ordered(subjects::room(room), 1, Some(head.seq))
-            .await?;
+        let commits = self.ordered(subjects::room(room), 1, Some(head.seq)).await?;
         Ok(after(commits, after_version))
     }
 
@@ -227,54 +207,34 @@ impl EventLog {
         if last < from_seq.max(1) {
             return Ok(stream::empty().boxed());
         }
-        self.ordered(subjects::ROOMS.to_owned(), from_seq, Some(last))
-            .await
+        self.ordered(subjects::ROOMS.to_owned(), from_seq, Some(last)).await
     }
 
     /// Every room's commits from stream sequence `from_seq`, then live. Never ends on its own.
     pub async fn follow_all(&self, from_seq: u64) -> Result<Commits, LogError> {
-        self.ordered(subjects::ROOMS.to_owned(), from_seq, None)
-            .await
+        self.ordered(subjects::ROOMS.to_owned(), from_seq, None).await
     }
 
     /// The stream's last sequence (0 when empty).
     pub async fn last_seq(&self) -> Result<u64, LogError> {
         let mut stream = self.stream.clone();
-        Ok(stream
-            .info()
-            .await
-            .map_err(LogError::unavailable)?
-            .state
-            .last_sequence)
+        Ok(stream.info().await.map_err(LogError::unavailable)?.state.last_sequence)
     }
 
     /// Decodes a commit republished on `chanshare.live.<room>` (its stream sequence travels in
     /// the `Nats-Sequence` header).
     pub fn decode_live(message: &async_nats::Message) -> Result<Stored, LogError> {
         let Some(headers) = &message.headers else {
-            return Err(LogError::MissingHeader {
-                seq: 0,
-                header: "Nats-Sequence",
-            });
+            return Err(LogError::MissingHeader { seq: 0, header: "Nats-Sequence" });
         };
-        let seq =
-            header_u64(headers, headers::SEQUENCE.as_ref(), 0).ok_or(LogError::MissingHeader {
-                seq: 0,
-                header: "Nats-Sequence",
-            })?;
+        let seq = header_u64(headers, headers::SEQUENCE.as_ref(), 0)
+            .ok_or(LogError::MissingHeader { seq: 0, header: "Nats-Sequence" })?;
         stored(seq, headers, &message.payload)
     }
 
     async fn position_of(&self, seq: u64) -> Result<Position, LogError> {
-        let message = self
-            .stream
-            .direct_get(seq)
-            .await
-            .map_err(LogError::unavailable)?;
-        Ok(Position {
-            seq,
-            version: version_header(&message.headers, seq)?,
-        })
+        let message = self.stream.direct_get(seq).await.map_err(LogError::unavailable)?;
+        Ok(Position { seq, version: version_header(&message.headers, seq)? })
     }
 
     /// The commits after `after_version` up to `head`, found by following each commit's
@@ -304,9 +264,7 @@ impl EventLog {
         let deliver_policy = if start_seq <= 1 {
             DeliverPolicy::All
         } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: start_seq,
-            }
+            DeliverPolicy::ByStartSequence { start_sequence: start_seq }
         };
         let consumer = self
             .stream
@@ -318,30 +276,25 @@ impl EventLog {
             .await
             .map_err(LogError::unavailable)?;
         let messages = consumer.messages().await.map_err(LogError::unavailable)?;
-        Ok(
-            stream::unfold((messages, false), move |(mut messages, done)| async move {
-                if done {
-                    return None;
-                }
-                let item = match messages.next().await? {
-                    Ok(message) => match message.info() {
-                        Ok(info) => {
-                            let seq = info.stream_sequence;
-                            let headers = message.headers.clone().unwrap_or_default();
-                            let done = until_seq.is_some_and(|until| seq >= until);
-                            return Some((
-                                stored(seq, &headers, &message.payload),
-                                (messages, done),
-                            ));
-                        }
-                        Err(e) => Err(LogError::unavailable(e)),
-                    },
+        Ok(stream::unfold((messages, false), move |(mut messages, done)| async move {
+            if done {
+                return None;
+            }
+            let item = match messages.next().await? {
+                Ok(message) => match message.info() {
+                    Ok(info) => {
+                        let seq = info.stream_sequence;
+                        let headers = message.headers.clone().unwrap_or_default();
+                        let done = until_seq.is_some_and(|until| seq >= until);
+                        return Some((stored(seq, &headers, &message.payload), (messages, done)));
+                    }
                     Err(e) => Err(LogError::unavailable(e)),
-                };
-                Some((item, (messages, done)))
-            })
-            .boxed(),
-        )
+                },
+                Err(e) => Err(LogError::unavailable(e)),
+            };
+            Some((item, (messages, done)))
+        })
+        .boxed())
     }
 }
 
@@ -349,9 +302,7 @@ impl EventLog {
 fn after(commits: Commits, after_version: u64) -> Commits {
     commits
         .filter(move |item| {
-            let keep = item
-                .as_ref()
-                .map_or(true, |s| s.commit.version > after_version);
+            let keep = item.as_ref().map_or(true, |s| s.commit.version > after_version);
             std::future::ready(keep)
         })
         .boxed()
@@ -359,31 +310,15 @@ fn after(commits: Commits, after_version: u64) -> Commits {
 
 fn stored(seq: u64, headers: &HeaderMap, payload: &[u8]) -> Result<Stored, LogError> {
     let commit = codec::decode(payload).map_err(|source| LogError::Decode { seq, source })?;
-    let prev_seq = header_u64(
-        headers,
-        headers::EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(),
-        seq,
-    )
-    .ok_or(LogError::MissingHeader {
-        seq,
-        header: "Nats-Expected-Last-Subject-Sequence",
-    })?;
-    let traceparent = headers
-        .get(headers::TRACEPARENT)
-        .map(|v| v.as_str().to_owned());
-    Ok(Stored {
-        seq,
-        prev_seq,
-        commit,
-        traceparent,
-    })
+    let prev_seq = header_u64(headers, headers::EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(), seq)
+        .ok_or(LogError::MissingHeader { seq, header: "Nats-Expected-Last-Subject-Sequence" })?;
+    let traceparent = headers.get(headers::TRACEPARENT).map(|v| v.as_str().to_owned());
+    Ok(Stored { seq, prev_seq, commit, traceparent })
 }
 
 fn version_header(headers: &HeaderMap, seq: u64) -> Result<u64, LogError> {
-    header_u64(headers, headers::VERSION, seq).ok_or(LogError::MissingHeader {
-        seq,
-        header: headers::VERSION,
-    })
+    header_u64(headers, headers::VERSION, seq)
+        .ok_or(LogError::MissingHeader { seq, header: headers::VERSION })
 }
 
 fn header_u64(headers: &HeaderMap, name: &str, _seq: u64) -> Option<u64> {

@@ -40,26 +40,17 @@ pub async fn apply(js: &jetstream::Context, replicas: usize) -> Result<Applied, 
             if matches!(e.kind(), GetStreamErrorKind::JetStream(ref js)
                 if js.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
         {
-            js.create_stream(config)
-                .await
-                .map_err(LogError::unavailable)?;
+            js.create_stream(config).await.map_err(LogError::unavailable)?;
             return Ok(Applied::Created);
         }
         Err(e) => return Err(LogError::unavailable(e)),
     };
-    let actual = existing
-        .info()
-        .await
-        .map_err(LogError::unavailable)?
-        .config
-        .clone();
+    let actual = existing.info().await.map_err(LogError::unavailable)?.config.clone();
     if differs(&declared, &config, &actual)? {
-        js.update_stream(config)
-            .await
-            .map_err(|e| LogError::IncompatibleStream {
-                stream: STREAM.to_owned(),
-                reason: e.to_string(),
-            })?;
+        js.update_stream(config).await.map_err(|e| LogError::IncompatibleStream {
+            stream: STREAM.to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(Applied::Updated)
     } else {
         Ok(Applied::Unchanged)
@@ -78,9 +69,7 @@ fn differs(
     };
     let (wanted, actual) = (normalize(config)?, normalize(actual)?);
     let Some(keys) = declared.as_object() else {
-        return Err(LogError::Invalid(
-            "infra/jetstream/rooms.json is not an object".into(),
-        ));
+        return Err(LogError::Invalid("infra/jetstream/rooms.json is not an object".into()));
     };
     Ok(keys.keys().any(|key| wanted.get(key) != actual.get(key)))
 }

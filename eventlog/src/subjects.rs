@@ -25,9 +25,7 @@ pub fn live(room: &RoomId) -> String {
 
 /// The room of a `chanshare.room.<room>` or `chanshare.live.<room>` subject.
 pub fn room_of(subject: &str) -> Option<RoomId> {
-    let id = subject
-        .strip_prefix(ROOM_PREFIX)
-        .or_else(|| subject.strip_prefix(LIVE_PREFIX))?;
+    let id = subject.strip_prefix(ROOM_PREFIX).or_else(|| subject.strip_prefix(LIVE_PREFIX))?;
     RoomId::new(id).ok()
 }
 

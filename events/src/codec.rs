@@ -59,9 +59,6 @@ fn exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     if rest.is_empty() {
         Ok(value)
     } else {
-        Err(CodecError::Corrupt(format!(
-            "{} trailing bytes",
-            rest.len()
-        )))
+        Err(CodecError::Corrupt(format!("{} trailing bytes", rest.len())))
     }
 }

@@ -60,32 +60,19 @@ pub struct Ctx {
 impl Ctx {
     /// A context with default limits.
     pub fn new(room: RoomId, actor: Actor, now_ms: u64) -> Self {
-        Self {
-            room,
-            actor,
-            now_ms,
-            limits: Limits::default(),
-        }
+        Self { room, actor, now_ms, limits: Limits::default() }
     }
 }
 
 /// Decides a command against a room: the events to append (empty when the command is accepted
 /// but changes nothing, e.g. `play` while playing), or why it is refused.
 pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Event>, Rejection> {
-    let d = Decision {
-        state,
-        ctx,
-        limits: &ctx.limits,
-    };
+    let d = Decision { state, ctx, limits: &ctx.limits };
     if !state.exists() {
         return match command {
-            Command::CreateRoom {
-                title,
-                source,
-                settings,
-                name,
-                items,
-            } => d.create(title, source, settings, name, items),
+            Command::CreateRoom { title, source, settings, name, items } => {
+                d.create(title, source, settings, name, items)
+            }
             _ => Err(Rejection::not_found("room does not exist")),
         };
     }
@@ -97,10 +84,9 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
             return match command {
                 Command::RefreshThread { items } => d.refresh(items),
                 Command::Close => d.close_idle(),
-                other => Err(Rejection::forbidden(format!(
-                    "the server does not issue {}",
-                    other.name()
-                ))),
+                other => {
+                    Err(Rejection::forbidden(format!("the server does not issue {}", other.name())))
+                }
             };
         }
         Actor::Member(me) => me,
@@ -110,9 +96,7 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         return Err(Rejection::forbidden("join the room first"));
     }
     if command.is_control() && state.settings.control == Control::Host && !d.is_host(me) {
-        return Err(Rejection::forbidden(
-            "only the host controls playback in this room",
-        ));
+        return Err(Rejection::forbidden("only the host controls playback in this room"));
     }
     match command {
         Command::CreateRoom { .. } => Err(Rejection::conflict("room already exists")),
@@ -133,17 +117,11 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         Command::DeleteChat { message_id } => d.delete_chat(me, &message_id),
         Command::SetControl { control } => {
             d.host_only(me)?;
-            Ok(changed(
-                state.settings.control != control,
-                Event::ControlChanged { control },
-            ))
+            Ok(changed(state.settings.control != control, Event::ControlChanged { control }))
         }
         Command::SetListed { listed } => {
             d.host_only(me)?;
-            Ok(changed(
-                state.settings.listed != listed,
-                Event::ListedChanged { listed },
-            ))
+            Ok(changed(state.settings.listed != listed, Event::ListedChanged { listed }))
         }
         Command::Kick { member_id } => d.kick(me, member_id),
         Command::TransferHost { member_id } => d.transfer_host(me, member_id),
@@ -151,9 +129,9 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
             d.host_only(me)?;
             Ok(d.close(CloseReason::Host))
         }
-        Command::RefreshThread { .. } => Err(Rejection::forbidden(
-            "only the thread watcher refreshes a thread",
-        )),
+        Command::RefreshThread { .. } => {
+            Err(Rejection::forbidden("only the thread watcher refreshes a thread"))
+        }
     }
 }
 
@@ -189,9 +167,7 @@ impl Decision<'_> {
         items: Vec<Media>,
     ) -> Result<Vec<Event>, Rejection> {
         let Actor::Member(host) = &self.ctx.actor else {
-            return Err(Rejection::forbidden(
-                "a room is created by its first member",
-            ));
+            return Err(Rejection::forbidden("a room is created by its first member"));
         };
         let room_id = self.ctx.room.clone();
         let name = clean_text("name", &name, self.limits.max_name_chars, false)?;
@@ -199,13 +175,9 @@ impl Decision<'_> {
             Source::Chan { board, thread } => {
                 if board.is_empty()
                     || board.len() > 10
-                    || !board
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    || !board.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
                 {
-                    return Err(Rejection::invalid(
-                        "board must be 1 to 10 characters a-z0-9",
-                    ));
+                    return Err(Rejection::invalid("board must be 1 to 10 characters a-z0-9"));
                 }
                 if *thread == 0 {
                     return Err(Rejection::invalid("thread number must be positive"));
@@ -214,9 +186,7 @@ impl Decision<'_> {
             }
             Source::Urls(urls) => {
                 if !items.is_empty() {
-                    return Err(Rejection::invalid(
-                        "a url room takes its items from its urls",
-                    ));
+                    return Err(Rejection::invalid("a url room takes its items from its urls"));
                 }
                 if urls.is_empty() {
                     return Err(Rejection::invalid("a url room needs at least one url"));
@@ -239,19 +209,9 @@ impl Decision<'_> {
             clean_text("title", &title, self.limits.max_title_chars, false)?
         };
         let mut events = vec![
-            Event::RoomCreated {
-                room_id,
-                title,
-                source,
-                settings,
-            },
-            Event::MemberJoined {
-                member_id: host.clone(),
-                name,
-            },
-            Event::HostChanged {
-                member_id: Some(host.clone()),
-            },
+            Event::RoomCreated { room_id, title, source, settings },
+            Event::MemberJoined { member_id: host.clone(), name },
+            Event::HostChanged { member_id: Some(host.clone()) },
         ];
         events.extend(self.append_items(media));
         Ok(events)
@@ -265,9 +225,7 @@ impl Decision<'_> {
         let mut events = Vec::new();
         match self.state.member(me) {
             Some(member) if member.online => {}
-            Some(_) => events.push(Event::MemberReturned {
-                member_id: me.clone(),
-            }),
+            Some(_) => events.push(Event::MemberReturned { member_id: me.clone() }),
             None => {
                 if self.state.members.len() >= self.limits.max_members {
                     let Some(oldest) = self.state.members.iter().find(|m| !m.online) else {
@@ -278,17 +236,11 @@ impl Decision<'_> {
                         reason: RemovalReason::Pruned,
                     });
                 }
-                events.push(Event::MemberJoined {
-                    member_id: me.clone(),
-                    name: name.clone(),
-                });
+                events.push(Event::MemberJoined { member_id: me.clone(), name: name.clone() });
             }
         }
         if let Some(member) = self.state.member(me).filter(|m| m.name != name) {
-            events.push(Event::MemberRenamed {
-                member_id: member.member_id.clone(),
-                name,
-            });
+            events.push(Event::MemberRenamed { member_id: member.member_id.clone(), name });
         }
         // Someone online must be host: the joiner takes over from an absent or offline host
         // (a pruned member was offline). A returning host is host still.
@@ -297,9 +249,7 @@ impl Decision<'_> {
             None => false,
         };
         if !host_stays {
-            events.push(Event::HostChanged {
-                member_id: Some(me.clone()),
-            });
+            events.push(Event::HostChanged { member_id: Some(me.clone()) });
         }
         Ok(events)
     }
@@ -310,24 +260,17 @@ impl Decision<'_> {
         };
         let mut events = match reason {
             LeaveReason::Left => {
-                vec![Event::MemberLeft {
-                    member_id: me.clone(),
-                    reason: RemovalReason::Left,
-                }]
+                vec![Event::MemberLeft { member_id: me.clone(), reason: RemovalReason::Left }]
             }
             LeaveReason::Timeout if member.online => {
-                vec![Event::MemberWentOffline {
-                    member_id: me.clone(),
-                }]
+                vec![Event::MemberWentOffline { member_id: me.clone() }]
             }
             LeaveReason::Timeout => return Vec::new(),
         };
         if self.is_host(me) {
             let successor = self.successor(me);
             match (successor, reason) {
-                (Some(next), _) => events.push(Event::HostChanged {
-                    member_id: Some(next),
-                }),
+                (Some(next), _) => events.push(Event::HostChanged { member_id: Some(next) }),
                 (None, LeaveReason::Left) => events.push(Event::HostChanged { member_id: None }),
                 // Nobody else is online: the host stays host, offline, until someone comes.
                 (None, LeaveReason::Timeout) => {}
@@ -353,10 +296,7 @@ impl Decision<'_> {
         if self.state.member(&target).is_none() {
             return Err(Rejection::not_found("no such member"));
         }
-        Ok(vec![Event::MemberLeft {
-            member_id: target,
-            reason: RemovalReason::Kicked,
-        }])
+        Ok(vec![Event::MemberLeft { member_id: target, reason: RemovalReason::Kicked }])
     }
 
     fn transfer_host(&self, me: &MemberId, target: MemberId) -> Result<Vec<Event>, Rejection> {
@@ -367,22 +307,14 @@ impl Decision<'_> {
         match self.state.member(&target) {
             None => Err(Rejection::not_found("no such member")),
             Some(m) if !m.online => Err(Rejection::invalid("the new host must be online")),
-            Some(_) => Ok(vec![Event::HostChanged {
-                member_id: Some(target),
-            }]),
+            Some(_) => Ok(vec![Event::HostChanged { member_id: Some(target) }]),
         }
     }
 
     fn rename(&self, me: &MemberId, name: String) -> Result<Vec<Event>, Rejection> {
         let name = clean_text("name", &name, self.limits.max_name_chars, false)?;
         let unchanged = self.state.member(me).is_some_and(|m| m.name == name);
-        Ok(changed(
-            !unchanged,
-            Event::MemberRenamed {
-                member_id: me.clone(),
-                name,
-            },
-        ))
+        Ok(changed(!unchanged, Event::MemberRenamed { member_id: me.clone(), name }))
     }
 
     fn chat(&self, me: &MemberId, text: String) -> Result<Vec<Event>, Rejection> {
@@ -401,13 +333,9 @@ impl Decision<'_> {
             return Err(Rejection::not_found("no such message"));
         };
         if &message.member_id != me && !self.is_host(me) {
-            return Err(Rejection::forbidden(
-                "only its author or the host can delete a message",
-            ));
+            return Err(Rejection::forbidden("only its author or the host can delete a message"));
         }
-        Ok(vec![Event::ChatDeleted {
-            message_id: id.clone(),
-        }])
+        Ok(vec![Event::ChatDeleted { message_id: id.clone() }])
     }
 
     fn close_idle(&self) -> Result<Vec<Event>, Rejection> {
@@ -452,16 +380,9 @@ impl Decision<'_> {
         if !matches!(self.state.source, Some(Source::Chan { .. })) {
             return Err(Rejection::invalid("only a thread room can be refreshed"));
         }
-        let mut seen: std::collections::BTreeSet<&str> = self
-            .state
-            .playlist
-            .iter()
-            .filter_map(|i| i.media.source_key.as_deref())
-            .collect();
-        let room = self
-            .limits
-            .max_items
-            .saturating_sub(self.state.playlist.len());
+        let mut seen: std::collections::BTreeSet<&str> =
+            self.state.playlist.iter().filter_map(|i| i.media.source_key.as_deref()).collect();
+        let room = self.limits.max_items.saturating_sub(self.state.playlist.len());
         let fresh: Vec<Media> = media
             .iter()
             .filter(|m| m.source_key.as_deref().is_some_and(|key| seen.insert(key)))
@@ -480,10 +401,7 @@ impl Decision<'_> {
         let items: Vec<_> = media
             .into_iter()
             .zip(first..)
-            .map(|(media, n)| crate::model::Item {
-                item_id: ItemId::nth(n),
-                media,
-            })
+            .map(|(media, n)| crate::model::Item { item_id: ItemId::nth(n), media })
             .collect();
         let mut events = Vec::with_capacity(2);
         let first_id = items[0].item_id.clone();
@@ -495,18 +413,14 @@ impl Decision<'_> {
     }
 
     fn urls_to_media(&self, urls: &[String]) -> Result<Vec<Media>, Rejection> {
-        urls.iter()
-            .map(|url| url_media(url, self.limits.max_url_bytes))
-            .collect()
+        urls.iter().map(|url| url_media(url, self.limits.max_url_bytes)).collect()
     }
 
     fn remove_item(&self, item_id: &ItemId) -> Result<Vec<Event>, Rejection> {
         let Some(index) = self.state.item_index(item_id) else {
             return Err(Rejection::not_found("no such item"));
         };
-        let mut events = vec![Event::ItemRemoved {
-            item_id: item_id.clone(),
-        }];
+        let mut events = vec![Event::ItemRemoved { item_id: item_id.clone() }];
         if self.state.playback.item_id.as_ref() == Some(item_id) {
             let playlist = &self.state.playlist;
             let replacement = playlist
@@ -529,18 +443,13 @@ impl Decision<'_> {
                 self.state.playlist.len() - 1
             )));
         }
-        Ok(changed(
-            from != to as usize,
-            Event::ItemMoved { item_id, to },
-        ))
+        Ok(changed(from != to as usize, Event::ItemMoved { item_id, to }))
     }
 
     // Playback.
 
     fn current(&self) -> Result<usize, Rejection> {
-        self.state
-            .current_index()
-            .ok_or_else(|| Rejection::invalid("the playlist is empty"))
+        self.state.current_index().ok_or_else(|| Rejection::invalid("the playlist is empty"))
     }
 
     fn play(&self) -> Result<Vec<Event>, Rejection> {
@@ -562,13 +471,9 @@ impl Decision<'_> {
     fn seek(&self, position_ms: u64) -> Result<Vec<Event>, Rejection> {
         self.current()?;
         if position_ms > self.limits.max_position_ms {
-            return Err(Rejection::invalid(
-                "position is beyond the longest supported item",
-            ));
+            return Err(Rejection::invalid("position is beyond the longest supported item"));
         }
-        Ok(vec![self.playback(PlaybackCause::Seek, |p| {
-            p.position_ms = position_ms
-        })])
+        Ok(vec![self.playback(PlaybackCause::Seek, |p| p.position_ms = position_ms)])
     }
 
     fn set_rate(&self, factor: f64) -> Result<Vec<Event>, Rejection> {
@@ -589,15 +494,8 @@ impl Decision<'_> {
         {
             return Err(Rejection::conflict("the room already moved on"));
         }
-        let cause = if by > 0 {
-            PlaybackCause::Next
-        } else {
-            PlaybackCause::Previous
-        };
-        match current
-            .checked_add_signed(by)
-            .and_then(|i| self.state.playlist.get(i))
-        {
+        let cause = if by > 0 { PlaybackCause::Next } else { PlaybackCause::Previous };
+        match current.checked_add_signed(by).and_then(|i| self.state.playlist.get(i)) {
             Some(item) => Ok(vec![self.switch(
                 cause,
                 Some(item.item_id.clone()),
@@ -657,17 +555,10 @@ fn clean_text(
         return Err(Rejection::invalid(format!("{what} is empty")));
     }
     if text.chars().count() > max_chars {
-        return Err(Rejection::invalid(format!(
-            "{what} is longer than {max_chars} characters"
-        )));
+        return Err(Rejection::invalid(format!("{what} is longer than {max_chars} characters")));
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && !(multiline && c == '\n'))
-    {
-        return Err(Rejection::invalid(format!(
-            "{what} contains control characters"
-        )));
+    if text.chars().any(|c| c.is_control() && !(multiline && c == '\n')) {
+        return Err(Rejection::invalid(format!("{what} contains control characters")));
     }
     Ok(text.to_owned())
 }
@@ -680,10 +571,7 @@ fn url_media(url: &str, max_bytes: usize) -> Result<Media, Rejection> {
     if url.len() > max_bytes {
         return Err(bad("too long"));
     }
-    let Some(rest) = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-    else {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
         return Err(bad("only http and https urls can be played"));
     };
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -694,13 +582,8 @@ fn url_media(url: &str, max_bytes: usize) -> Result<Media, Rejection> {
         return Err(bad("no host"));
     }
     let path = path.split(['?', '#']).next().unwrap_or_default();
-    let file = path
-        .rsplit('/')
-        .find(|segment| !segment.is_empty())
-        .unwrap_or(host);
-    let extension = file
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase());
+    let file = path.rsplit('/').find(|segment| !segment.is_empty()).unwrap_or(host);
+    let extension = file.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
     let kind = match extension {
         Some(ext) if IMAGE_EXTENSIONS.contains(&ext.as_str()) => ItemKind::Image,
         _ => ItemKind::Video,

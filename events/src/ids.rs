@@ -204,11 +204,7 @@ const SYSTEM: &str = "@system";
 impl TryFrom<String> for Actor {
     type Error = IdError;
     fn try_from(value: String) -> Result<Self, IdError> {
-        if value == SYSTEM {
-            Ok(Self::System)
-        } else {
-            MemberId::new(value).map(Self::Member)
-        }
+        if value == SYSTEM { Ok(Self::System) } else { MemberId::new(value).map(Self::Member) }
     }
 }
 

@@ -21,9 +21,7 @@ pub fn to_value<T: Serialize>(value: &T) -> Result<Value, serde_json::Error> {
             };
             match inner {
                 Value::Object(fields) => Ok(tagged(tag, fields)),
-                _ => Err(serde_json::Error::custom(
-                    "only unit and struct variants are supported",
-                )),
+                _ => Err(serde_json::Error::custom("only unit and struct variants are supported")),
             }
         }
         _ => Err(serde_json::Error::custom("not an enum value")),
@@ -34,9 +32,7 @@ pub fn to_value<T: Serialize>(value: &T) -> Result<Value, serde_json::Error> {
 /// and wrong field types are errors.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
     let Value::Object(mut fields) = value else {
-        return Err(serde_json::Error::custom(
-            "expected an object with a \"type\" field",
-        ));
+        return Err(serde_json::Error::custom("expected an object with a \"type\" field"));
     };
     let tag = match fields.remove("type") {
         Some(Value::String(tag)) => tag,
@@ -49,10 +45,7 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Er
             return Ok(value);
         }
     }
-    serde_json::from_value(Value::Object(Map::from_iter([(
-        tag,
-        Value::Object(fields),
-    )])))
+    serde_json::from_value(Value::Object(Map::from_iter([(tag, Value::Object(fields))])))
 }
 
 /// Parses a `{"type": …}` JSON text.
@@ -75,9 +68,7 @@ pub mod tagged {
     /// Serializes.
     pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            super::to_value(value)
-                .map_err(serde::ser::Error::custom)?
-                .serialize(s)
+            super::to_value(value).map_err(serde::ser::Error::custom)?.serialize(s)
         } else {
             value.serialize(s)
         }

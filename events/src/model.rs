@@ -41,10 +41,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            control: Control::Everyone,
-            listed: true,
-        }
+        Self { control: Control::Everyone, listed: true }
     }
 }
 
@@ -113,11 +110,7 @@ struct Flat {
 impl Serialize for Item {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            FlatRef {
-                item_id: &self.item_id,
-                media: &self.media,
-            }
-            .serialize(serializer)
+            FlatRef { item_id: &self.item_id, media: &self.media }.serialize(serializer)
         } else {
             (&self.item_id, &self.media).serialize(serializer)
         }

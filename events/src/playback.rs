@@ -99,10 +99,6 @@ impl Playback {
 
     /// The same playback re-anchored at `now_ms` (position carried forward).
     pub fn reanchored(&self, now_ms: u64) -> Playback {
-        Playback {
-            position_ms: self.position_at(now_ms),
-            anchor_ms: now_ms,
-            ..self.clone()
-        }
+        Playback { position_ms: self.position_at(now_ms), anchor_ms: now_ms, ..self.clone() }
     }
 }

@@ -66,10 +66,7 @@ impl RoomState {
 
     /// The index of the current item.
     pub fn current_index(&self) -> Option<usize> {
-        self.playback
-            .item_id
-            .as_ref()
-            .and_then(|id| self.item_index(id))
+        self.playback.item_id.as_ref().and_then(|id| self.item_index(id))
     }
 
     /// How many members are online.
@@ -126,12 +123,7 @@ impl RoomState {
 /// Applies one event. Events are facts: this never refuses one and never decides anything.
 pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
     match event {
-        Event::RoomCreated {
-            room_id,
-            title,
-            source,
-            settings,
-        } => {
+        Event::RoomCreated { room_id, title, source, settings } => {
             state.room_id = Some(room_id.clone());
             state.title.clone_from(title);
             state.source = Some(source.clone());

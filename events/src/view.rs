@@ -75,16 +75,7 @@ impl RoomState {
 
     /// One member in its pinned JSON shape.
     pub fn member_view<'a>(&'a self, m: &'a crate::model::Member) -> MemberView<'a> {
-        let role = if self.host.as_ref() == Some(&m.member_id) {
-            Role::Host
-        } else {
-            Role::Member
-        };
-        MemberView {
-            member_id: &m.member_id,
-            name: &m.name,
-            role,
-            online: m.online,
-        }
+        let role = if self.host.as_ref() == Some(&m.member_id) { Role::Host } else { Role::Member };
+        MemberView { member_id: &m.member_id, name: &m.name, role, online: m.online }
     }
 }

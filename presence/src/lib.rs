@@ -84,10 +84,7 @@ impl Presence {
             .arg(-1)
             .query_async(&mut self.redis.clone())
             .await?;
-        Ok(names
-            .into_iter()
-            .filter_map(|name| RoomId::new(name).ok())
-            .collect())
+        Ok(names.into_iter().filter_map(|name| RoomId::new(name).ok()).collect())
     }
 
     /// The last heartbeat of each member of `room`.
@@ -99,10 +96,7 @@ impl Presence {
             .arg("WITHSCORES")
             .query_async(&mut self.redis.clone())
             .await?;
-        Ok(pairs
-            .into_iter()
-            .filter_map(|(m, at)| MemberId::new(m).ok().map(|m| (m, at)))
-            .collect())
+        Ok(pairs.into_iter().filter_map(|(m, at)| MemberId::new(m).ok().map(|m| (m, at))).collect())
     }
 
     /// Drops a member's heartbeats (they left).

@@ -28,12 +28,7 @@ impl Replica {
         let client = nats.client().await;
         let (log, _) = EventLog::connect(client.clone(), 1).await.unwrap();
         let metrics = commands::Metrics::new(&prometheus::Registry::new()).unwrap();
-        let handler = Arc::new(Handler::new(
-            log,
-            events::Limits::default(),
-            16 << 20,
-            metrics,
-        ));
+        let handler = Arc::new(Handler::new(log, events::Limits::default(), 16 << 20, metrics));
         Self::start_with(nats, redis, reaper, handler).await
     }
 
@@ -45,11 +40,8 @@ impl Replica {
     ) -> Replica {
         let client = nats.client().await;
         let metrics = commands::Metrics::new(&prometheus::Registry::new()).unwrap();
-        let redis = redis::Client::open(redis.url())
-            .unwrap()
-            .get_connection_manager()
-            .await
-            .unwrap();
+        let redis =
+            redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
         let service = Service {
             handler: handler.clone(),
             provisioner: Arc::new(commands::Provisioner::new(
@@ -80,19 +72,12 @@ impl Replica {
                 .publish_with_reply("$SRV.PING.chanshare-commands", "probe.pong", "".into())
                 .await
                 .unwrap();
-            if tokio::time::timeout(Duration::from_millis(200), pongs.next())
-                .await
-                .is_ok()
-            {
+            if tokio::time::timeout(Duration::from_millis(200), pongs.next()).await.is_ok() {
                 break;
             }
             assert!(Instant::now() < deadline, "commands service did not start");
         }
-        Replica {
-            stop: Some(stop),
-            task,
-            handler,
-        }
+        Replica { stop: Some(stop), task, handler }
     }
 
     async fn stop(mut self) -> Arc<Handler> {
@@ -122,10 +107,7 @@ fn new_id() -> CommandId {
 
 async fn send(client: &async_nats::Client, room: &RoomId, request: &Request) -> Reply {
     let body = serde_json::to_vec(request).unwrap();
-    let response = client
-        .request(command_subject(room), body.into())
-        .await
-        .unwrap();
+    let response = client.request(command_subject(room), body.into()).await.unwrap();
     serde_json::from_slice(&response.payload).unwrap()
 }
 
@@ -138,21 +120,18 @@ async fn command(
     send(
         client,
         room,
-        &Request {
-            id: new_id(),
-            actor: Actor::Member(actor.clone()),
-            command,
-            traceparent: None,
-        },
+        &Request { id: new_id(), actor: Actor::Member(actor.clone()), command, traceparent: None },
     )
     .await
 }
 
+async fn join(client: &async_nats::Client, room: &RoomId, who: &MemberId, name: &str) -> Reply {
+    command(client, room, who, Command::Join { name: name.into() }).await
+}
+
 async fn create(client: &async_nats::Client, request: CreateRequest) -> CreateReply {
-    let response = client
-        .request(CREATE_SUBJECT, serde_json::to_vec(&request).unwrap().into())
-        .await
-        .unwrap();
+    let response =
+        client.request(CREATE_SUBJECT, serde_json::to_vec(&request).unwrap().into()).await.unwrap();
     serde_json::from_slice(&response.payload).unwrap()
 }
 
@@ -172,12 +151,7 @@ async fn url_room(client: &async_nats::Client, control: Control) -> (RoomId, Mem
     )
     .await;
     match reply {
-        CreateReply::Created {
-            room_id,
-            member_id,
-            host_token,
-            version,
-        } => {
+        CreateReply::Created { room_id, member_id, host_token, version } => {
             assert_eq!(version, 1);
             (room_id, member_id, host_token)
         }
@@ -187,18 +161,11 @@ async fn url_room(client: &async_nats::Client, control: Control) -> (RoomId, Mem
 
 async fn history(nats: &NatsServer, room: &RoomId) -> Vec<Stored> {
     let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
-    log.read(room, 0)
-        .await
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect()
-        .await
+    log.read(room, 0).await.unwrap().map(|c| c.unwrap()).collect().await
 }
 
 fn fold(history: &[Stored]) -> RoomState {
-    history.iter().fold(RoomState::default(), |state, stored| {
-        state.apply(&stored.commit)
-    })
+    history.iter().fold(RoomState::default(), |state, stored| state.apply(&stored.commit))
 }
 
 #[tokio::test]
@@ -208,13 +175,8 @@ async fn create_a_url_room_with_a_valid_host_token() {
     let client = nats.client().await;
     let (room, host, token) = url_room(&client, Control::Everyone).await;
     assert_eq!(room.as_str().split('-').count(), 4, "a readable id: {room}");
-    let claims = tokens::Signer::new(SECRET.as_bytes())
-        .verify(&token, &room, 0)
-        .unwrap();
-    assert_eq!(
-        (claims.member, claims.role),
-        (host.clone(), tokens::Role::Host)
-    );
+    let claims = tokens::Signer::new(SECRET.as_bytes()).verify(&token, &room, 0).unwrap();
+    assert_eq!((claims.member, claims.role), (host.clone(), tokens::Role::Host));
     let state = fold(&history(&nats, &room).await);
     assert_eq!(state.title, "test night");
     assert_eq!(state.playlist.len(), 2);
@@ -241,13 +203,7 @@ async fn bad_create_requests_are_rejected_and_store_nothing() {
             .unwrap();
         let reply: CreateReply = serde_json::from_slice(&response.payload).unwrap();
         assert!(
-            matches!(
-                reply,
-                CreateReply::Rejected {
-                    code: RejectCode::Invalid,
-                    ..
-                }
-            ),
+            matches!(reply, CreateReply::Rejected { code: RejectCode::Invalid, .. }),
             "{body}: {reply:?}"
         );
     }
@@ -256,26 +212,14 @@ async fn bad_create_requests_are_rejected_and_store_nothing() {
         &client,
         CreateRequest {
             title: None,
-            source: Source::Chan {
-                board: "wsg".into(),
-                thread: 5812345,
-            },
+            source: Source::Chan { board: "wsg".into(), thread: 5812345 },
             control: None,
             listed: None,
             name: None,
         },
     )
     .await;
-    assert!(
-        matches!(
-            reply,
-            CreateReply::Error {
-                code: RejectCode::Unavailable,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
+    assert!(matches!(reply, CreateReply::Error { code: RejectCode::Unavailable, .. }), "{reply:?}");
     let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
     assert_eq!(log.last_seq().await.unwrap(), 0, "nothing stored");
     replica.stop().await;
@@ -286,10 +230,7 @@ async fn the_service_is_discoverable() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let replica = Replica::start(&nats, &redis, quiet_reaper()).await;
     let client = nats.client().await;
-    let info = client
-        .request("$SRV.INFO.chanshare-commands", "".into())
-        .await
-        .unwrap();
+    let info = client.request("$SRV.INFO.chanshare-commands", "".into()).await.unwrap();
     let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
     let subjects: BTreeSet<_> = info["endpoints"]
         .as_array()
@@ -299,10 +240,7 @@ async fn the_service_is_discoverable() {
         .collect();
     assert_eq!(
         subjects,
-        BTreeSet::from([
-            "chanshare.cmd.*".to_owned(),
-            "chanshare.rooms.create".to_owned()
-        ])
+        BTreeSet::from(["chanshare.cmd.*".to_owned(), "chanshare.rooms.create".to_owned()])
     );
     replica.stop().await;
 }
@@ -314,44 +252,16 @@ async fn host_only_control_transfer_close_and_invalid_payloads() {
     let client = nats.client().await;
     let (room, host, _) = url_room(&client, Control::Host).await;
     let alice = member("malice");
-    assert!(matches!(
-        command(
-            &client,
-            &room,
-            &alice,
-            Command::Join {
-                name: "alice".into()
-            }
-        )
-        .await,
-        Reply::Accepted { version: 2 }
-    ));
+    assert!(matches!(join(&client, &room, &alice, "alice").await, Reply::Accepted { version: 2 }));
 
     let reply = command(&client, &room, &alice, Command::Play).await;
-    assert!(
-        matches!(
-            reply,
-            Reply::Rejected {
-                code: RejectCode::Forbidden,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
+    assert!(matches!(reply, Reply::Rejected { code: RejectCode::Forbidden, .. }), "{reply:?}");
     assert!(matches!(
         command(&client, &room, &host, Command::Play).await,
         Reply::Accepted { version: 3 }
     ));
     assert!(matches!(
-        command(
-            &client,
-            &room,
-            &host,
-            Command::TransferHost {
-                member_id: alice.clone()
-            }
-        )
-        .await,
+        command(&client, &room, &host, Command::TransferHost { member_id: alice.clone() }).await,
         Reply::Accepted { version: 4 }
     ));
     assert!(matches!(
@@ -360,13 +270,7 @@ async fn host_only_control_transfer_close_and_invalid_payloads() {
     ));
     let reply = command(&client, &room, &host, Command::Play).await;
     assert!(
-        matches!(
-            reply,
-            Reply::Rejected {
-                code: RejectCode::Forbidden,
-                ..
-            }
-        ),
+        matches!(reply, Reply::Rejected { code: RejectCode::Forbidden, .. }),
         "roles swapped: {reply:?}"
     );
 
@@ -396,56 +300,20 @@ async fn host_only_control_transfer_close_and_invalid_payloads() {
         let body: &'static str = Box::leak(body.into_boxed_str());
         let reply = raw(subject.clone(), body).await;
         assert!(
-            matches!(
-                reply,
-                Reply::Rejected {
-                    code: RejectCode::Invalid,
-                    ..
-                }
-            ),
+            matches!(reply, Reply::Rejected { code: RejectCode::Invalid, .. }),
             "{body}: {reply:?}"
         );
     }
     let reply = raw("chanshare.cmd.Bad_Room".into(), "{}").await;
-    assert!(
-        matches!(
-            reply,
-            Reply::Rejected {
-                code: RejectCode::Invalid,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
-    assert_eq!(
-        history(&nats, &room).await.len(),
-        before,
-        "nothing appended"
-    );
+    assert!(matches!(reply, Reply::Rejected { code: RejectCode::Invalid, .. }), "{reply:?}");
+    assert_eq!(history(&nats, &room).await.len(), before, "nothing appended");
 
     assert!(matches!(
         command(&client, &room, &alice, Command::Close).await,
         Reply::Accepted { .. }
     ));
-    let reply = command(
-        &client,
-        &room,
-        &alice,
-        Command::Chat {
-            text: "anyone?".into(),
-        },
-    )
-    .await;
-    assert!(
-        matches!(
-            reply,
-            Reply::Rejected {
-                code: RejectCode::Closed,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
+    let reply = command(&client, &room, &alice, Command::Chat { text: "anyone?".into() }).await;
+    assert!(matches!(reply, Reply::Rejected { code: RejectCode::Closed, .. }), "{reply:?}");
     replica.stop().await;
 }
 
@@ -464,21 +332,12 @@ async fn fifty_concurrent_clients_through_two_replicas() {
             tokio::spawn(async move {
                 let me = member(&format!("m{n}"));
                 let mut accepted = Vec::new();
-                let mut sent = vec![(
-                    new_id(),
-                    Command::Join {
-                        name: format!("client {n}"),
-                    },
-                )];
+                let mut sent = vec![(new_id(), Command::Join { name: format!("client {n}") })];
                 for k in 0..19 {
                     let command = match k % 4 {
-                        0 => Command::Chat {
-                            text: format!("hello {k} from {n}"),
-                        },
+                        0 => Command::Chat { text: format!("hello {k} from {n}") },
                         1 => Command::Play,
-                        2 => Command::Seek {
-                            position_ms: (n * 1000 + k) as u64,
-                        },
+                        2 => Command::Seek { position_ms: (n * 1000 + k) as u64 },
                         _ => Command::Pause,
                     };
                     sent.push((new_id(), command));
@@ -495,10 +354,9 @@ async fn fifty_concurrent_clients_through_two_replicas() {
                         match send(&client, &room, &request).await {
                             Reply::Accepted { version } => accepted.push((id, version)),
                             Reply::Rejected { .. } => {}
-                            Reply::Error {
-                                code: RejectCode::Conflict,
-                                ..
-                            } if attempt < 10 => continue,
+                            Reply::Error { code: RejectCode::Conflict, .. } if attempt < 10 => {
+                                continue;
+                            }
                             Reply::Error { code, message } => panic!("{code}: {message}"),
                         }
                         break;
@@ -514,34 +372,18 @@ async fn fifty_concurrent_clients_through_two_replicas() {
     }
     let history = history(&nats, &room).await;
     let versions: Vec<u64> = history.iter().map(|s| s.commit.version).collect();
-    assert_eq!(
-        versions,
-        (1..=history.len() as u64).collect::<Vec<_>>(),
-        "contiguous"
-    );
-    let stored: BTreeMap<CommandId, u64> = history
-        .iter()
-        .map(|s| (s.commit.command_id, s.commit.version))
-        .collect();
+    assert_eq!(versions, (1..=history.len() as u64).collect::<Vec<_>>(), "contiguous");
+    let stored: BTreeMap<CommandId, u64> =
+        history.iter().map(|s| (s.commit.command_id, s.commit.version)).collect();
     assert_eq!(stored.len(), history.len(), "every command id once");
     for (id, version) in &accepted {
         // No-ops (play while playing) are accepted at the room's version without a commit.
         if let Some(stored_version) = stored.get(id) {
-            assert_eq!(
-                stored_version, version,
-                "the reply names the commit's version"
-            );
+            assert_eq!(stored_version, version, "the reply names the commit's version");
         }
     }
-    let unsent: Vec<_> = stored
-        .keys()
-        .filter(|id| !accepted.contains_key(id))
-        .collect();
-    assert_eq!(
-        unsent.len(),
-        1,
-        "only the create commit was not sent by a client: {unsent:?}"
-    );
+    let unsent: Vec<_> = stored.keys().filter(|id| !accepted.contains_key(id)).collect();
+    assert_eq!(unsent.len(), 1, "only the create commit was not sent by a client: {unsent:?}");
     let folded = fold(&history);
     assert_eq!(folded.members.len(), 51);
     assert_eq!(folded.messages_posted, 250);
@@ -565,9 +407,7 @@ async fn a_retried_command_is_stored_once_with_the_same_reply() {
     let request = Request {
         id: new_id(),
         actor: Actor::Member(host.clone()),
-        command: Command::Chat {
-            text: "once".into(),
-        },
+        command: Command::Chat { text: "once".into() },
         traceparent: None,
     };
     let first = send(&client, &room, &request).await;
@@ -577,20 +417,12 @@ async fn a_retried_command_is_stored_once_with_the_same_reply() {
     let bad = Request {
         id: new_id(),
         actor: Actor::Member(host.clone()),
-        command: Command::Jump {
-            item_id: events::ItemId::nth(99),
-        },
+        command: Command::Jump { item_id: events::ItemId::nth(99) },
         traceparent: None,
     };
-    assert_eq!(
-        send(&client, &room, &bad).await,
-        send(&client, &room, &bad).await
-    );
-    let chats = history(&nats, &room)
-        .await
-        .iter()
-        .filter(|s| s.commit.command_id == request.id)
-        .count();
+    assert_eq!(send(&client, &room, &bad).await, send(&client, &room, &bad).await);
+    let chats =
+        history(&nats, &room).await.iter().filter(|s| s.commit.command_id == request.id).count();
     assert_eq!(chats, 1);
     replica.stop().await;
 }
@@ -605,15 +437,7 @@ async fn a_retry_after_the_replica_died_mid_request() {
     let b = Replica::start(&nats, &redis, quiet_reaper()).await;
     let (room, host, _) = url_room(&client, Control::Everyone).await;
     assert!(matches!(
-        command(
-            &client,
-            &room,
-            &host,
-            Command::Chat {
-                text: "warm".into()
-            }
-        )
-        .await,
+        command(&client, &room, &host, Command::Chat { text: "warm".into() }).await,
         Reply::Accepted { version: 2 }
     ));
     let warm_handler = b.stop().await;
@@ -631,9 +455,7 @@ async fn a_retry_after_the_replica_died_mid_request() {
     let request = Request {
         id: new_id(),
         actor: Actor::Member(host.clone()),
-        command: Command::Chat {
-            text: "exactly once".into(),
-        },
+        command: Command::Chat { text: "exactly once".into() },
         traceparent: None,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -647,27 +469,14 @@ async fn a_retry_after_the_replica_died_mid_request() {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            Instant::now() < deadline,
-            "replica A never stored the command: {}",
-            a.log()
-        );
+        assert!(Instant::now() < deadline, "replica A never stored the command: {}", a.log());
     }
     drop(a); // SIGKILL
 
     let b = Replica::start_with(&nats, &redis, quiet_reaper(), warm_handler).await;
-    assert_eq!(
-        send(&client, &room, &request).await,
-        Reply::Accepted { version: 3 }
-    );
+    assert_eq!(send(&client, &room, &request).await, Reply::Accepted { version: 3 });
     let history = history(&nats, &room).await;
-    assert_eq!(
-        history
-            .iter()
-            .filter(|s| s.commit.command_id == request.id)
-            .count(),
-        1
-    );
+    assert_eq!(history.iter().filter(|s| s.commit.command_id == request.id).count(), 1);
     assert_eq!(history.len(), 3);
     b.stop().await;
 }
@@ -687,26 +496,11 @@ async fn two_reapers_time_out_a_member_once_and_close_an_idle_room_once() {
     let client = nats.client().await;
     let (room, host, _) = url_room(&client, Control::Everyone).await;
     let alice = member("malice");
-    assert!(matches!(
-        command(
-            &client,
-            &room,
-            &alice,
-            Command::Join {
-                name: "alice".into()
-            }
-        )
-        .await,
-        Reply::Accepted { .. }
-    ));
+    assert!(matches!(join(&client, &room, &alice, "alice").await, Reply::Accepted { .. }));
 
     // Alice's gateway keeps beating; the host's never does.
     let presence = presence::Presence::new(
-        redis::Client::open(redis.url())
-            .unwrap()
-            .get_connection_manager()
-            .await
-            .unwrap(),
+        redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap(),
     );
     let beat_room = room.clone();
     let beating = tokio::spawn(async move {
@@ -715,19 +509,12 @@ async fn two_reapers_time_out_a_member_once_and_close_an_idle_room_once() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis() as u64;
-            presence
-                .beat(&beat_room, &[member("malice")], now)
-                .await
-                .unwrap();
+            presence.beat(&beat_room, &[member("malice")], now).await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
     let state = wait_for(&nats, &room, |s| s.member(&host).is_some_and(|m| !m.online)).await;
-    assert_eq!(
-        state.host,
-        Some(alice.clone()),
-        "the host role moved to the member still online"
-    );
+    assert_eq!(state.host, Some(alice.clone()), "the host role moved to the member still online");
     beating.abort();
     let state = wait_for(&nats, &room, |s| s.closed.is_some()).await;
     assert_eq!(state.closed, Some(events::CloseReason::Idle));
@@ -735,11 +522,7 @@ async fn two_reapers_time_out_a_member_once_and_close_an_idle_room_once() {
 
     let history = history(&nats, &room).await;
     let count = |f: &dyn Fn(&Event) -> bool| {
-        history
-            .iter()
-            .flat_map(|s| &s.commit.events)
-            .filter(|e| f(e))
-            .count()
+        history.iter().flat_map(|s| &s.commit.events).filter(|e| f(e)).count()
     };
     assert_eq!(
         count(&|e| matches!(e, Event::MemberWentOffline { member_id } if *member_id == host)),
@@ -765,10 +548,7 @@ async fn wait_for(
         if done(&state) {
             return state;
         }
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached: {state:#?}"
-        );
+        assert!(Instant::now() < deadline, "condition not reached: {state:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

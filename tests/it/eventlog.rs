@@ -19,9 +19,7 @@ fn commit(room: &RoomId, version: u64, command_id: CommandId) -> Commit {
         command_id,
         actor: Actor::Member(MemberId::new("mtester").unwrap()),
         at_ms: 1_700_000_000_000 + version,
-        events: vec![Event::ListedChanged {
-            listed: version.is_multiple_of(2),
-        }],
+        events: vec![Event::ListedChanged { listed: version.is_multiple_of(2) }],
     }
 }
 
@@ -39,10 +37,7 @@ async fn append_n(log: &EventLog, room: &RoomId, n: u64) -> Vec<Position> {
     let mut positions = Vec::new();
     for _ in 0..n {
         let (seq, version) = head.map_or((0, 0), |h| (h.seq, h.version));
-        let appended = log
-            .append(seq, &commit(room, version + 1, new_id()), None)
-            .await
-            .unwrap();
+        let appended = log.append(seq, &commit(room, version + 1, new_id()), None).await.unwrap();
         assert!(!appended.duplicate);
         head = Some(appended.position);
         positions.push(appended.position);
@@ -102,10 +97,7 @@ async fn an_incompatible_stream_is_refused_with_a_clear_error() {
     .await
     .unwrap();
     let error = EventLog::connect(client, 1).await.unwrap_err();
-    assert!(
-        matches!(error, LogError::IncompatibleStream { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, LogError::IncompatibleStream { .. }), "{error}");
 }
 
 #[tokio::test]
@@ -117,10 +109,7 @@ async fn head_of_an_empty_room_and_after_appends() {
     let positions = append_n(&log, &r, 3).await;
     append_n(&log, &room("other-room"), 2).await;
     assert_eq!(log.head(&r).await.unwrap(), Some(positions[2]));
-    assert_eq!(
-        positions.iter().map(|p| p.version).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(positions.iter().map(|p| p.version).collect::<Vec<_>>(), [1, 2, 3]);
 }
 
 #[tokio::test]
@@ -129,10 +118,7 @@ async fn two_writers_conflict_and_the_loser_learns_the_head() {
     let log = log(&server).await;
     let r = room("race-room");
     let winner = log.append(0, &commit(&r, 1, new_id()), None).await.unwrap();
-    let loser = log
-        .append(0, &commit(&r, 1, new_id()), None)
-        .await
-        .unwrap_err();
+    let loser = log.append(0, &commit(&r, 1, new_id()), None).await.unwrap_err();
     match loser {
         LogError::Conflict { current } => assert_eq!(current, Some(winner.position)),
         other => panic!("expected a conflict, got {other}"),
@@ -156,22 +142,13 @@ async fn a_retried_command_is_stored_once() {
     ));
     // ...and a retry decided again on top of the new head is recognised as a duplicate, which
     // reports where the original landed.
-    let again = log
-        .append(first.position.seq, &commit(&r, 2, id), None)
-        .await
-        .unwrap();
+    let again = log.append(first.position.seq, &commit(&r, 2, id), None).await.unwrap();
     assert!(again.duplicate);
     assert_eq!(again.position, first.position);
     // The same command id in another room is another command (dedupe ids include the room).
-    let elsewhere = log
-        .append(0, &commit(&room("retry-other"), 1, id), None)
-        .await
-        .unwrap();
+    let elsewhere = log.append(0, &commit(&room("retry-other"), 1, id), None).await.unwrap();
     assert!(!elsewhere.duplicate);
-    assert_eq!(
-        versions(&collect(log.read(&r, 0).await.unwrap()).await),
-        [1]
-    );
+    assert_eq!(versions(&collect(log.read(&r, 0).await.unwrap()).await), [1]);
 }
 
 /// A new subscription is not seen by JetStream's republish at once, even after the server
@@ -183,10 +160,7 @@ async fn settle(log: &EventLog, r: &RoomId, live: &mut async_nats::Subscriber) -
     let mut head: Option<Position> = None;
     for _ in 0..20 {
         let (seq, version) = head.map_or((0, 0), |h| (h.seq, h.version));
-        let appended = log
-            .append(seq, &commit(r, version + 1, new_id()), None)
-            .await
-            .unwrap();
+        let appended = log.append(seq, &commit(r, version + 1, new_id()), None).await.unwrap();
         head = Some(appended.position);
         while let Ok(Some(message)) =
             tokio::time::timeout(Duration::from_millis(500), live.next()).await
@@ -209,39 +183,23 @@ async fn the_live_subject_carries_only_stored_commits() {
     let mut raw = client.subscribe(subjects::room(&r)).await.unwrap();
     client.flush().await.unwrap();
     let settled = settle(&log, &r, &mut live).await;
-    while tokio::time::timeout(Duration::from_millis(100), raw.next())
-        .await
-        .is_ok()
-    {}
+    while tokio::time::timeout(Duration::from_millis(100), raw.next()).await.is_ok() {}
 
     let id = new_id();
     let v = settled.version;
-    let first = log
-        .append(settled.seq, &commit(&r, v + 1, id), None)
-        .await
-        .unwrap();
-    log.append(settled.seq, &commit(&r, v + 1, new_id()), None)
-        .await
-        .unwrap_err(); // conflict
-    log.append(first.position.seq, &commit(&r, v + 2, id), None)
-        .await
-        .unwrap(); // duplicate
+    let first = log.append(settled.seq, &commit(&r, v + 1, id), None).await.unwrap();
+    log.append(settled.seq, &commit(&r, v + 1, new_id()), None).await.unwrap_err(); // conflict
+    log.append(first.position.seq, &commit(&r, v + 2, id), None).await.unwrap(); // duplicate
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let second = log
-        .append(
-            first.position.seq,
-            &commit(&r, v + 2, new_id()),
-            Some(traceparent),
-        )
+        .append(first.position.seq, &commit(&r, v + 2, new_id()), Some(traceparent))
         .await
         .unwrap();
 
     let mut seen = Vec::new();
     for _ in 0..2 {
-        let message = tokio::time::timeout(Duration::from_secs(5), live.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let message =
+            tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap();
         seen.push(EventLog::decode_live(&message).unwrap());
     }
     assert_eq!(
@@ -251,24 +209,14 @@ async fn the_live_subject_carries_only_stored_commits() {
     assert_eq!(seen[1].prev_seq, first.position.seq);
     assert_eq!(seen[1].traceparent.as_deref(), Some(traceparent));
     // Nothing else arrives on the live subject...
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), live.next())
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(300), live.next()).await.is_err());
     // ...while the stream subject also carried publishes JetStream refused: the trap that
     // DESIGN §2 routes gateways around.
     let mut raw_count = 0;
-    while tokio::time::timeout(Duration::from_millis(300), raw.next())
-        .await
-        .is_ok()
-    {
+    while tokio::time::timeout(Duration::from_millis(300), raw.next()).await.is_ok() {
         raw_count += 1;
     }
-    assert!(
-        raw_count > 2,
-        "the raw subject also carried refused publishes: saw {raw_count}"
-    );
+    assert!(raw_count > 2, "the raw subject also carried refused publishes: saw {raw_count}");
 }
 
 #[tokio::test]
@@ -287,17 +235,10 @@ async fn read_after_a_version_by_walk_and_by_consumer() {
         assert_eq!(versions(&stored), expected, "read after {after}");
         assert!(stored.iter().all(|s| s.commit.room == r));
         for pair in stored.windows(2) {
-            assert_eq!(
-                pair[1].prev_seq, pair[0].seq,
-                "back-links chain the room's commits"
-            );
+            assert_eq!(pair[1].prev_seq, pair[0].seq, "back-links chain the room's commits");
         }
     }
-    assert!(
-        collect(log.read(&room("empty-room"), 0).await.unwrap())
-            .await
-            .is_empty()
-    );
+    assert!(collect(log.read(&room("empty-room"), 0).await.unwrap()).await.is_empty());
 }
 
 #[tokio::test]
@@ -314,9 +255,7 @@ async fn follow_reads_then_stays_live() {
     append_n(&log, &room("follow-noise"), 1).await;
     append_n(&log, &r, 2).await;
     for _ in 0..2 {
-        let next = tokio::time::timeout(Duration::from_secs(5), follow.next())
-            .await
-            .unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), follow.next()).await.unwrap();
         got.push(next.unwrap().unwrap().commit.version);
     }
     assert_eq!(got, [4, 5, 6, 7]);
@@ -325,9 +264,7 @@ async fn follow_reads_then_stays_live() {
     let fresh = room("follow-fresh");
     let mut follow = log.follow(&fresh, 0).await.unwrap();
     append_n(&log, &fresh, 1).await;
-    let first = tokio::time::timeout(Duration::from_secs(5), follow.next())
-        .await
-        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), follow.next()).await.unwrap();
     assert_eq!(first.unwrap().unwrap().commit.version, 1);
 }
 
@@ -338,17 +275,9 @@ async fn read_all_covers_every_room_in_stream_order() {
     append_n(&log, &room("all-a"), 3).await;
     append_n(&log, &room("all-b"), 2).await;
     let all = collect(log.read_all(1).await.unwrap()).await;
-    assert_eq!(
-        all.iter().map(|s| s.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5]
-    );
+    assert_eq!(all.iter().map(|s| s.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     let tail = collect(log.read_all(4).await.unwrap()).await;
-    assert_eq!(
-        tail.iter()
-            .map(|s| s.commit.room.as_str())
-            .collect::<Vec<_>>(),
-        ["all-b", "all-b"]
-    );
+    assert_eq!(tail.iter().map(|s| s.commit.room.as_str()).collect::<Vec<_>>(), ["all-b", "all-b"]);
     assert!(collect(log.read_all(6).await.unwrap()).await.is_empty());
     assert_eq!(log.last_seq().await.unwrap(), 5);
 }

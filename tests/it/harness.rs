@@ -21,10 +21,7 @@ async fn nats_server_runs_jetstream_and_is_gone_after_drop() {
     js.query_account().await.expect("jetstream enabled");
     drop(server);
     let addr = url.trim_start_matches("nats://");
-    assert!(
-        TcpStream::connect(addr).is_err(),
-        "nats-server still listening after drop"
-    );
+    assert!(TcpStream::connect(addr).is_err(), "nats-server still listening after drop");
 }
 
 #[tokio::test]
@@ -76,11 +73,7 @@ fn redis_server_answers_and_restarts_empty() {
     let addr = redis.url().trim_start_matches("redis://").to_owned();
     assert_eq!(roundtrip(&addr, b"SET k v\r\n"), "+OK\r\n");
     redis.restart();
-    assert_eq!(
-        roundtrip(&addr, b"GET k\r\n"),
-        "$-1\r\n",
-        "nothing persisted"
-    );
+    assert_eq!(roundtrip(&addr, b"GET k\r\n"), "$-1\r\n", "nothing persisted");
 }
 
 #[test]
@@ -88,12 +81,7 @@ fn s3_server_enforces_auth() {
     let s3 = S3Server::start("media");
     assert!(s3.root().join("media").is_dir());
     let addr = s3.endpoint().trim_start_matches("http://").to_owned();
-    let response = roundtrip(
-        &addr,
-        b"GET /media/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
-    assert!(
-        response.starts_with("HTTP/1.1 403"),
-        "anonymous read refused: {response}"
-    );
+    let response =
+        roundtrip(&addr, b"GET /media/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 403"), "anonymous read refused: {response}");
 }

@@ -10,26 +10,13 @@ fn serve_sets_up_the_stream_reports_ready_and_stops_on_sigterm() {
     let redis = RedisServer::start();
     let mut chanshare = Chanshare::start(
         "serve",
-        &[
-            ("CHANSHARE_NATS_URL", nats.url()),
-            ("CHANSHARE_REDIS_URL", redis.url()),
-        ],
+        &[("CHANSHARE_NATS_URL", nats.url()), ("CHANSHARE_REDIS_URL", redis.url())],
     );
     assert_eq!(chanshare.get("/healthz"), (200, "ok".to_owned()));
     assert_eq!(chanshare.get("/readyz"), (200, "ready".to_owned()));
-    assert!(
-        chanshare.log().contains("room stream ready"),
-        "{}",
-        chanshare.log()
-    );
-    let status = chanshare
-        .terminate(Duration::from_secs(10))
-        .expect("exits after sigterm");
-    assert!(
-        status.success(),
-        "exit status {status}: {}",
-        chanshare.log()
-    );
+    assert!(chanshare.log().contains("room stream ready"), "{}", chanshare.log());
+    let status = chanshare.terminate(Duration::from_secs(10)).expect("exits after sigterm");
+    assert!(status.success(), "exit status {status}: {}", chanshare.log());
 }
 
 #[test]
@@ -38,10 +25,7 @@ fn serve_is_not_ready_while_nats_is_down() {
     let redis = RedisServer::start();
     let chanshare = Chanshare::start(
         "serve",
-        &[
-            ("CHANSHARE_NATS_URL", nats.url()),
-            ("CHANSHARE_REDIS_URL", redis.url()),
-        ],
+        &[("CHANSHARE_NATS_URL", nats.url()), ("CHANSHARE_REDIS_URL", redis.url())],
     );
     nats.kill();
     let mut status = 200;
@@ -63,12 +47,7 @@ fn serve_is_not_ready_while_nats_is_down() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        status,
-        200,
-        "ready again once nats is back: {}",
-        chanshare.log()
-    );
+    assert_eq!(status, 200, "ready again once nats is back: {}", chanshare.log());
 }
 
 #[test]

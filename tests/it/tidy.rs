@@ -9,24 +9,11 @@ use std::process::Command;
 #[test]
 fn events_has_no_async_or_io_dependency() {
     let output = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "-p",
-            "events",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--offline",
-        ])
+        .args(["tree", "-p", "events", "-e", "normal", "--prefix", "none", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo tree");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let deps: BTreeSet<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split_whitespace().next())
@@ -48,12 +35,6 @@ fn events_has_no_async_or_io_dependency() {
         "rand",
     ];
     let found: Vec<_> = forbidden.iter().filter(|f| deps.contains(**f)).collect();
-    assert!(
-        found.is_empty(),
-        "events depends on {found:?} (all: {deps:?})"
-    );
-    assert!(
-        deps.contains("postcard") && deps.contains("serde"),
-        "the tree was read: {deps:?}"
-    );
+    assert!(found.is_empty(), "events depends on {found:?} (all: {deps:?})");
+    assert!(deps.contains("postcard") && deps.contains("serde"), "the tree was read: {deps:?}");
 }

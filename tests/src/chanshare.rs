@@ -12,10 +12,7 @@ use crate::process::{Guard, free_port, wait_for_port};
 /// The `chanshare` binary next to this test executable (`./dev/test` builds it first).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile directory");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
     let bin = dir.join("chanshare");
     assert!(
         bin.is_file(),
@@ -65,10 +62,7 @@ impl Chanshare {
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let pid = self.guard.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
+        Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.guard.child.try_wait() {

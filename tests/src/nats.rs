@@ -34,12 +34,7 @@ impl NatsServer {
             "-sd".into(),
             store.display().to_string(),
         ];
-        let mut server = NatsServer {
-            guard: None,
-            port,
-            args,
-            dir,
-        };
+        let mut server = NatsServer { guard: None, port, args, dir };
         server.restart();
         server
     }
@@ -51,9 +46,7 @@ impl NatsServer {
 
     /// A connected client.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url())
-            .await
-            .expect("connect to nats-server")
+        async_nats::connect(self.url()).await.expect("connect to nats-server")
     }
 
     /// Kills the server (SIGKILL: no clean shutdown). Its data directory stays for a restart.
@@ -67,16 +60,9 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         let log = self.log_path();
-        let mut guard = Guard::spawn(
-            Command::new(binary("nats-server", INSTALL)).args(&self.args),
-            &log,
-        );
-        wait_for_port(
-            self.port,
-            &mut guard.child,
-            "nats-server",
-            Duration::from_secs(20),
-        );
+        let mut guard =
+            Guard::spawn(Command::new(binary("nats-server", INSTALL)).args(&self.args), &log);
+        wait_for_port(self.port, &mut guard.child, "nats-server", Duration::from_secs(20));
         self.guard = Some(guard);
     }
 
@@ -125,12 +111,7 @@ impl NatsCluster {
                     "--routes".into(),
                     routes.clone(),
                 ];
-                let mut node = NatsServer {
-                    guard: None,
-                    port,
-                    args,
-                    dir,
-                };
+                let mut node = NatsServer { guard: None, port, args, dir };
                 node.restart();
                 node
             })
@@ -142,23 +123,14 @@ impl NatsCluster {
 
     /// All nodes' URLs, comma-separated (what `CHANSHARE_NATS_URL` takes).
     pub fn urls(&self) -> String {
-        self.nodes
-            .iter()
-            .map(NatsServer::url)
-            .collect::<Vec<_>>()
-            .join(",")
+        self.nodes.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
     }
 
     /// A client that knows every node.
     pub async fn client(&self) -> async_nats::Client {
-        let urls: Vec<async_nats::ServerAddr> = self
-            .nodes
-            .iter()
-            .map(|n| n.url().parse().expect("server addr"))
-            .collect();
-        async_nats::connect(urls)
-            .await
-            .expect("connect to the nats cluster")
+        let urls: Vec<async_nats::ServerAddr> =
+            self.nodes.iter().map(|n| n.url().parse().expect("server addr")).collect();
+        async_nats::connect(urls).await.expect("connect to the nats cluster")
     }
 
     /// Waits until a JetStream account query succeeds (the cluster elected a meta leader).

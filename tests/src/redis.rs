@@ -19,11 +19,7 @@ impl RedisServer {
     /// Starts a server on a free port (`--port 0` would turn TCP off in Redis).
     pub fn start() -> RedisServer {
         let dir = tempfile::tempdir().expect("create redis temp dir");
-        let mut server = RedisServer {
-            guard: None,
-            port: free_port(),
-            dir,
-        };
+        let mut server = RedisServer { guard: None, port: free_port(), dir };
         server.restart();
         server
     }
@@ -51,12 +47,7 @@ impl RedisServer {
                 .arg(dir),
             &dir.join("redis.log"),
         );
-        wait_for_port(
-            self.port,
-            &mut guard.child,
-            "redis-server",
-            Duration::from_secs(20),
-        );
+        wait_for_port(self.port, &mut guard.child, "redis-server", Duration::from_secs(20));
         self.guard = Some(guard);
     }
 }

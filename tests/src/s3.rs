@@ -33,21 +33,12 @@ impl S3Server {
                 "cargo install s3s-fs --version 0.14.1 --features binary --locked",
             ))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--access-key",
-                Self::ACCESS_KEY,
-                "--secret-key",
-                Self::SECRET_KEY,
-            ])
+            .args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY])
             .arg(&root),
             &dir.path().join("s3s-fs.log"),
         );
         wait_for_port(port, &mut guard.child, "s3s-fs", Duration::from_secs(20));
-        S3Server {
-            _guard: guard,
-            port,
-            dir,
-        }
+        S3Server { _guard: guard, port, dir }
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -68,9 +68,7 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// A signer with `secret` (use 32 random bytes or more).
     pub fn new(secret: &[u8]) -> Self {
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-        }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
     }
 
     /// Signs `claims`.
@@ -123,10 +121,7 @@ mod tests {
     fn issued_tokens_verify() {
         let signer = Signer::new(b"0123456789abcdef0123456789abcdef");
         let token = signer.issue(&claims(1000));
-        assert_eq!(
-            signer.verify(&token, &claims(0).room, 999),
-            Ok(claims(1000))
-        );
+        assert_eq!(signer.verify(&token, &claims(0).room, 999), Ok(claims(1000)));
     }
 
     #[test]
@@ -140,37 +135,18 @@ mod tests {
         let forged = format!("v1.{forged_claims}.{}", token.rsplit_once('.').unwrap().1);
         let cases = [
             (token.clone(), 1000, &room, TokenError::Expired),
-            (
-                token.clone(),
-                0,
-                &RoomId::new("room-two").unwrap(),
-                TokenError::WrongRoom,
-            ),
-            (
-                other.issue(&claims(1000)),
-                0,
-                &room,
-                TokenError::BadSignature,
-            ),
+            (token.clone(), 0, &RoomId::new("room-two").unwrap(), TokenError::WrongRoom),
+            (other.issue(&claims(1000)), 0, &room, TokenError::BadSignature),
             (forged, 0, &room, TokenError::BadSignature),
             (format!("{signed}.AAAA"), 0, &room, TokenError::BadSignature),
-            (
-                format!("v2{}", &token[2..]),
-                0,
-                &room,
-                TokenError::Malformed,
-            ),
+            (format!("v2{}", &token[2..]), 0, &room, TokenError::Malformed),
             ("".into(), 0, &room, TokenError::Malformed),
             ("v1..".into(), 0, &room, TokenError::BadSignature),
             ("v1.!!.!!".into(), 0, &room, TokenError::Malformed),
             ("x".repeat(2000), 0, &room, TokenError::Malformed),
         ];
         for (token, now, room, expected) in cases {
-            assert_eq!(
-                signer.verify(&token, room, now),
-                Err(expected),
-                "{token:.40}"
-            );
+            assert_eq!(signer.verify(&token, room, now), Err(expected), "{token:.40}");
         }
     }
 }

@@ -19,14 +19,8 @@ pub(super) fn every_event() -> Commit {
         Event::RoomCreated {
             room_id: room(),
             title: "ünïcode title".into(),
-            source: Source::Chan {
-                board: "wsg".into(),
-                thread: 5812345,
-            },
-            settings: Settings {
-                control: Control::Host,
-                listed: false,
-            },
+            source: Source::Chan { board: "wsg".into(), thread: 5812345 },
+            settings: Settings { control: Control::Host, listed: false },
         },
         Event::ItemsAdded {
             items: vec![
@@ -47,35 +41,14 @@ pub(super) fn every_event() -> Commit {
             ],
         },
         Event::ItemRemoved { item_id: item(1) },
-        Event::ItemMoved {
-            item_id: item(2),
-            to: 0,
-        },
-        Event::PlaybackChanged {
-            cause: PlaybackCause::Seek,
-            playback,
-        },
-        Event::MemberJoined {
-            member_id: id(&alice()),
-            name: "alice".into(),
-        },
-        Event::MemberReturned {
-            member_id: id(&alice()),
-        },
-        Event::MemberWentOffline {
-            member_id: id(&alice()),
-        },
-        Event::MemberLeft {
-            member_id: id(&bob()),
-            reason: RemovalReason::Kicked,
-        },
-        Event::MemberRenamed {
-            member_id: id(&alice()),
-            name: "al".into(),
-        },
-        Event::HostChanged {
-            member_id: Some(id(&alice())),
-        },
+        Event::ItemMoved { item_id: item(2), to: 0 },
+        Event::PlaybackChanged { cause: PlaybackCause::Seek, playback },
+        Event::MemberJoined { member_id: id(&alice()), name: "alice".into() },
+        Event::MemberReturned { member_id: id(&alice()) },
+        Event::MemberWentOffline { member_id: id(&alice()) },
+        Event::MemberLeft { member_id: id(&bob()), reason: RemovalReason::Kicked },
+        Event::MemberRenamed { member_id: id(&alice()), name: "al".into() },
+        Event::HostChanged { member_id: Some(id(&alice())) },
         Event::HostChanged { member_id: None },
         Event::ChatPosted {
             message: ChatMessage {
@@ -85,16 +58,10 @@ pub(super) fn every_event() -> Commit {
                 at_ms: T0 + 7,
             },
         },
-        Event::ChatDeleted {
-            message_id: MessageId::nth(1),
-        },
-        Event::ControlChanged {
-            control: Control::Everyone,
-        },
+        Event::ChatDeleted { message_id: MessageId::nth(1) },
+        Event::ControlChanged { control: Control::Everyone },
         Event::ListedChanged { listed: true },
-        Event::RoomClosed {
-            reason: CloseReason::Idle,
-        },
+        Event::RoomClosed { reason: CloseReason::Idle },
     ];
     Commit {
         room: room(),
@@ -111,10 +78,7 @@ trait WithId {
 }
 impl WithId for Media {
     fn with_id_for_test(self, item_id: ItemId) -> Item {
-        Item {
-            item_id,
-            media: self,
-        }
+        Item { item_id, media: self }
     }
 }
 
@@ -126,14 +90,8 @@ fn every_event_round_trips() {
     assert_eq!(codec::schema_of(&bytes).unwrap(), codec::SCHEMA);
     // Each event alone too, so a variant that only works in company is caught.
     for event in commit.events.iter().cloned() {
-        let single = Commit {
-            events: vec![event],
-            ..commit.clone()
-        };
-        assert_eq!(
-            codec::decode(&codec::encode(&single).unwrap()).unwrap(),
-            single
-        );
+        let single = Commit { events: vec![event], ..commit.clone() };
+        assert_eq!(codec::decode(&codec::encode(&single).unwrap()).unwrap(), single);
     }
 }
 
@@ -141,11 +99,7 @@ fn every_event_round_trips() {
 fn every_event_variant_is_in_the_golden_commit() {
     let names: std::collections::BTreeSet<_> =
         every_event().events.iter().map(Event::name).collect();
-    assert_eq!(
-        names.len(),
-        16,
-        "add the new event variant to every_event(): {names:?}"
-    );
+    assert_eq!(names.len(), 16, "add the new event variant to every_event(): {names:?}");
 }
 
 const GOLDEN: &str = include_str!("golden/schema1.hex");
@@ -158,11 +112,8 @@ fn golden_bytes_of_schema_1() {
     let bytes = codec::encode(&every_event()).unwrap();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     if std::env::var_os("CHANSHARE_BLESS").is_some() {
-        std::fs::write(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/src/tests/golden/schema1.hex"),
-            &hex,
-        )
-        .unwrap();
+        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tests/golden/schema1.hex"), &hex)
+            .unwrap();
         return;
     }
     assert_eq!(hex, GOLDEN.trim(), "the encoding of schema 1 changed");
@@ -188,10 +139,7 @@ fn unknown_schema_and_trailing_bytes_are_errors() {
 fn every_truncation_is_an_error() {
     let bytes = codec::encode(&every_event()).unwrap();
     for len in 0..bytes.len() {
-        assert!(
-            codec::decode(&bytes[..len]).is_err(),
-            "truncated to {len} decoded"
-        );
+        assert!(codec::decode(&bytes[..len]).is_err(), "truncated to {len} decoded");
     }
 }
 

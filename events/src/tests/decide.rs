@@ -31,9 +31,7 @@ fn check(cases: Vec<Case>) {
             (Ok(events), Events(names) | EventsAnd(names, _)) => {
                 let got: Vec<_> = events.iter().map(Event::name).collect();
                 let version = state.version + 1;
-                let after = state
-                    .clone()
-                    .apply(&commit(version, actor, now, events.clone()));
+                let after = state.clone().apply(&commit(version, actor, now, events.clone()));
                 if got != *names {
                     Err(format!("expected events {names:?}, got {got:?}"))
                 } else if let Err(broken) = after.check_invariants() {
@@ -54,23 +52,14 @@ fn check(cases: Vec<Case>) {
             failures.push(format!("{}: {why}", case.name));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "failing cases:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "failing cases:\n{}", failures.join("\n"));
 }
 
 fn play() -> (Actor, Command) {
     (host(), Command::Play)
 }
 fn host_mode() -> (Actor, Command) {
-    (
-        host(),
-        Command::SetControl {
-            control: Control::Host,
-        },
-    )
+    (host(), Command::SetControl { control: Control::Host })
 }
 
 #[test]
@@ -149,10 +138,7 @@ fn room_lifecycle() {
                 host(),
                 Command::CreateRoom {
                     title: String::new(),
-                    source: Source::Chan {
-                        board: "../etc".into(),
-                        thread: 1,
-                    },
+                    source: Source::Chan { board: "../etc".into(), thread: 1 },
                     settings: Settings::default(),
                     name: "host".into(),
                     items: vec![],
@@ -204,12 +190,7 @@ fn room_lifecycle() {
         Case {
             name: "a closed room rejects everything",
             given: with(vec![(host(), Command::Close)]),
-            when: (
-                alice(),
-                Command::Chat {
-                    text: "hello?".into(),
-                },
-            ),
+            when: (alice(), Command::Chat { text: "hello?".into() }),
             then: Reject(RejectCode::Closed),
         },
         Case {
@@ -221,18 +202,8 @@ fn room_lifecycle() {
         Case {
             name: "the server closes an idle room",
             given: with(vec![
-                (
-                    alice(),
-                    Command::Leave {
-                        reason: LeaveReason::Timeout,
-                    },
-                ),
-                (
-                    host(),
-                    Command::Leave {
-                        reason: LeaveReason::Timeout,
-                    },
-                ),
+                (alice(), Command::Leave { reason: LeaveReason::Timeout }),
+                (host(), Command::Leave { reason: LeaveReason::Timeout }),
             ]),
             when: (Actor::System, Command::Close),
             then: EventsAnd(&["room_closed"], |s| s.closed == Some(CloseReason::Idle)),
@@ -259,9 +230,7 @@ fn membership() {
             name: "join",
             given: url_room(),
             when: (bob(), join("bob")),
-            then: EventsAnd(&["member_joined"], |s| {
-                s.members.len() == 3 && s.online_count() == 3
-            }),
+            then: EventsAnd(&["member_joined"], |s| s.members.len() == 3 && s.online_count() == 3),
         },
         Case {
             name: "join twice while online changes nothing",
@@ -283,12 +252,7 @@ fn membership() {
         },
         Case {
             name: "a kicked member cannot rejoin",
-            given: with(vec![(
-                host(),
-                Command::Kick {
-                    member_id: id(&alice()),
-                },
-            )]),
+            given: with(vec![(host(), Command::Kick { member_id: id(&alice()) })]),
             when: (alice(), join("alice")),
             then: Reject(RejectCode::Forbidden),
         },
@@ -296,12 +260,7 @@ fn membership() {
             name: "a timed-out member returns at the end of the join order, renamed",
             given: with(vec![
                 (bob(), join("bob")),
-                (
-                    alice(),
-                    Command::Leave {
-                        reason: LeaveReason::Timeout,
-                    },
-                ),
+                (alice(), Command::Leave { reason: LeaveReason::Timeout }),
             ]),
             when: (alice(), join("alice2")),
             then: EventsAnd(&["member_returned", "member_renamed"], |s| {
@@ -317,12 +276,7 @@ fn membership() {
                 for n in 1..500 {
                     steps.push((member(&format!("m{n}")), join("x")));
                 }
-                steps.push((
-                    member("m1"),
-                    Command::Leave {
-                        reason: LeaveReason::Timeout,
-                    },
-                ));
+                steps.push((member("m1"), Command::Leave { reason: LeaveReason::Timeout }));
                 steps
             },
             when: (bob(), join("bob")),
@@ -351,66 +305,34 @@ fn membership() {
         Case {
             name: "leave removes the member",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Leave {
-                    reason: LeaveReason::Left,
-                },
-            ),
+            when: (alice(), Command::Leave { reason: LeaveReason::Left }),
             then: EventsAnd(&["member_left"], |s| s.members.len() == 1),
         },
         Case {
             name: "a stranger cannot leave",
             given: url_room(),
-            when: (
-                bob(),
-                Command::Leave {
-                    reason: LeaveReason::Left,
-                },
-            ),
+            when: (bob(), Command::Leave { reason: LeaveReason::Left }),
             then: Reject(RejectCode::Forbidden),
         },
         Case {
             name: "nobody leaves a closed room",
             given: with(vec![(host(), Command::Close)]),
-            when: (
-                alice(),
-                Command::Leave {
-                    reason: LeaveReason::Left,
-                },
-            ),
+            when: (alice(), Command::Leave { reason: LeaveReason::Left }),
             then: Reject(RejectCode::Closed),
         },
         Case {
             name: "the host leaving hands over to the longest-present online member",
             given: with(vec![(bob(), join("bob"))]),
-            when: (
-                host(),
-                Command::Leave {
-                    reason: LeaveReason::Left,
-                },
-            ),
-            then: EventsAnd(&["member_left", "host_changed"], |s| {
-                s.host == Some(id(&alice()))
-            }),
+            when: (host(), Command::Leave { reason: LeaveReason::Left }),
+            then: EventsAnd(&["member_left", "host_changed"], |s| s.host == Some(id(&alice()))),
         },
         Case {
             name: "the host timing out hands over, skipping offline members",
             given: with(vec![
                 (bob(), join("bob")),
-                (
-                    alice(),
-                    Command::Leave {
-                        reason: LeaveReason::Timeout,
-                    },
-                ),
+                (alice(), Command::Leave { reason: LeaveReason::Timeout }),
             ]),
-            when: (
-                host(),
-                Command::Leave {
-                    reason: LeaveReason::Timeout,
-                },
-            ),
+            when: (host(), Command::Leave { reason: LeaveReason::Timeout }),
             then: EventsAnd(&["member_went_offline", "host_changed"], |s| {
                 s.host == Some(id(&bob()))
             }),
@@ -418,118 +340,64 @@ fn membership() {
         Case {
             name: "the last host timing out stays host, offline",
             given: vec![(host(), create_urls(1))],
-            when: (
-                host(),
-                Command::Leave {
-                    reason: LeaveReason::Timeout,
-                },
-            ),
+            when: (host(), Command::Leave { reason: LeaveReason::Timeout }),
             then: EventsAnd(&["member_went_offline"], |s| s.host == Some(id(&host()))),
         },
         Case {
             name: "the last member leaving leaves no host",
             given: vec![(host(), create_urls(1))],
-            when: (
-                host(),
-                Command::Leave {
-                    reason: LeaveReason::Left,
-                },
-            ),
+            when: (host(), Command::Leave { reason: LeaveReason::Left }),
             then: EventsAnd(&["member_left", "host_changed"], |s| s.host.is_none()),
         },
         Case {
             name: "someone joining an empty room becomes host",
             given: vec![
                 (host(), create_urls(1)),
-                (
-                    host(),
-                    Command::Leave {
-                        reason: LeaveReason::Left,
-                    },
-                ),
+                (host(), Command::Leave { reason: LeaveReason::Left }),
             ],
             when: (bob(), join("bob")),
-            then: EventsAnd(&["member_joined", "host_changed"], |s| {
-                s.host == Some(id(&bob()))
-            }),
+            then: EventsAnd(&["member_joined", "host_changed"], |s| s.host == Some(id(&bob()))),
         },
         Case {
             name: "someone joining while the host is offline becomes host",
             given: vec![
                 (host(), create_urls(1)),
-                (
-                    host(),
-                    Command::Leave {
-                        reason: LeaveReason::Timeout,
-                    },
-                ),
+                (host(), Command::Leave { reason: LeaveReason::Timeout }),
             ],
             when: (bob(), join("bob")),
-            then: EventsAnd(&["member_joined", "host_changed"], |s| {
-                s.host == Some(id(&bob()))
-            }),
+            then: EventsAnd(&["member_joined", "host_changed"], |s| s.host == Some(id(&bob()))),
         },
         Case {
             name: "an offline host coming back is host still",
             given: vec![
                 (host(), create_urls(1)),
-                (
-                    host(),
-                    Command::Leave {
-                        reason: LeaveReason::Timeout,
-                    },
-                ),
+                (host(), Command::Leave { reason: LeaveReason::Timeout }),
             ],
             when: (host(), join("host")),
             then: EventsAnd(&["member_returned"], |s| s.host == Some(id(&host()))),
         },
         Case {
             name: "a second timeout is a no-op",
-            given: with(vec![(
-                alice(),
-                Command::Leave {
-                    reason: LeaveReason::Timeout,
-                },
-            )]),
-            when: (
-                alice(),
-                Command::Leave {
-                    reason: LeaveReason::Timeout,
-                },
-            ),
+            given: with(vec![(alice(), Command::Leave { reason: LeaveReason::Timeout })]),
+            when: (alice(), Command::Leave { reason: LeaveReason::Timeout }),
             then: Events(&[]),
         },
         Case {
             name: "rename",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Rename {
-                    name: "Alice ✨".into(),
-                },
-            ),
+            when: (alice(), Command::Rename { name: "Alice ✨".into() }),
             then: EventsAnd(&["member_renamed"], |s| s.members[1].name == "Alice ✨"),
         },
         Case {
             name: "rename with a control character",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Rename {
-                    name: "a\u{7}b".into(),
-                },
-            ),
+            when: (alice(), Command::Rename { name: "a\u{7}b".into() }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "kick",
             given: url_room(),
-            when: (
-                host(),
-                Command::Kick {
-                    member_id: id(&alice()),
-                },
-            ),
+            when: (host(), Command::Kick { member_id: id(&alice()) }),
             then: EventsAnd(&["member_left"], |s| {
                 s.banned.contains(&id(&alice())) && s.members.len() == 1
             }),
@@ -537,89 +405,44 @@ fn membership() {
         Case {
             name: "a member cannot kick",
             given: with(vec![(bob(), join("bob"))]),
-            when: (
-                alice(),
-                Command::Kick {
-                    member_id: id(&bob()),
-                },
-            ),
+            when: (alice(), Command::Kick { member_id: id(&bob()) }),
             then: Reject(RejectCode::Forbidden),
         },
         Case {
             name: "the host cannot kick themself",
             given: url_room(),
-            when: (
-                host(),
-                Command::Kick {
-                    member_id: id(&host()),
-                },
-            ),
+            when: (host(), Command::Kick { member_id: id(&host()) }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "kick a stranger",
             given: url_room(),
-            when: (
-                host(),
-                Command::Kick {
-                    member_id: id(&bob()),
-                },
-            ),
+            when: (host(), Command::Kick { member_id: id(&bob()) }),
             then: Reject(RejectCode::NotFound),
         },
         Case {
             name: "transfer host",
             given: url_room(),
-            when: (
-                host(),
-                Command::TransferHost {
-                    member_id: id(&alice()),
-                },
-            ),
+            when: (host(), Command::TransferHost { member_id: id(&alice()) }),
             then: EventsAnd(&["host_changed"], |s| s.host == Some(id(&alice()))),
         },
         Case {
             name: "a member cannot take the host role",
             given: url_room(),
-            when: (
-                alice(),
-                Command::TransferHost {
-                    member_id: id(&alice()),
-                },
-            ),
+            when: (alice(), Command::TransferHost { member_id: id(&alice()) }),
             then: Reject(RejectCode::Forbidden),
         },
         Case {
             name: "transfer host to an offline member",
-            given: with(vec![(
-                alice(),
-                Command::Leave {
-                    reason: LeaveReason::Timeout,
-                },
-            )]),
-            when: (
-                host(),
-                Command::TransferHost {
-                    member_id: id(&alice()),
-                },
-            ),
+            given: with(vec![(alice(), Command::Leave { reason: LeaveReason::Timeout })]),
+            when: (host(), Command::TransferHost { member_id: id(&alice()) }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "after a transfer the roles swap",
             given: with(vec![
-                (
-                    host(),
-                    Command::TransferHost {
-                        member_id: id(&alice()),
-                    },
-                ),
-                (
-                    alice(),
-                    Command::SetControl {
-                        control: Control::Host,
-                    },
-                ),
+                (host(), Command::TransferHost { member_id: id(&alice()) }),
+                (alice(), Command::SetControl { control: Control::Host }),
             ]),
             when: (host(), Command::Play),
             then: Reject(RejectCode::Forbidden),
@@ -633,12 +456,7 @@ fn chat_and_settings() {
         Case {
             name: "chat",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Chat {
-                    text: "  hi <b>all</b>\nline two ".into(),
-                },
-            ),
+            when: (alice(), Command::Chat { text: "  hi <b>all</b>\nline two ".into() }),
             then: EventsAnd(&["chat_posted"], |s| {
                 s.chat[0].text == "hi <b>all</b>\nline two" && s.chat[0].id.as_str() == "c1"
             }),
@@ -646,147 +464,71 @@ fn chat_and_settings() {
         Case {
             name: "chat over 500 characters",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Chat {
-                    text: "x".repeat(501),
-                },
-            ),
+            when: (alice(), Command::Chat { text: "x".repeat(501) }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "chat of exactly 500 characters",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Chat {
-                    text: "é".repeat(500),
-                },
-            ),
+            when: (alice(), Command::Chat { text: "é".repeat(500) }),
             then: Events(&["chat_posted"]),
         },
         Case {
             name: "empty chat",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Chat {
-                    text: " \n ".into(),
-                },
-            ),
+            when: (alice(), Command::Chat { text: " \n ".into() }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "the chat tail keeps the last 50",
             given: with(
-                (0..60)
-                    .map(|n| {
-                        (
-                            alice(),
-                            Command::Chat {
-                                text: format!("m{n}"),
-                            },
-                        )
-                    })
-                    .collect(),
+                (0..60).map(|n| (alice(), Command::Chat { text: format!("m{n}") })).collect(),
             ),
-            when: (
-                alice(),
-                Command::Chat {
-                    text: "last".into(),
-                },
-            ),
+            when: (alice(), Command::Chat { text: "last".into() }),
             then: EventsAnd(&["chat_posted"], |s| {
                 s.chat.len() == 50 && s.chat[0].text == "m11" && s.chat[49].id.as_str() == "c61"
             }),
         },
         Case {
             name: "delete own message",
-            given: with(vec![(
-                alice(),
-                Command::Chat {
-                    text: "oops".into(),
-                },
-            )]),
-            when: (
-                alice(),
-                Command::DeleteChat {
-                    message_id: MessageId::nth(1),
-                },
-            ),
+            given: with(vec![(alice(), Command::Chat { text: "oops".into() })]),
+            when: (alice(), Command::DeleteChat { message_id: MessageId::nth(1) }),
             then: EventsAnd(&["chat_deleted"], |s| s.chat.is_empty()),
         },
         Case {
             name: "the host deletes anyone's message",
-            given: with(vec![(
-                alice(),
-                Command::Chat {
-                    text: "spam".into(),
-                },
-            )]),
-            when: (
-                host(),
-                Command::DeleteChat {
-                    message_id: MessageId::nth(1),
-                },
-            ),
+            given: with(vec![(alice(), Command::Chat { text: "spam".into() })]),
+            when: (host(), Command::DeleteChat { message_id: MessageId::nth(1) }),
             then: Events(&["chat_deleted"]),
         },
         Case {
             name: "a member cannot delete another's message",
-            given: with(vec![(
-                host(),
-                Command::Chat {
-                    text: "rules".into(),
-                },
-            )]),
-            when: (
-                alice(),
-                Command::DeleteChat {
-                    message_id: MessageId::nth(1),
-                },
-            ),
+            given: with(vec![(host(), Command::Chat { text: "rules".into() })]),
+            when: (alice(), Command::DeleteChat { message_id: MessageId::nth(1) }),
             then: Reject(RejectCode::Forbidden),
         },
         Case {
             name: "delete a missing message",
             given: url_room(),
-            when: (
-                alice(),
-                Command::DeleteChat {
-                    message_id: MessageId::nth(9),
-                },
-            ),
+            when: (alice(), Command::DeleteChat { message_id: MessageId::nth(9) }),
             then: Reject(RejectCode::NotFound),
         },
         Case {
             name: "set control mode",
             given: url_room(),
             when: host_mode(),
-            then: EventsAnd(&["control_changed"], |s| {
-                s.settings.control == Control::Host
-            }),
+            then: EventsAnd(&["control_changed"], |s| s.settings.control == Control::Host),
         },
         Case {
             name: "setting the same control mode changes nothing",
             given: url_room(),
-            when: (
-                host(),
-                Command::SetControl {
-                    control: Control::Everyone,
-                },
-            ),
+            when: (host(), Command::SetControl { control: Control::Everyone }),
             then: Events(&[]),
         },
         Case {
             name: "a member cannot set control mode",
             given: url_room(),
-            when: (
-                alice(),
-                Command::SetControl {
-                    control: Control::Everyone,
-                },
-            ),
+            when: (alice(), Command::SetControl { control: Control::Everyone }),
             then: Reject(RejectCode::Forbidden),
         },
         Case {
@@ -812,9 +554,7 @@ fn playlist() {
             given: url_room(),
             when: (
                 alice(),
-                Command::AddItems {
-                    urls: vec!["https://cdn.example/a/pic.PNG?x=1".into()],
-                },
+                Command::AddItems { urls: vec!["https://cdn.example/a/pic.PNG?x=1".into()] },
             ),
             then: EventsAnd(&["items_added"], |s| {
                 s.playlist[3].item_id == item(4)
@@ -843,31 +583,18 @@ fn playlist() {
         Case {
             name: "add a non-http url",
             given: url_room(),
-            when: (
-                alice(),
-                Command::AddItems {
-                    urls: vec!["file:///etc/passwd".into()],
-                },
-            ),
+            when: (alice(), Command::AddItems { urls: vec!["file:///etc/passwd".into()] }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "add past the 1000-item limit",
-            given: with(
-                (0..9)
-                    .map(|_| (host(), Command::AddItems { urls: urls(100) }))
-                    .collect(),
-            ),
+            given: with((0..9).map(|_| (host(), Command::AddItems { urls: urls(100) })).collect()),
             when: (alice(), Command::AddItems { urls: urls(98) }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "fill the playlist to exactly 1000 items",
-            given: with(
-                (0..9)
-                    .map(|_| (host(), Command::AddItems { urls: urls(100) }))
-                    .collect(),
-            ),
+            given: with((0..9).map(|_| (host(), Command::AddItems { urls: urls(100) })).collect()),
             when: (alice(), Command::AddItems { urls: urls(97) }),
             then: EventsAnd(&["items_added"], |s| s.playlist.len() == 1000),
         },
@@ -924,55 +651,28 @@ fn playlist() {
         Case {
             name: "move an item to the front",
             given: url_room(),
-            when: (
-                alice(),
-                Command::MoveItem {
-                    item_id: item(3),
-                    to: 0,
-                },
-            ),
+            when: (alice(), Command::MoveItem { item_id: item(3), to: 0 }),
             then: EventsAnd(&["item_moved"], |s| {
-                s.playlist
-                    .iter()
-                    .map(|i| i.item_id.as_str())
-                    .collect::<Vec<_>>()
+                s.playlist.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>()
                     == ["i3", "i1", "i2"]
             }),
         },
         Case {
             name: "move an item to the last index",
             given: url_room(),
-            when: (
-                alice(),
-                Command::MoveItem {
-                    item_id: item(1),
-                    to: 2,
-                },
-            ),
+            when: (alice(), Command::MoveItem { item_id: item(1), to: 2 }),
             then: EventsAnd(&["item_moved"], |s| s.playlist[2].item_id == item(1)),
         },
         Case {
             name: "move past the end",
             given: url_room(),
-            when: (
-                alice(),
-                Command::MoveItem {
-                    item_id: item(1),
-                    to: 3,
-                },
-            ),
+            when: (alice(), Command::MoveItem { item_id: item(1), to: 3 }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "move a missing item",
             given: url_room(),
-            when: (
-                alice(),
-                Command::MoveItem {
-                    item_id: item(9),
-                    to: 0,
-                },
-            ),
+            when: (alice(), Command::MoveItem { item_id: item(9), to: 0 }),
             then: Reject(RejectCode::NotFound),
         },
         Case {
@@ -1010,23 +710,13 @@ fn playlist() {
         Case {
             name: "a member cannot refresh a thread",
             given: vec![(host(), create_chan(&[11]))],
-            when: (
-                host(),
-                Command::RefreshThread {
-                    items: vec![chan_media(12)],
-                },
-            ),
+            when: (host(), Command::RefreshThread { items: vec![chan_media(12)] }),
             then: Reject(RejectCode::Forbidden),
         },
         Case {
             name: "a url room cannot be refreshed",
             given: url_room(),
-            when: (
-                Actor::System,
-                Command::RefreshThread {
-                    items: vec![chan_media(12)],
-                },
-            ),
+            when: (Actor::System, Command::RefreshThread { items: vec![chan_media(12)] }),
             then: Reject(RejectCode::Invalid),
         },
     ]);
@@ -1090,12 +780,7 @@ fn playback() {
         Case {
             name: "seek re-anchors",
             given: with(vec![play()]),
-            when: (
-                alice(),
-                Command::Seek {
-                    position_ms: 42_000,
-                },
-            ),
+            when: (alice(), Command::Seek { position_ms: 42_000 }),
             then: EventsAnd(&["playback_changed"], |s| {
                 s.playback.position_ms == 42_000
                     && s.playback.anchor_ms == T0 + 3000
@@ -1105,34 +790,19 @@ fn playback() {
         Case {
             name: "seek to 24 hours is allowed",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Seek {
-                    position_ms: 24 * 3600 * 1000,
-                },
-            ),
+            when: (alice(), Command::Seek { position_ms: 24 * 3600 * 1000 }),
             then: Events(&["playback_changed"]),
         },
         Case {
             name: "seek past 24 hours",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Seek {
-                    position_ms: 24 * 3600 * 1000 + 1,
-                },
-            ),
+            when: (alice(), Command::Seek { position_ms: 24 * 3600 * 1000 + 1 }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "next",
             given: with(vec![play()]),
-            when: (
-                alice(),
-                Command::Next {
-                    expected_item_id: None,
-                },
-            ),
+            when: (alice(), Command::Next { expected_item_id: None }),
             then: EventsAnd(&["playback_changed"], |s| {
                 s.playback.item_id == Some(item(2))
                     && s.playback.position_ms == 0
@@ -1142,68 +812,31 @@ fn playback() {
         Case {
             name: "next at the last item",
             given: with(vec![(host(), Command::Jump { item_id: item(3) })]),
-            when: (
-                alice(),
-                Command::Next {
-                    expected_item_id: None,
-                },
-            ),
+            when: (alice(), Command::Next { expected_item_id: None }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "next from the second-to-last reaches the last",
             given: with(vec![(host(), Command::Jump { item_id: item(2) })]),
-            when: (
-                alice(),
-                Command::Next {
-                    expected_item_id: None,
-                },
-            ),
-            then: EventsAnd(&["playback_changed"], |s| {
-                s.playback.item_id == Some(item(3))
-            }),
+            when: (alice(), Command::Next { expected_item_id: None }),
+            then: EventsAnd(&["playback_changed"], |s| s.playback.item_id == Some(item(3))),
         },
         Case {
             name: "end of the current item advances once",
             given: with(vec![play()]),
-            when: (
-                alice(),
-                Command::Next {
-                    expected_item_id: Some(item(1)),
-                },
-            ),
-            then: EventsAnd(&["playback_changed"], |s| {
-                s.playback.item_id == Some(item(2))
-            }),
+            when: (alice(), Command::Next { expected_item_id: Some(item(1)) }),
+            then: EventsAnd(&["playback_changed"], |s| s.playback.item_id == Some(item(2))),
         },
         Case {
             name: "a second end-of-item report after the room moved on",
-            given: with(vec![
-                play(),
-                (
-                    host(),
-                    Command::Next {
-                        expected_item_id: Some(item(1)),
-                    },
-                ),
-            ]),
-            when: (
-                alice(),
-                Command::Next {
-                    expected_item_id: Some(item(1)),
-                },
-            ),
+            given: with(vec![play(), (host(), Command::Next { expected_item_id: Some(item(1)) })]),
+            when: (alice(), Command::Next { expected_item_id: Some(item(1)) }),
             then: Reject(RejectCode::Conflict),
         },
         Case {
             name: "the end of the last item stops playback there",
             given: with(vec![(host(), Command::Jump { item_id: item(3) }), play()]),
-            when: (
-                alice(),
-                Command::Next {
-                    expected_item_id: Some(item(3)),
-                },
-            ),
+            when: (alice(), Command::Next { expected_item_id: Some(item(3)) }),
             then: EventsAnd(&["playback_changed"], |s| {
                 !s.playback.playing
                     && s.playback.item_id == Some(item(3))
@@ -1213,36 +846,19 @@ fn playback() {
         Case {
             name: "previous",
             given: with(vec![(host(), Command::Jump { item_id: item(2) })]),
-            when: (
-                alice(),
-                Command::Previous {
-                    expected_item_id: None,
-                },
-            ),
-            then: EventsAnd(&["playback_changed"], |s| {
-                s.playback.item_id == Some(item(1))
-            }),
+            when: (alice(), Command::Previous { expected_item_id: None }),
+            then: EventsAnd(&["playback_changed"], |s| s.playback.item_id == Some(item(1))),
         },
         Case {
             name: "previous at the first item",
             given: url_room(),
-            when: (
-                alice(),
-                Command::Previous {
-                    expected_item_id: None,
-                },
-            ),
+            when: (alice(), Command::Previous { expected_item_id: None }),
             then: Reject(RejectCode::Invalid),
         },
         Case {
             name: "previous guarded by a stale item",
             given: with(vec![(host(), Command::Jump { item_id: item(3) })]),
-            when: (
-                alice(),
-                Command::Previous {
-                    expected_item_id: Some(item(2)),
-                },
-            ),
+            when: (alice(), Command::Previous { expected_item_id: Some(item(2)) }),
             then: Reject(RejectCode::Conflict),
         },
         Case {

@@ -29,9 +29,7 @@ pub(super) fn item(n: u64) -> ItemId {
     ItemId::nth(n)
 }
 pub(super) fn urls(n: usize) -> Vec<String> {
-    (1..=n)
-        .map(|i| format!("https://example.com/v/clip{i}.webm"))
-        .collect()
+    (1..=n).map(|i| format!("https://example.com/v/clip{i}.webm")).collect()
 }
 pub(super) fn create_urls(n: usize) -> Command {
     Command::CreateRoom {
@@ -59,10 +57,7 @@ pub(super) fn chan_media(tim: u64) -> Media {
 pub(super) fn create_chan(tims: &[u64]) -> Command {
     Command::CreateRoom {
         title: String::new(),
-        source: Source::Chan {
-            board: "wsg".into(),
-            thread: 5812345,
-        },
+        source: Source::Chan { board: "wsg".into(), thread: 5812345 },
         settings: Settings::default(),
         name: "host".into(),
         items: tims.iter().map(|&t| chan_media(t)).collect(),

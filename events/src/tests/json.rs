@@ -14,90 +14,45 @@ fn pinned_command_shapes_parse() {
     let cases = [
         (json!({"type": "play"}), Command::Play),
         (json!({"type": "pause"}), Command::Pause),
-        (
-            json!({"type": "seek", "position_ms": 5000}),
-            Command::Seek { position_ms: 5000 },
-        ),
-        (
-            json!({"type": "next"}),
-            Command::Next {
-                expected_item_id: None,
-            },
-        ),
+        (json!({"type": "seek", "position_ms": 5000}), Command::Seek { position_ms: 5000 }),
+        (json!({"type": "next"}), Command::Next { expected_item_id: None }),
         (
             json!({"type": "next", "expected_item_id": "i3"}),
-            Command::Next {
-                expected_item_id: Some(item(3)),
-            },
+            Command::Next { expected_item_id: Some(item(3)) },
         ),
-        (
-            json!({"type": "previous"}),
-            Command::Previous {
-                expected_item_id: None,
-            },
-        ),
-        (
-            json!({"type": "jump", "item_id": "i2"}),
-            Command::Jump { item_id: item(2) },
-        ),
-        (
-            json!({"type": "set_rate", "rate": 1.25}),
-            Command::SetRate { rate: 1.25 },
-        ),
+        (json!({"type": "previous"}), Command::Previous { expected_item_id: None }),
+        (json!({"type": "jump", "item_id": "i2"}), Command::Jump { item_id: item(2) }),
+        (json!({"type": "set_rate", "rate": 1.25}), Command::SetRate { rate: 1.25 }),
         (
             json!({"type": "add_items", "urls": ["https://x/y.mp4"]}),
-            Command::AddItems {
-                urls: vec!["https://x/y.mp4".into()],
-            },
+            Command::AddItems { urls: vec!["https://x/y.mp4".into()] },
         ),
-        (
-            json!({"type": "remove_item", "item_id": "i1"}),
-            Command::RemoveItem { item_id: item(1) },
-        ),
+        (json!({"type": "remove_item", "item_id": "i1"}), Command::RemoveItem { item_id: item(1) }),
         (
             json!({"type": "move_item", "item_id": "i1", "to": 2}),
-            Command::MoveItem {
-                item_id: item(1),
-                to: 2,
-            },
+            Command::MoveItem { item_id: item(1), to: 2 },
         ),
-        (
-            json!({"type": "chat", "text": "hi"}),
-            Command::Chat { text: "hi".into() },
-        ),
+        (json!({"type": "chat", "text": "hi"}), Command::Chat { text: "hi".into() }),
         (
             json!({"type": "delete_chat", "message_id": "c4"}),
-            Command::DeleteChat {
-                message_id: MessageId::nth(4),
-            },
+            Command::DeleteChat { message_id: MessageId::nth(4) },
         ),
-        (
-            json!({"type": "rename", "name": "bo"}),
-            Command::Rename { name: "bo".into() },
-        ),
+        (json!({"type": "rename", "name": "bo"}), Command::Rename { name: "bo".into() }),
         (
             json!({"type": "set_control", "control": "host"}),
-            Command::SetControl {
-                control: Control::Host,
-            },
+            Command::SetControl { control: Control::Host },
         ),
         (
             json!({"type": "set_control", "control": "everyone"}),
-            Command::SetControl {
-                control: Control::Everyone,
-            },
+            Command::SetControl { control: Control::Everyone },
         ),
         (
             json!({"type": "kick", "member_id": "mabc"}),
-            Command::Kick {
-                member_id: id(&member("mabc")),
-            },
+            Command::Kick { member_id: id(&member("mabc")) },
         ),
         (
             json!({"type": "transfer_host", "member_id": "mabc"}),
-            Command::TransferHost {
-                member_id: id(&member("mabc")),
-            },
+            Command::TransferHost { member_id: id(&member("mabc")) },
         ),
         (json!({"type": "close"}), Command::Close),
     ];
@@ -135,15 +90,9 @@ fn commit_json_has_tagged_events_and_round_trips() {
     let commit = super::codec::every_event();
     let value = serde_json::to_value(&commit).unwrap();
     assert_eq!(value["events"][0]["type"], "room_created");
-    assert_eq!(
-        value["events"][0]["source"],
-        json!({"chan": {"board": "wsg", "thread": 5812345}})
-    );
+    assert_eq!(value["events"][0]["source"], json!({"chan": {"board": "wsg", "thread": 5812345}}));
     assert_eq!(value["events"][1]["items"][0]["item_id"], "i1");
-    assert_eq!(
-        value["events"][1]["items"][0]["url"],
-        "/media/wsg/1743100200123456.webm"
-    );
+    assert_eq!(value["events"][1]["items"][0]["url"], "/media/wsg/1743100200123456.webm");
     assert_eq!(value["events"][4]["playback"]["rate"], 1.5);
     assert_eq!(value["actor"], "malice");
     let back: Commit = serde_json::from_value(value).unwrap();
@@ -153,10 +102,7 @@ fn commit_json_has_tagged_events_and_round_trips() {
 #[test]
 fn system_actor_is_a_string_no_member_can_have() {
     assert_eq!(serde_json::to_value(Actor::System).unwrap(), "@system");
-    assert_eq!(
-        serde_json::from_value::<Actor>(json!("@system")).unwrap(),
-        Actor::System
-    );
+    assert_eq!(serde_json::from_value::<Actor>(json!("@system")).unwrap(), Actor::System);
 }
 
 #[test]
@@ -169,10 +115,7 @@ fn state_view_has_the_pinned_fields() {
     ] {
         assert!(view.get(key).is_some(), "missing {key}");
     }
-    assert_eq!(
-        view["settings"],
-        json!({"control": "everyone", "listed": true})
-    );
+    assert_eq!(view["settings"], json!({"control": "everyone", "listed": true}));
     assert_eq!(
         view["members"][0],
         json!({"member_id": "mhost", "name": "host", "role": "host", "online": true})
@@ -209,16 +152,7 @@ fn room_id_validation() {
     for good in ["abc", "brave-teal-otter-x7k2", &"a".repeat(48)] {
         assert!(RoomId::new(good).is_ok(), "{good}");
     }
-    for bad in [
-        "ab",
-        &"a".repeat(49),
-        "Abc",
-        "a.b.c",
-        "a/b",
-        "a b",
-        "ä-room",
-        "room*",
-    ] {
+    for bad in ["ab", &"a".repeat(49), "Abc", "a.b.c", "a/b", "a b", "ä-room", "room*"] {
         assert!(RoomId::new(bad).is_err(), "{bad}");
     }
 }
