@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{CommandsConfig, Config};
+use crate::serve::Roles;
 
 /// Watch parties from 4chan threads or media URLs, event-sourced on NATS JetStream.
 #[derive(Debug, Parser)]
@@ -37,6 +38,11 @@ enum Command {
         #[command(flatten)]
         commands: CommandsConfig,
     },
+    /// Runs the read side: keeps the Redis views equal to the fold of the log.
+    Projectors {
+        #[command(flatten)]
+        config: Config,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,10 +60,16 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Serve { config, commands } => {
-                serve::serve(config, commands, shutdown_signal()).await
+                let roles = Roles { commands: Some(commands), projectors: true };
+                serve::run(roles, config, shutdown_signal()).await
             }
             Command::Commands { config, commands } => {
-                serve::commands(config, commands, shutdown_signal()).await
+                let roles = Roles { commands: Some(commands), projectors: false };
+                serve::run(roles, config, shutdown_signal()).await
+            }
+            Command::Projectors { config } => {
+                let roles = Roles { commands: None, projectors: true };
+                serve::run(roles, config, shutdown_signal()).await
             }
         }
     })

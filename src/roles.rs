@@ -97,3 +97,18 @@ pub(crate) async fn commands(
         metrics,
     })
 }
+
+/// The projectors role, ready to run.
+pub(crate) async fn projector(
+    config: &Config,
+    client: async_nats::Client,
+    log: EventLog,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<projectors::Projector> {
+    let metrics =
+        projectors::Metrics::new(registry).context("failed to register projector metrics")?;
+    let views = views::Views::new(redis(config).await?);
+    projectors::Projector::new(client, log, views, metrics)
+        .await
+        .context("failed to open the projector consumer")
+}

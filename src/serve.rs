@@ -1,6 +1,8 @@
-//! `chanshare serve`: every role in one process, plus the operational endpoints.
+//! The roles as processes: `serve` (all of them) and one role each, plus the operational
+//! endpoints every process serves.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -14,35 +16,67 @@ use tracing::info;
 use crate::config::{CommandsConfig, Config};
 use crate::roles;
 
-/// Runs every role until `shutdown` resolves.
-pub(crate) async fn serve(
+/// Which roles a process runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Roles {
+    /// The write side, with its settings.
+    pub(crate) commands: Option<CommandsConfig>,
+    /// The read side.
+    pub(crate) projectors: bool,
+}
+
+type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Runs `roles` until `shutdown` resolves.
+pub(crate) async fn run(
+    roles: Roles,
     config: Config,
-    commands: CommandsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let client = roles::nats(&config).await?;
     let log = roles::log(&config, client.clone()).await?;
     let registry = prometheus::Registry::new();
-    let service =
-        roles::commands(&config, &commands, client.clone(), log.clone(), &registry).await?;
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.listen))?;
-    info!(url = %format!("http://{}", listener.local_addr()?), "chanshare is up");
-
     let (stop, stopped) = watch::channel(false);
     let on_stop = |mut stopped: watch::Receiver<bool>| async move {
         stopped.wait_for(|stop| *stop).await.ok();
     };
-    let commands = tokio::spawn(commands::run(client.clone(), service, on_stop(stopped.clone())));
-    let app = ops_router(Ops { client, log, registry });
+
+    let mut tasks: Vec<(&str, Task)> = Vec::new();
+    if let Some(commands) = &roles.commands {
+        let service =
+            roles::commands(&config, commands, client.clone(), log.clone(), &registry).await?;
+        let run = commands::run(client.clone(), service, on_stop(stopped.clone()));
+        tasks.push((
+            "commands",
+            Box::pin(async move { run.await.context("commands service failed") }),
+        ));
+    }
+    let mut projector = None;
+    if roles.projectors {
+        let p = roles::projector(&config, client.clone(), log.clone(), &registry).await?;
+        projector = Some(p.clone());
+        let run = p.run(on_stop(stopped.clone()));
+        tasks.push(("projectors", Box::pin(async move { run.await.context("projector failed") })));
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    let running =
+        [roles.commands.is_some().then_some("commands"), roles.projectors.then_some("projectors")];
+    let running: Vec<_> = running.into_iter().flatten().collect();
+    info!(url = %format!("http://{}", listener.local_addr()?), roles = ?running, "chanshare is up");
+    let app = ops_router(Ops { client, log, registry, projector });
     let http = axum::serve(listener, app).with_graceful_shutdown(on_stop(stopped));
-    let http = tokio::spawn(async move { http.await });
+    tasks.push(("http", Box::pin(async move { http.await.context("http server failed") })));
+
+    let handles: Vec<_> =
+        tasks.into_iter().map(|(name, task)| (name, tokio::spawn(task))).collect();
     shutdown.await;
     stop.send_replace(true);
-    commands.await.context("commands task panicked")?.context("commands service failed")?;
-    http.await.context("http task panicked")?.context("http server failed")?;
+    for (name, handle) in handles {
+        handle.await.with_context(|| format!("{name} task panicked"))??;
+    }
     Ok(())
 }
 
@@ -52,7 +86,11 @@ pub(crate) struct Ops {
     pub(crate) client: async_nats::Client,
     pub(crate) log: EventLog,
     pub(crate) registry: prometheus::Registry,
+    pub(crate) projector: Option<projectors::Projector>,
 }
+
+/// How far behind the views may be for the process to count as ready.
+const MAX_READY_LAG: u64 = 10_000;
 
 /// `/healthz`, `/readyz`, `/metrics`.
 pub(crate) fn ops_router(ops: Ops) -> Router {
@@ -63,15 +101,29 @@ pub(crate) fn ops_router(ops: Ops) -> Router {
         .with_state(ops)
 }
 
-/// Ready when NATS is connected and the room stream answers.
-async fn ready(State(ops): State<Ops>) -> (StatusCode, &'static str) {
+/// Ready when NATS is connected, the room stream answers and the views are not far behind.
+async fn ready(State(ops): State<Ops>) -> (StatusCode, String) {
     if ops.client.connection_state() != async_nats::connection::State::Connected {
-        return (StatusCode::SERVICE_UNAVAILABLE, "nats disconnected");
+        return (StatusCode::SERVICE_UNAVAILABLE, "nats disconnected".into());
     }
-    match ops.log.last_seq().await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "room stream unavailable"),
+    if ops.log.last_seq().await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "room stream unavailable".into());
     }
+    if let Some(projector) = &ops.projector {
+        match projector.lag().await {
+            Ok(lag) if lag.commits > MAX_READY_LAG => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("views {} commits behind", lag.commits),
+                );
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "projector consumer unavailable".into());
+            }
+        }
+    }
+    (StatusCode::OK, "ready".into())
 }
 
 async fn metrics(State(ops): State<Ops>) -> (StatusCode, String) {
@@ -82,14 +134,4 @@ async fn metrics(State(ops): State<Ops>) -> (StatusCode, String) {
             (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {error}"))
         }
     }
-}
-
-/// `chanshare commands`: the write side alone, with the operational endpoints.
-pub(crate) async fn commands(
-    config: Config,
-    commands: CommandsConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    // Same wiring as serve today: the other roles join serve as they land.
-    serve(config, commands, shutdown).await
 }

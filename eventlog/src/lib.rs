@@ -9,8 +9,10 @@
 //! - [`subjects`]: stream, subject and header names (pinned).
 //! - [`setup`]: applies `infra/jetstream/rooms.json` to the server.
 //! - [`EventLog`]: append, head, read, follow, and reads across all rooms.
+//! - [`consumer`]: durable consumers (projectors) with explicit acknowledgement.
 //! - [`LogError`]: failures by kind.
 
+pub mod consumer;
 pub mod error;
 pub mod setup;
 pub mod subjects;
@@ -25,6 +27,7 @@ use async_nats::jetstream::{self, Context};
 use events::{Commit, RoomId, codec};
 use futures::stream::{self, BoxStream, StreamExt};
 
+pub use consumer::{Delivery, Durable, Lag};
 pub use error::LogError;
 pub use setup::Applied;
 use subjects::headers;
@@ -215,6 +218,12 @@ impl EventLog {
         self.ordered(subjects::ROOMS.to_owned(), from_seq, None).await
     }
 
+    /// The room of the commit at `seq`, from its subject (works for undecodable payloads).
+    pub async fn room_of_seq(&self, seq: u64) -> Option<RoomId> {
+        let message = self.stream.direct_get(seq).await.ok()?;
+        subjects::room_of(&message.subject)
+    }
+
     /// The stream's last sequence (0 when empty).
     pub async fn last_seq(&self) -> Result<u64, LogError> {
         let mut stream = self.stream.clone();
@@ -308,7 +317,7 @@ fn after(commits: Commits, after_version: u64) -> Commits {
         .boxed()
 }
 
-fn stored(seq: u64, headers: &HeaderMap, payload: &[u8]) -> Result<Stored, LogError> {
+pub(crate) fn stored(seq: u64, headers: &HeaderMap, payload: &[u8]) -> Result<Stored, LogError> {
     let commit = codec::decode(payload).map_err(|source| LogError::Decode { seq, source })?;
     let prev_seq = header_u64(headers, headers::EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(), seq)
         .ok_or(LogError::MissingHeader { seq, header: "Nats-Expected-Last-Subject-Sequence" })?;

@@ -7,5 +7,7 @@
 mod commands;
 mod eventlog;
 mod harness;
+mod projectors;
 mod serve;
 mod tidy;
+mod workload;

@@ -1,0 +1,335 @@
+//! The Redis read views: what the lobby, `GET /api/rooms/{id}` and late joiners read.
+//!
+//! Views are a cache of folds of the log (ARCHITECTURE.md invariant 3): losing them loses no
+//! data, and the projectors rebuild them. Keys (documented in `docs/views.md`):
+//!
+//! - `chanshare:view:{room}` — hash: `version`, `seq`, `fold` (binary [`Projection`]), `view`
+//!   (the pinned state JSON), `members` (JSON), `chat` (JSON, last 200), `lobby` (JSON or empty),
+//!   and `status` when the room's projection is parked.
+//! - `chanshare:lobby` — sorted set: listed open rooms by time of last commit.
+//! - `chanshare:views:applied` — the highest stream sequence whose effect is in the views.
+//! - `chanshare:views:epoch` — present while the views are complete; a flushed or restarted Redis
+//!   loses it, writes then refuse, and the projectors rebuild.
+//!
+//! Every write goes through one Lua script that checks the room's version: version N is written
+//! only over N−1 (or, for rebuilds, only over an older version), so a commit is never applied
+//! twice, whatever the delivery order across replicas.
+
+mod projection;
+
+use events::RoomId;
+use redis::aio::ConnectionManager;
+
+pub use projection::{CHAT_VIEW, LobbyEntry, Projection, Rendered};
+
+const LOBBY: &str = "chanshare:lobby";
+const APPLIED: &str = "chanshare:views:applied";
+const EPOCH: &str = "chanshare:views:epoch";
+const VIEW_PREFIX: &str = "chanshare:view:";
+
+fn view_key(room: &RoomId) -> String {
+    format!("{VIEW_PREFIX}{room}")
+}
+
+/// What went wrong with the views.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// Redis failed.
+    #[error("view store unavailable: {0}")]
+    Unavailable(#[from] redis::RedisError),
+    /// A view could not be rendered.
+    #[error("cannot render view: {0}")]
+    Encode(String),
+}
+
+/// A room's view as loaded for an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// No view.
+    Missing,
+    /// A view whose fold cannot be read: rebuild it.
+    Unreadable {
+        /// The version it claims.
+        version: u64,
+    },
+    /// The room's projection is stopped (a poison commit).
+    Parked {
+        /// Why.
+        reason: String,
+    },
+    /// A usable view.
+    At(Box<Projection>),
+}
+
+/// How a write checks the stored version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The stored version is exactly one below (0 when missing): incremental apply.
+    Previous,
+    /// The stored version is lower: rebuilds, which may jump.
+    Older,
+}
+
+/// The outcome of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Written.
+    Written,
+    /// The stored version did not fit (it was `current`).
+    Version {
+        /// The stored version.
+        current: u64,
+    },
+    /// The room is parked.
+    Parked,
+    /// The epoch marker is gone (Redis was flushed or restarted): rebuild first.
+    NoEpoch,
+}
+
+/// A late joiner's snapshot: the pinned state JSON at a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The version.
+    pub version: u64,
+    /// The stream sequence of that version.
+    pub seq: u64,
+    /// The state JSON.
+    pub state_json: String,
+}
+
+/// The view store. Cheap to clone.
+#[derive(Clone)]
+pub struct Views {
+    redis: ConnectionManager,
+    store: redis::Script,
+}
+
+impl std::fmt::Debug for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Views(..)")
+    }
+}
+
+impl Views {
+    /// Views in `redis`.
+    pub fn new(redis: ConnectionManager) -> Self {
+        Self { redis, store: redis::Script::new(include_str!("store.lua")) }
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+
+    /// Loads a room's view for an update.
+    pub async fn load(&self, room: &RoomId) -> Result<Loaded, ViewError> {
+        let (version, fold, status): (Option<u64>, Option<Vec<u8>>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(view_key(room))
+                .arg("version")
+                .arg("fold")
+                .arg("status")
+                .query_async(&mut self.conn())
+                .await?;
+        Ok(match (version, fold, status) {
+            (_, _, Some(reason)) => Loaded::Parked { reason },
+            (None, _, None) => Loaded::Missing,
+            (Some(version), fold, None) => match fold.as_deref().and_then(Projection::decode) {
+                Some(projection) if projection.state.version == version => {
+                    Loaded::At(Box::new(projection))
+                }
+                _ => Loaded::Unreadable { version },
+            },
+        })
+    }
+
+    /// Writes a room's view if the stored version fits `expect`.
+    pub async fn store(&self, projection: &Projection, expect: Expect) -> Result<Write, ViewError> {
+        let Some(room) = &projection.state.room_id else {
+            return Err(ViewError::Encode("a view of a room that was never created".into()));
+        };
+        let rendered = projection.render()?;
+        let mode = match expect {
+            Expect::Previous => "exact",
+            Expect::Older => "newer",
+        };
+        let (written, current, reason): (u8, u64, String) = self
+            .store
+            .key(view_key(room))
+            .key(LOBBY)
+            .key(APPLIED)
+            .key(EPOCH)
+            .arg(mode)
+            .arg(projection.state.version)
+            .arg(projection.seq)
+            .arg(rendered.fold)
+            .arg(rendered.view)
+            .arg(rendered.members)
+            .arg(rendered.chat)
+            .arg(rendered.lobby.unwrap_or_default())
+            .arg(room.as_str())
+            .arg(projection.state.updated_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match (written, reason.as_str()) {
+            (1, _) => Write::Written,
+            (_, "parked") => Write::Parked,
+            (_, "no_epoch") => Write::NoEpoch,
+            _ => Write::Version { current },
+        })
+    }
+
+    /// Stops a room's projection with a visible reason.
+    pub async fn park(&self, room: &RoomId, reason: &str) -> Result<(), ViewError> {
+        redis::pipe()
+            .hset(view_key(room), "status", reason)
+            .ignore()
+            .zrem(LOBBY, room.as_str())
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The room's projection status: `None` when healthy, the reason when parked.
+    pub async fn status(&self, room: &RoomId) -> Result<Option<String>, ViewError> {
+        Ok(redis::cmd("HGET")
+            .arg(view_key(room))
+            .arg("status")
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
+    /// The room's snapshot for a late joiner.
+    pub async fn snapshot(&self, room: &RoomId) -> Result<Option<Snapshot>, ViewError> {
+        let (version, seq, view, status): (
+            Option<u64>,
+            Option<u64>,
+            Option<String>,
+            Option<String>,
+        ) = redis::cmd("HMGET")
+            .arg(view_key(room))
+            .arg("version")
+            .arg("seq")
+            .arg("view")
+            .arg("status")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(match (version, seq, view, status) {
+            (Some(version), Some(seq), Some(state_json), None) => {
+                Some(Snapshot { version, seq, state_json })
+            }
+            _ => None,
+        })
+    }
+
+    /// One JSON field of a room's view (`members`, `chat`).
+    pub async fn field(&self, room: &RoomId, field: &str) -> Result<Option<String>, ViewError> {
+        Ok(redis::cmd("HGET").arg(view_key(room)).arg(field).query_async(&mut self.conn()).await?)
+    }
+
+    /// The lobby: listed open rooms, most recently active first.
+    pub async fn lobby(&self, limit: usize) -> Result<Vec<LobbyEntry>, ViewError> {
+        let rooms: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(LOBBY)
+            .arg(0)
+            .arg(limit.saturating_sub(1))
+            .query_async(&mut self.conn())
+            .await?;
+        let mut entries = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let json: Option<String> = redis::cmd("HGET")
+                .arg(format!("{VIEW_PREFIX}{room}"))
+                .arg("lobby")
+                .query_async(&mut self.conn())
+                .await?;
+            if let Some(entry) = json.and_then(|j| serde_json::from_str(&j).ok()) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The highest stream sequence applied, `None` if unknown (flushed).
+    pub async fn applied(&self) -> Result<Option<u64>, ViewError> {
+        Ok(redis::cmd("GET").arg(APPLIED).query_async(&mut self.conn()).await?)
+    }
+
+    /// Whether the views are marked complete (absent after a flush or restart).
+    pub async fn has_epoch(&self) -> Result<bool, ViewError> {
+        Ok(redis::cmd("EXISTS").arg(EPOCH).query_async(&mut self.conn()).await?)
+    }
+
+    /// Marks the views complete (a rebuild starts by doing this: writes resume during it).
+    pub async fn set_epoch(&self) -> Result<(), ViewError> {
+        redis::cmd("SET").arg(EPOCH).arg("1").query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Takes the rebuild lock for `ttl_ms`; false if another replica holds it.
+    pub async fn lock_rebuild(&self, owner: &str, ttl_ms: u64) -> Result<bool, ViewError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg("chanshare:views:rebuilding")
+            .arg(owner)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Releases the rebuild lock.
+    pub async fn unlock_rebuild(&self) -> Result<(), ViewError> {
+        redis::cmd("DEL")
+            .arg("chanshare:views:rebuilding")
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every view (the start of a rebuild from scratch).
+    pub async fn clear(&self) -> Result<(), ViewError> {
+        let mut conn = self.conn();
+        for keys in self.view_keys().await?.chunks(500) {
+            redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
+        }
+        redis::pipe()
+            .del(LOBBY)
+            .ignore()
+            .del(APPLIED)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Every room with a view (for verification and tests).
+    pub async fn rooms(&self) -> Result<Vec<RoomId>, ViewError> {
+        let keys = self.view_keys().await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| RoomId::new(k.trim_start_matches(VIEW_PREFIX)).ok())
+            .collect())
+    }
+
+    async fn view_keys(&self) -> Result<Vec<String>, ViewError> {
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut all = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{VIEW_PREFIX}*"))
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
+            all.extend(keys);
+            cursor = next;
+            if cursor == 0 {
+                return Ok(all);
+            }
+        }
+    }
+}

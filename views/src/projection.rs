@@ -1,0 +1,134 @@
+//! The fold a view is made of, and how it renders into the view's fields.
+
+use std::collections::VecDeque;
+
+use events::{ChatMessage, Commit, Event, RoomState};
+use serde::{Deserialize, Serialize};
+
+/// How many chat messages the chat view keeps (the room state keeps fewer).
+pub const CHAT_VIEW: usize = 200;
+/// The binary format of a stored fold; a fold of another format is rebuilt from the log.
+const FOLD_FORMAT: u16 = 1;
+
+/// A room as the projectors fold it: its state plus a longer chat tail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projection {
+    /// The room.
+    pub state: RoomState,
+    /// The last [`CHAT_VIEW`] chat messages, oldest first.
+    pub chat: VecDeque<ChatMessage>,
+    /// Stream sequence of the last commit folded in.
+    pub seq: u64,
+}
+
+/// A room in the lobby.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LobbyEntry {
+    /// The room.
+    pub room_id: String,
+    /// Its title.
+    pub title: String,
+    /// Listed members.
+    pub members: usize,
+    /// Members online.
+    pub online: usize,
+    /// Title of the current item.
+    pub now_playing: Option<String>,
+    /// Thumbnail of the current item.
+    pub thumb_url: Option<String>,
+    /// Time of the last commit.
+    pub updated_ms: u64,
+    /// The room's version.
+    pub version: u64,
+}
+
+/// The view fields of one room, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The fold, binary.
+    pub fold: Vec<u8>,
+    /// The pinned state JSON.
+    pub view: String,
+    /// The members with roles, JSON.
+    pub members: String,
+    /// The chat view, JSON.
+    pub chat: String,
+    /// The lobby entry, when the room is listed and open.
+    pub lobby: Option<String>,
+}
+
+impl Projection {
+    /// Folds one commit in.
+    pub fn apply(&mut self, commit: &Commit, seq: u64) {
+        self.state = std::mem::take(&mut self.state).apply(commit);
+        self.seq = seq;
+        for event in &commit.events {
+            match event {
+                Event::ChatPosted { message } => {
+                    self.chat.push_back(message.clone());
+                    if self.chat.len() > CHAT_VIEW {
+                        self.chat.pop_front();
+                    }
+                }
+                Event::ChatDeleted { message_id } => self.chat.retain(|m| &m.id != message_id),
+                _ => {}
+            }
+        }
+    }
+
+    /// The lobby entry, if the room belongs in the lobby.
+    pub fn lobby_entry(&self) -> Option<LobbyEntry> {
+        let state = &self.state;
+        let room_id = state.room_id.as_ref()?;
+        if !state.settings.listed || state.closed.is_some() {
+            return None;
+        }
+        let current = state.current_index().map(|i| &state.playlist[i].media);
+        Some(LobbyEntry {
+            room_id: room_id.to_string(),
+            title: state.title.clone(),
+            members: state.members.len(),
+            online: state.online_count(),
+            now_playing: current.map(|m| m.title.clone()),
+            thumb_url: current.and_then(|m| m.thumb_url.clone()),
+            updated_ms: state.updated_ms,
+            version: state.version,
+        })
+    }
+
+    /// Renders every field of the view.
+    pub fn render(&self) -> Result<Rendered, crate::ViewError> {
+        let json = |value: &dyn erased::Json| value.to_json();
+        let members: Vec<_> =
+            self.state.members.iter().map(|m| self.state.member_view(m)).collect();
+        Ok(Rendered {
+            fold: postcard::to_allocvec(&(FOLD_FORMAT, self))
+                .map_err(|e| crate::ViewError::Encode(e.to_string()))?,
+            view: json(&self.state.view())?,
+            members: json(&members)?,
+            chat: json(&self.chat)?,
+            lobby: self.lobby_entry().map(|entry| json(&entry)).transpose()?,
+        })
+    }
+
+    /// Reads a stored fold; `None` if it is unreadable (another format, corrupt).
+    pub fn decode(fold: &[u8]) -> Option<Projection> {
+        match postcard::from_bytes::<(u16, Projection)>(fold) {
+            Ok((FOLD_FORMAT, projection)) => Some(projection),
+            _ => None,
+        }
+    }
+}
+
+mod erased {
+    /// JSON of any serializable value, without generics in `render`.
+    pub(super) trait Json {
+        fn to_json(&self) -> Result<String, crate::ViewError>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<String, crate::ViewError> {
+            serde_json::to_string(self).map_err(|e| crate::ViewError::Encode(e.to_string()))
+        }
+    }
+}
