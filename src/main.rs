@@ -43,6 +43,11 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Runs the content service: thread resolver, thread watcher and the /media cache.
+    Content {
+        #[command(flatten)]
+        config: Config,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,15 +65,19 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Serve { config, commands } => {
-                let roles = Roles { commands: Some(commands), projectors: true };
+                let roles = Roles { commands: Some(commands), projectors: true, content: true };
                 serve::run(roles, config, shutdown_signal()).await
             }
             Command::Commands { config, commands } => {
-                let roles = Roles { commands: Some(commands), projectors: false };
+                let roles = Roles { commands: Some(commands), projectors: false, content: false };
                 serve::run(roles, config, shutdown_signal()).await
             }
             Command::Projectors { config } => {
-                let roles = Roles { commands: None, projectors: true };
+                let roles = Roles { commands: None, projectors: true, content: false };
+                serve::run(roles, config, shutdown_signal()).await
+            }
+            Command::Content { config } => {
+                let roles = Roles { commands: None, projectors: false, content: true };
                 serve::run(roles, config, shutdown_signal()).await
             }
         }

@@ -112,3 +112,26 @@ pub(crate) async fn projector(
         .await
         .context("failed to open the projector consumer")
 }
+
+/// The content role: resolver, watcher and media cache, ready to run.
+pub(crate) async fn content(
+    config: &Config,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<content::Content> {
+    let redis = redis(config).await?;
+    let upstream = content::upstream::Upstream::new(
+        &config.chan_api_url,
+        &config.chan_media_url,
+        redis.clone(),
+    )
+    .context("failed to build the upstream client")?;
+    let upstream = Arc::new(upstream);
+    let store = content::store::open(&config.media_store, config.s3_endpoint.as_deref())?;
+    let metrics = content::Metrics::new(registry).context("failed to register content metrics")?;
+    Ok(content::Content {
+        resolver: content::Resolver::new(upstream.clone(), redis.clone()),
+        media: content::Media::new(store, upstream, redis.clone(), metrics),
+        redis,
+        watch_tick: Duration::from_secs(1),
+    })
+}

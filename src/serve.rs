@@ -23,6 +23,8 @@ pub(crate) struct Roles {
     pub(crate) commands: Option<CommandsConfig>,
     /// The read side.
     pub(crate) projectors: bool,
+    /// The content service and media cache.
+    pub(crate) content: bool,
 }
 
 type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -59,14 +61,33 @@ pub(crate) async fn run(
         tasks.push(("projectors", Box::pin(async move { run.await.context("projector failed") })));
     }
 
+    let mut media = None;
+    if roles.content {
+        let content = roles::content(&config, &registry).await?;
+        media = Some(content.media.clone().router());
+        let run = content::run(client.clone(), content, on_stop(stopped.clone()));
+        tasks.push((
+            "content",
+            Box::pin(async move {
+                run.await.map_err(|e| anyhow::anyhow!("content service failed: {e}"))
+            }),
+        ));
+    }
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to listen on {}", config.listen))?;
-    let running =
-        [roles.commands.is_some().then_some("commands"), roles.projectors.then_some("projectors")];
+    let running = [
+        roles.commands.is_some().then_some("commands"),
+        roles.projectors.then_some("projectors"),
+        roles.content.then_some("content"),
+    ];
     let running: Vec<_> = running.into_iter().flatten().collect();
     info!(url = %format!("http://{}", listener.local_addr()?), roles = ?running, "chanshare is up");
-    let app = ops_router(Ops { client, log, registry, projector });
+    let mut app = ops_router(Ops { client, log, registry, projector });
+    if let Some(media) = media {
+        app = app.merge(media);
+    }
     let http = axum::serve(listener, app).with_graceful_shutdown(on_stop(stopped));
     tasks.push(("http", Box::pin(async move { http.await.context("http server failed") })));
 

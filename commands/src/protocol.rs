@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 pub const COMMAND_SUBJECT_PREFIX: &str = "chanshare.cmd.";
 /// Room creation requests.
 pub const CREATE_SUBJECT: &str = "chanshare.rooms.create";
-/// The content service's thread resolver (issue: content).
+/// The content service's thread resolver.
 pub const RESOLVE_SUBJECT: &str = "chanshare.content.resolve";
+/// The content service's watch registration: `{"room", "board", "thread"}`.
+pub const WATCH_SUBJECT: &str = "chanshare.content.watch";
 
 /// The subject for commands to `room`.
 pub fn command_subject(room: &RoomId) -> String {

@@ -12,7 +12,9 @@ use tokens::{Claims, Role, Signer};
 use tracing::warn;
 
 use crate::handler::now_ms;
-use crate::protocol::{CreateReply, CreateRequest, RESOLVE_SUBJECT, ResolveReply, ResolveRequest};
+use crate::protocol::{
+    CreateReply, CreateRequest, RESOLVE_SUBJECT, ResolveReply, ResolveRequest, WATCH_SUBJECT,
+};
 
 /// How many fresh ids to try when a generated room id is taken.
 const ID_ATTEMPTS: usize = 8;
@@ -54,9 +56,10 @@ impl Provisioner {
             control: request.control.unwrap_or_default(),
             listed: request.listed.unwrap_or(true),
         };
+        let source = request.source;
         let command = Command::CreateRoom {
             title: request.title.unwrap_or_default(),
-            source: request.source,
+            source: source.clone(),
             settings,
             name: request.name.unwrap_or_else(|| "host".to_owned()),
             items,
@@ -88,6 +91,9 @@ impl Provisioner {
             };
             match self.log.append(0, &commit, None).await {
                 Ok(appended) => {
+                    if let Source::Chan { board, thread } = &source {
+                        self.watch(&room, board, *thread).await;
+                    }
                     let claims = Claims {
                         room: room.clone(),
                         member: host.clone(),
@@ -117,6 +123,18 @@ impl Provisioner {
         CreateReply::Error {
             code: RejectCode::Unavailable,
             message: "could not allocate a room id".into(),
+        }
+    }
+
+    /// Asks the content service to follow the room's thread (and warm its first items). A room
+    /// works without it; it just does not grow with its thread.
+    async fn watch(&self, room: &RoomId, board: &str, thread: u64) {
+        let body = serde_json::json!({"room": room, "board": board, "thread": thread}).to_string();
+        let request = self.client.request(WATCH_SUBJECT, body.into());
+        match tokio::time::timeout(self.resolve_timeout, request).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => warn!(%room, %error, "thread watch not registered"),
+            Err(_) => warn!(%room, "thread watch registration timed out"),
         }
     }
 

@@ -17,14 +17,18 @@ use tokio::sync::oneshot;
 const SECRET: &str = "test-secret-test-secret-test-secret";
 
 /// One in-process replica of the commands service.
-struct Replica {
+pub(crate) struct Replica {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     handler: Arc<Handler>,
 }
 
 impl Replica {
-    async fn start(nats: &NatsServer, redis: &RedisServer, reaper: ReaperConfig) -> Replica {
+    pub(crate) async fn start(
+        nats: &NatsServer,
+        redis: &RedisServer,
+        reaper: ReaperConfig,
+    ) -> Replica {
         let client = nats.client().await;
         let (log, _) = EventLog::connect(client.clone(), 1).await.unwrap();
         let metrics = commands::Metrics::new(&prometheus::Registry::new()).unwrap();
@@ -80,7 +84,7 @@ impl Replica {
         Replica { stop: Some(stop), task, handler }
     }
 
-    async fn stop(mut self) -> Arc<Handler> {
+    pub(crate) async fn stop(mut self) -> Arc<Handler> {
         if let Some(stop) = self.stop.take() {
             stop.send(()).ok();
         }
@@ -89,7 +93,7 @@ impl Replica {
     }
 }
 
-fn quiet_reaper() -> ReaperConfig {
+pub(crate) fn quiet_reaper() -> ReaperConfig {
     ReaperConfig {
         presence_timeout: Duration::from_secs(3600),
         idle_timeout: Duration::from_secs(3600),

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod commands;
+mod content;
 mod eventlog;
 mod harness;
 mod projectors;

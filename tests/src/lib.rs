@@ -7,12 +7,14 @@
 
 mod process;
 
+pub mod chan;
 pub mod chanshare;
 pub mod http;
 pub mod nats;
 pub mod redis;
 pub mod s3;
 
+pub use chan::{ChanFixture, Fault};
 pub use chanshare::Chanshare;
 pub use nats::{NatsCluster, NatsServer};
 pub use redis::RedisServer;

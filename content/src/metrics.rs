@@ -1,0 +1,52 @@
+//! The content service's metrics.
+
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+
+/// Cache and upstream counters.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Requests served from the store.
+    pub hits: IntCounter,
+    /// Downloads from upstream.
+    pub misses: IntCounter,
+    /// Bytes stored after verification.
+    pub stored_bytes: IntCounter,
+    /// Bytes served to clients.
+    pub served_bytes: IntCounter,
+    /// Upstream answers by status.
+    pub upstream: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the metrics in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            hits: IntCounter::new(
+                "chanshare_media_cache_hits_total",
+                "Media requests served from the store",
+            )?,
+            misses: IntCounter::new(
+                "chanshare_media_cache_misses_total",
+                "Media downloads from upstream",
+            )?,
+            stored_bytes: IntCounter::new(
+                "chanshare_media_stored_bytes_total",
+                "Verified bytes stored",
+            )?,
+            served_bytes: IntCounter::new(
+                "chanshare_media_served_bytes_total",
+                "Media bytes served",
+            )?,
+            upstream: IntCounterVec::new(
+                Opts::new("chanshare_upstream_requests_total", "Upstream media requests by status"),
+                &["status"],
+            )?,
+        };
+        registry.register(Box::new(metrics.hits.clone()))?;
+        registry.register(Box::new(metrics.misses.clone()))?;
+        registry.register(Box::new(metrics.stored_bytes.clone()))?;
+        registry.register(Box::new(metrics.served_bytes.clone()))?;
+        registry.register(Box::new(metrics.upstream.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,497 @@
+//! The content service against real Redis, NATS, S3 (s3s-fs) and the 4chan fixture server.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use content::{Content, Media, Resolver};
+use md5::{Digest, Md5};
+use object_store::ObjectStore;
+use tests::chan::fixtures_dir;
+use tests::{ChanFixture, Chanshare, Fault, NatsServer, RedisServer, S3Server};
+use tokio::sync::oneshot;
+
+const VIDEO: &str = "1743100200123456.webm";
+/// The playable media of the fixture thread `wsg/5812345`, in thread order.
+const THREAD_TITLES: [&str; 6] = [
+    "cat jumps.webm",
+    "IMG_4412.mp4",
+    "reaction.gif",
+    "mandel bröt.jpg",
+    "old vp8 clip.webm",
+    "cells.png",
+];
+
+/// The real servers a content test needs: NATS, Redis, S3 (bucket `media`) and the fake 4chan.
+struct Servers {
+    nats: NatsServer,
+    redis: RedisServer,
+    s3: S3Server,
+    fixture: ChanFixture,
+}
+
+impl Servers {
+    async fn start() -> Servers {
+        Servers {
+            nats: NatsServer::start(),
+            redis: RedisServer::start(),
+            s3: S3Server::start("media"),
+            fixture: ChanFixture::start().await,
+        }
+    }
+}
+
+/// An in-process content replica: the NATS service, the watcher, and /media on a free port.
+struct Replica {
+    base: String,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    async fn start(
+        nats: &NatsServer,
+        redis: &RedisServer,
+        fixture: &ChanFixture,
+        store: Arc<dyn ObjectStore>,
+    ) -> Replica {
+        let conn =
+            redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
+        let upstream = Arc::new(
+            content::upstream::Upstream::new(
+                &fixture.api_url(),
+                &fixture.media_url(),
+                conn.clone(),
+            )
+            .unwrap(),
+        );
+        let metrics = content::Metrics::new(&prometheus::Registry::new()).unwrap();
+        let media = Media::new(store, upstream.clone(), conn.clone(), metrics);
+        let content = Content {
+            resolver: Resolver::new(upstream, conn.clone()),
+            media: media.clone(),
+            redis: conn,
+            watch_tick: Duration::from_millis(200),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let http =
+            tokio::spawn(async move { axum::serve(listener, media.router()).await.unwrap() });
+        let client = nats.client().await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            content::run(client, content, async {
+                stopped.await.ok();
+            })
+            .await
+            .unwrap();
+            http.abort();
+        });
+        wait_for_service(nats, "chanshare-content").await;
+        Replica { base, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).ok();
+        self.task.await.unwrap();
+    }
+}
+
+async fn wait_for_service(nats: &NatsServer, name: &str) {
+    let client = nats.client().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.request(format!("$SRV.PING.{name}"), "".into()).await.is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn s3_store(s3: &S3Server) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(s3.endpoint())
+            .with_bucket_name("media")
+            .with_access_key_id(S3Server::ACCESS_KEY)
+            .with_secret_access_key(S3Server::SECRET_KEY)
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .build()
+            .unwrap(),
+    )
+}
+
+async fn resolve(nats: &NatsServer, board: &str, thread: u64) -> serde_json::Value {
+    let client = nats.client().await;
+    let body = serde_json::json!({"board": board, "thread": thread}).to_string();
+    let reply = client.request("chanshare.content.resolve", body.into()).await.unwrap();
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+fn fixture_file(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join("media/wsg").join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn resolving_threads() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+
+    let live = resolve(&nats, "wsg", 5812345).await;
+    assert_eq!(live["status"], "resolved", "{live}");
+    assert_eq!(live["archived"], false);
+    let items = live["items"].as_array().unwrap();
+    let titles: Vec<_> = items.iter().map(|i| i["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, THREAD_TITLES);
+    assert_eq!(items[0]["url"], "/media/wsg/1743100200123456.webm");
+    assert_eq!(items[0]["thumb_url"], "/media/wsg/1743100200123456s.jpg");
+    assert_eq!(items[0]["kind"], "video");
+    assert_eq!(items[2]["kind"], "image");
+    assert_eq!(items[1]["post_url"], "https://boards.4chan.org/wsg/thread/5812345#p5812351");
+    assert_eq!(items[0]["size"], 34336);
+    assert_eq!(items[0]["md5"], "JpDgWvkXN/aiaJ60UD4xQQ==");
+
+    let archived = resolve(&nats, "wsg", 5800000).await;
+    assert_eq!(
+        (archived["status"].as_str(), archived["archived"].as_bool()),
+        (Some("resolved"), Some(true))
+    );
+    assert_eq!(resolve(&nats, "wsg", 1).await["status"], "not_found");
+    let bad = resolve(&nats, "../etc", 1).await;
+    assert_eq!((bad["status"].as_str(), bad["code"].as_str()), (Some("error"), Some("invalid")));
+
+    // A second resolve within 10 s is served from the cache; a later one sends If-Modified-Since.
+    let before = fixture.api_requests().len();
+    resolve(&nats, "wsg", 5812345).await;
+    assert_eq!(fixture.api_requests().len(), before, "no upstream request within 10 s");
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn range_requests_head_and_etags_from_s3() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    resolve(&nats, "wsg", 5812345).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/media/wsg/{VIDEO}", replica.base);
+    let original = fixture_file(VIDEO);
+    let size = original.len();
+
+    let full = http.get(&url).send().await.unwrap();
+    assert_eq!(full.status(), 200);
+    let headers = full.headers().clone();
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert_eq!(headers["content-type"], "video/webm");
+    assert_eq!(headers["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(headers["content-length"], size.to_string().as_str());
+    assert_eq!(full.bytes().await.unwrap().as_ref(), &original[..]);
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+
+    let cases: [(&str, u16, Option<String>, std::ops::Range<usize>); 4] = [
+        ("bytes=0-", 206, Some(format!("bytes 0-{}/{size}", size - 1)), 0..size),
+        ("bytes=100-1099", 206, Some(format!("bytes 100-1099/{size}")), 100..1100),
+        (
+            "bytes=-16",
+            206,
+            Some(format!("bytes {}-{}/{size}", size - 16, size - 1)),
+            size - 16..size,
+        ),
+        ("bytes=999999-", 416, Some(format!("bytes */{size}")), 0..0),
+    ];
+    for (range, status, content_range, bytes) in cases {
+        let response = http.get(&url).header("range", range).send().await.unwrap();
+        assert_eq!(response.status(), status, "{range}");
+        assert_eq!(
+            response.headers().get("content-range").map(|v| v.to_str().unwrap().to_owned()),
+            content_range,
+            "{range}"
+        );
+        assert_eq!(response.bytes().await.unwrap().as_ref(), &original[bytes], "{range}");
+    }
+
+    let head = http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], size.to_string().as_str());
+    assert!(head.bytes().await.unwrap().is_empty());
+    let cached = http.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(cached.status(), 304);
+
+    // The thumbnail is cached too, as a jpeg.
+    let thumb =
+        http.get(format!("{}/media/wsg/1743100200123456s.jpg", replica.base)).send().await.unwrap();
+    assert_eq!(
+        (thumb.status().as_u16(), thumb.headers()["content-type"].to_str().unwrap()),
+        (200, "image/jpeg")
+    );
+    assert_eq!(thumb.bytes().await.unwrap().as_ref(), &fixture_file("1743100200123456s.jpg")[..]);
+    // The object in S3 is exactly the file.
+    let stored = s3.root().join("media/wsg").join(VIDEO);
+    assert_eq!(std::fs::read(stored).unwrap(), original);
+    replica.stop().await;
+}
+
+/// 50 concurrent requests for one uncached file over two replicas: one upstream download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_download_once_across_replicas() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let a = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    let b = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    resolve(&nats, "wsg", 5812345).await;
+    fixture.set_latency(Duration::from_millis(300));
+    let http = reqwest::Client::new();
+    let file = "1743100437554012.mp4";
+    let original = fixture_file(file);
+    let requests: Vec<_> = (0..50)
+        .map(|n| {
+            let url = format!("{}/media/wsg/{file}", if n % 2 == 0 { &a.base } else { &b.base });
+            let http = http.clone();
+            tokio::spawn(async move { http.get(url).send().await.unwrap().bytes().await.unwrap() })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap().as_ref(), &original[..]);
+    }
+    let downloads = fixture.media_requests().iter().filter(|p| p.ends_with(file)).count();
+    assert_eq!(downloads, 1, "one upstream download for 50 requests");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn bad_upstream_bytes_are_never_cached() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    resolve(&nats, "wsg", 5812345).await;
+    let http = reqwest::Client::new();
+    let file = "1743100655000817.gif";
+    let url = format!("{}/media/wsg/{file}", replica.base);
+    for fault in [Fault::WrongBytes, Fault::Truncate, Fault::Status(500)] {
+        // 5xx is retried; fail every attempt.
+        for _ in 0..3 {
+            fixture.fail_next_media(fault);
+        }
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 502, "{fault:?}");
+        let error: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert!(error["error"]["message"].is_string());
+        assert!(!s3.root().join("media/wsg").join(file).exists(), "{fault:?}: nothing stored");
+        fixture.clear_faults();
+    }
+    let healthy = http.get(&url).send().await.unwrap();
+    assert_eq!(healthy.status(), 200);
+    assert_eq!(healthy.bytes().await.unwrap().as_ref(), &fixture_file(file)[..]);
+
+    // Upstream 404 is our 404.
+    let missing =
+        http.get(format!("{}/media/wsg/1743100750000001.jpg", replica.base)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn traversal_and_foreign_paths_are_refused() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    resolve(&nats, "wsg", 5812345).await;
+    let http = reqwest::Client::new();
+    let bad = [
+        "/media/wsg/..%2F..%2Fetc%2Fpasswd",
+        "/media/wsg/..%2Fsecret.webm",
+        "/media/WSG/1743100200123456.webm",
+        "/media/w.g/1743100200123456.webm",
+        "/media/wsg/1743100200123456.exe",
+        "/media/wsg/1743100200123456.webm%00.jpg",
+        "/media/wsg/http:%2F%2Fevil.example%2Fx.webm",
+        "/media/wsg/-1.webm",
+        "/media/wsg/1743100200123456s.png",
+    ];
+    let before = fixture.media_requests().len();
+    for path in bad {
+        let response = http.get(format!("{}{path}", replica.base)).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+    }
+    assert_eq!(fixture.media_requests().len(), before, "no refused path reached upstream");
+    // A well-formed name that no resolved thread has is not fetched at all.
+    let before = fixture.media_requests().len();
+    let unknown =
+        http.get(format!("{}/media/wsg/1234567890123456.webm", replica.base)).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(fixture.media_requests().len(), before, "no upstream request for an unknown file");
+    replica.stop().await;
+}
+
+/// Two replicas resolving as fast as they can for 30 s: never two API requests in one second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_one_api_request_per_second_across_replicas() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let a = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    let b = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let url = nats.url();
+            tokio::spawn(async move {
+                let client = async_nats::connect(url).await.unwrap();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    // Distinct threads (mostly missing): each needs an upstream request.
+                    let body = serde_json::json!({"board": "wsg", "thread": 100 + w * 100_000 + n})
+                        .to_string();
+                    client.request("chanshare.content.resolve", body.into()).await.ok();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let mut times = fixture.api_requests();
+    times.sort();
+    assert!(times.len() >= 20, "the replicas were busy: {} requests", times.len());
+    let closest = times.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+    assert!(closest >= Duration::from_secs(1), "two api requests {closest:?} apart");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The binary's content role with `CHANSHARE_MEDIA_STORE=s3://…` and with a local directory.
+#[tokio::test]
+async fn the_content_role_serves_media_from_s3_and_from_a_directory() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = [
+        vec![
+            ("CHANSHARE_MEDIA_STORE", "s3://media".to_owned()),
+            ("CHANSHARE_S3_ENDPOINT", s3.endpoint()),
+            ("AWS_ACCESS_KEY_ID", S3Server::ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", S3Server::SECRET_KEY.to_owned()),
+        ],
+        vec![("CHANSHARE_MEDIA_STORE", format!("file://{}", dir.path().display()))],
+    ];
+    for store in stores {
+        let mut env = vec![
+            ("CHANSHARE_NATS_URL", nats.url()),
+            ("CHANSHARE_REDIS_URL", redis.url()),
+            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
+            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
+        ];
+        env.extend(store);
+        let chanshare = Chanshare::start("content", &env);
+        wait_for_service(&nats, "chanshare-content").await;
+        assert_eq!(resolve(&nats, "wsg", 5812345).await["status"], "resolved");
+        let response =
+            reqwest::get(format!("http://{}/media/wsg/1743100900555666.png", chanshare.addr()))
+                .await
+                .unwrap();
+        let status = response.status();
+        let body = response.bytes().await.unwrap();
+        assert_eq!(status, 200, "{}: {}", String::from_utf8_lossy(&body), chanshare.log());
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
+        assert_eq!(md5, "+WkM+qPy1mxlCrZb64zdMw==", "{}", chanshare.log());
+    }
+    assert!(s3.root().join("media/wsg/1743100900555666.png").is_file());
+    assert!(dir.path().join("wsg/1743100900555666.png").is_file());
+}
+
+/// A room made from a live thread: its playable media in thread order, the first items warmed
+/// in the cache, and the thread's new reply added once (two content replicas watching).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chan_rooms_follow_their_thread() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let a = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    let b = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    let commands =
+        crate::commands::Replica::start(&nats, &redis, crate::commands::quiet_reaper()).await;
+    let client = nats.client().await;
+    let create = |thread: u64| {
+        let client = client.clone();
+        async move {
+            let body = serde_json::json!({"source": {"chan": {"board": "wsg", "thread": thread}}})
+                .to_string();
+            let reply = client.request("chanshare.rooms.create", body.into()).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()
+        }
+    };
+    let created = create(5812345).await;
+    assert_eq!(created["status"], "created", "{created}");
+    let room = events::RoomId::new(created["room_id"].as_str().unwrap()).unwrap();
+    let (log, _) = eventlog::EventLog::connect(nats.client().await, 1).await.unwrap();
+    let state = room_state(&log, &room).await;
+    let titles: Vec<_> = state.playlist.iter().map(|i| i.media.title.as_str()).collect();
+    assert_eq!(titles, THREAD_TITLES);
+    assert_eq!(state.title, "/wsg/ 5812345");
+
+    // The first three items are fetched into the cache in the background.
+    let first_three = ["1743100200123456.webm", "1743100437554012.mp4", "1743100655000817.gif"];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !first_three.iter().all(|f| s3.root().join("media/wsg").join(f).is_file()) {
+        assert!(
+            Instant::now() < deadline,
+            "prefetch did not happen: {:?}",
+            fixture.media_requests()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The thread grows by one reply: the room gains exactly that item, once.
+    fixture.switch_to_after_refresh();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while room_state(&log, &room).await.playlist.len() < 7 {
+        assert!(Instant::now() < deadline, "the new reply was not added");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let state = room_state(&log, &room).await;
+    assert_eq!(state.playlist.len(), 7);
+    assert_eq!(
+        state.playlist[6].media.title, "late addition.webm",
+        "{:?}",
+        state.playlist[6].media
+    );
+    let additions = history(&log, &room)
+        .await
+        .iter()
+        .skip(1)
+        .filter(|s| s.commit.events.iter().any(|e| matches!(e, events::Event::ItemsAdded { .. })))
+        .count();
+    assert_eq!(additions, 1, "one refresh added items");
+
+    // An archived thread makes a room that is not watched; a missing one makes none.
+    let archived = create(5800000).await;
+    assert_eq!(archived["status"], "created", "{archived}");
+    let watched: Option<String> = redis::cmd("HGET")
+        .arg("chanshare:watch")
+        .arg(archived["room_id"].as_str().unwrap())
+        .query_async(
+            &mut redis::Client::open(redis.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(watched, None);
+    let missing = create(1).await;
+    assert_eq!(
+        (missing["status"].as_str(), missing["code"].as_str()),
+        (Some("rejected"), Some("not_found")),
+        "{missing}"
+    );
+    commands.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn history(log: &eventlog::EventLog, room: &events::RoomId) -> Vec<eventlog::Stored> {
+    use futures::StreamExt;
+    log.read(room, 0).await.unwrap().map(|c| c.unwrap()).collect().await
+}
+
+async fn room_state(log: &eventlog::EventLog, room: &events::RoomId) -> events::RoomState {
+    history(log, room)
+        .await
+        .iter()
+        .fold(events::RoomState::default(), |s, stored| s.apply(&stored.commit))
+}

@@ -1,0 +1,256 @@
+//! A fake 4chan: the API and the CDN served from `../shared/fixtures/chan/`, with the knobs tests
+//! need (If-Modified-Since, Range, latency, faults, the after-refresh thread, a request log).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// What to do to the next matching request instead of answering normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and no body.
+    Status(u16),
+    /// Send the first half of the body only (Content-Length says the whole).
+    Truncate,
+    /// Send the right length with one byte changed.
+    WrongBytes,
+}
+
+/// One request the fixture saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// When it arrived.
+    pub at: Instant,
+    /// Its path (`/api/wsg/thread/5812345.json`).
+    pub path: String,
+}
+
+#[derive(Debug, Default)]
+struct Knobs {
+    after_refresh: AtomicBool,
+    latency: Mutex<Duration>,
+    api_faults: Mutex<VecDeque<Fault>>,
+    media_faults: Mutex<VecDeque<Fault>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+#[derive(Debug, Clone)]
+struct Fixture {
+    root: PathBuf,
+    knobs: Arc<Knobs>,
+}
+
+/// The fixture server, running until dropped.
+#[derive(Debug)]
+pub struct ChanFixture {
+    addr: SocketAddr,
+    knobs: Arc<Knobs>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ChanFixture {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The fixtures directory (`CHANSHARE_FIXTURES`, or `shared/fixtures/chan` beside the checkout).
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var_os("CHANSHARE_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/chan")
+    })
+}
+
+/// `Last-Modified` of the live thread, before and after its refresh, and of other threads.
+pub const LAST_MODIFIED: &str = "Thu, 27 Mar 2025 18:30:00 GMT";
+/// `Last-Modified` of the live thread after one more reply.
+pub const LAST_MODIFIED_AFTER: &str = "Thu, 27 Mar 2025 18:45:00 GMT";
+
+impl ChanFixture {
+    /// Starts the server on a free loopback port (within the current tokio runtime).
+    pub async fn start() -> ChanFixture {
+        let root = fixtures_dir();
+        assert!(
+            root.join("api/wsg/thread/5812345.json").is_file(),
+            "fixtures not found at {}",
+            root.display()
+        );
+        let knobs = Arc::new(Knobs::default());
+        let app = Router::new()
+            .route("/api/{board}/thread/{file}", get(thread))
+            .route("/media/{board}/{file}", get(media))
+            .with_state(Fixture { root, knobs: knobs.clone() });
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fixture server");
+        let addr = listener.local_addr().expect("fixture address");
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        ChanFixture { addr, knobs, task }
+    }
+
+    /// The API base URL.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// The media base URL.
+    pub fn media_url(&self) -> String {
+        format!("http://{}/media", self.addr)
+    }
+
+    /// Serves `5812345.after-refresh.json` in place of `5812345.json` from now on.
+    pub fn switch_to_after_refresh(&self) {
+        self.knobs.after_refresh.store(true, Ordering::SeqCst);
+    }
+
+    /// Delays every answer by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.knobs.latency.lock().expect("fixture lock") = latency;
+    }
+
+    /// Applies `fault` to the next API request.
+    pub fn fail_next_api(&self, fault: Fault) {
+        self.knobs.api_faults.lock().expect("fixture lock").push_back(fault);
+    }
+
+    /// Applies `fault` to the next media request.
+    pub fn fail_next_media(&self, fault: Fault) {
+        self.knobs.media_faults.lock().expect("fixture lock").push_back(fault);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.knobs.api_faults.lock().expect("fixture lock").clear();
+        self.knobs.media_faults.lock().expect("fixture lock").clear();
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.knobs.seen.lock().expect("fixture lock").clone()
+    }
+
+    /// The arrival times of API requests.
+    pub fn api_requests(&self) -> Vec<Instant> {
+        self.seen().into_iter().filter(|s| s.path.starts_with("/api/")).map(|s| s.at).collect()
+    }
+
+    /// The paths of media requests.
+    pub fn media_requests(&self) -> Vec<String> {
+        self.seen().into_iter().filter(|s| s.path.starts_with("/media/")).map(|s| s.path).collect()
+    }
+}
+
+impl Fixture {
+    async fn arrive(&self, path: String) {
+        self.knobs.seen.lock().expect("fixture lock").push(Seen { at: Instant::now(), path });
+        let latency = *self.knobs.latency.lock().expect("fixture lock");
+        tokio::time::sleep(latency).await;
+    }
+}
+
+async fn thread(
+    State(fx): State<Fixture>,
+    Path((board, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    fx.arrive(format!("/api/{board}/thread/{file}")).await;
+    let fault = fx.knobs.api_faults.lock().expect("fixture lock").pop_front();
+    if let Some(Fault::Status(code)) = fault {
+        return StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
+    let Some(no) = file.strip_suffix(".json") else { return StatusCode::NOT_FOUND.into_response() };
+    let refreshed = fx.knobs.after_refresh.load(Ordering::SeqCst) && no == "5812345";
+    let name = if refreshed { format!("{no}.after-refresh.json") } else { format!("{no}.json") };
+    let Ok(body) = std::fs::read(fx.root.join("api").join(&board).join("thread").join(name)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let last_modified = if refreshed { LAST_MODIFIED_AFTER } else { LAST_MODIFIED };
+    if headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) == Some(last_modified) {
+        return (StatusCode::NOT_MODIFIED, [(header::LAST_MODIFIED, last_modified)])
+            .into_response();
+    }
+    (
+        StatusCode::OK,
+        [(header::LAST_MODIFIED, last_modified), (header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+async fn media(
+    State(fx): State<Fixture>,
+    Path((board, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    fx.arrive(format!("/media/{board}/{file}")).await;
+    let fault = fx.knobs.media_faults.lock().expect("fixture lock").pop_front();
+    if let Some(Fault::Status(code)) = fault {
+        return StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
+    if file.contains("..") || file.contains('/') {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    let Ok(mut body) = std::fs::read(fx.root.join("media").join(&board).join(&file)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match fault {
+        Some(Fault::WrongBytes) => {
+            let middle = body.len() / 2;
+            if let Some(byte) = body.get_mut(middle) {
+                *byte ^= 0xFF;
+            }
+        }
+        Some(Fault::Truncate) => {
+            // Claim the full length and send half: the client sees a broken body.
+            let full = body.len();
+            body.truncate(full / 2);
+            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+                Ok(body.into()),
+                Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "truncated on purpose")),
+            ];
+            return Response::builder()
+                .header(header::CONTENT_LENGTH, full)
+                .body(axum::body::Body::from_stream(futures::stream::iter(chunks)))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+        _ => {}
+    }
+    let size = body.len();
+    match headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|r| byte_range(r, size))
+    {
+        Some((start, end)) => (
+            StatusCode::PARTIAL_CONTENT,
+            [(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1))],
+            body[start..end].to_vec(),
+        )
+            .into_response(),
+        None => (StatusCode::OK, body).into_response(),
+    }
+}
+
+fn byte_range(header: &str, size: usize) -> Option<(usize, usize)> {
+    let spec = header.strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    match (first.parse::<usize>().ok(), last.parse::<usize>().ok()) {
+        (Some(start), Some(end)) if start <= end && start < size => {
+            Some((start, (end + 1).min(size)))
+        }
+        (Some(start), None) if last.is_empty() && start < size => Some((start, size)),
+        (None, Some(suffix)) if first.is_empty() => Some((size.saturating_sub(suffix), size)),
+        _ => None,
+    }
+}
