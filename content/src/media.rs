@@ -30,6 +30,8 @@ use crate::resolver::meta_key;
 use crate::upstream::{Upstream, UpstreamError};
 
 const THUMB_MAX: u64 = 2 << 20;
+/// The largest file the cache fetches, whatever a thread claims (4chan's own limits are ~6 MiB).
+pub const MEDIA_MAX: u64 = 64 << 20;
 const LEASE_MS: u64 = 60_000;
 
 /// The media cache's state.
@@ -107,7 +109,12 @@ impl Media {
             Some("thumb") => Ok(Expected::Thumb),
             Some(meta) => {
                 let (size, md5) = meta.split_once(':').ok_or(MediaError::NotFound)?;
-                let size = size.parse().map_err(|_| MediaError::NotFound)?;
+                let size: u64 = size.parse().map_err(|_| MediaError::NotFound)?;
+                if size > MEDIA_MAX {
+                    return Err(MediaError::BadGateway(format!(
+                        "the thread claims {size} bytes, over the {MEDIA_MAX} limit"
+                    )));
+                }
                 Ok(Expected::File { size, md5: md5.to_owned() })
             }
         }

@@ -135,9 +135,16 @@ impl Upstream {
                 Ok(response) => match response.status() {
                     StatusCode::OK => return read_capped(response, max_bytes).await.map(Some),
                     StatusCode::NOT_FOUND => return Ok(None),
-                    status
-                        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
-                    {
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        let retry_after = response
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse().ok())
+                            .map_or(Duration::from_secs(5), Duration::from_secs);
+                        last = UpstreamError::RateLimited(retry_after);
+                    }
+                    status if status.is_server_error() => {
                         last = UpstreamError::Unavailable(format!("media answered {status}"));
                     }
                     status => {

@@ -281,6 +281,18 @@ async fn bad_upstream_bytes_are_never_cached() {
     assert_eq!(healthy.status(), 200);
     assert_eq!(healthy.bytes().await.unwrap().as_ref(), &fixture_file(file)[..]);
 
+    // Upstream rate limiting is our 503 with Retry-After; nothing is stored.
+    for _ in 0..3 {
+        fixture.fail_next_media(Fault::Status(429));
+    }
+    let limited =
+        http.get(format!("{}/media/wsg/1743100800333444.webm", replica.base)).send().await.unwrap();
+    let status = limited.status();
+    let retry = limited.headers().contains_key("retry-after");
+    assert_eq!(status, 503, "{:?}", limited.text().await);
+    assert!(retry);
+    fixture.clear_faults();
+
     // Upstream 404 is our 404.
     let missing =
         http.get(format!("{}/media/wsg/1743100750000001.jpg", replica.base)).send().await.unwrap();
