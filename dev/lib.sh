@@ -35,6 +35,14 @@ ensure_nats_server() {
   ln -sf "$bin" "$TOOLS_BIN/nats-server"
 }
 
+# Python tools the tests call (an OpenAPI validator), in the same venv as nats-server.
+ensure_python_tools() {
+  if [ -x "$CHANSHARE_CACHE/venv/bin/openapi-spec-validator" ]; then return; fi
+  log "installing openapi-spec-validator (pip)"
+  python3 -m venv "$CHANSHARE_CACHE/venv"
+  "$CHANSHARE_CACHE/venv/bin/pip" install -q "openapi-spec-validator==0.7.*"
+}
+
 ensure_redis_server() {
   command -v redis-server >/dev/null && return
   log "installing redis-server (apt)"

@@ -45,6 +45,22 @@ pub(crate) struct Config {
     pub(crate) stream_replicas: usize,
 }
 
+/// Settings of the gateway role.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GatewayConfig {
+    /// The most commits a reconnecting client is replayed; further behind gets a snapshot.
+    #[arg(long, env = "CHANSHARE_RESUME_CAP", default_value_t = 1000)]
+    pub(crate) resume_cap: u64,
+
+    /// Open WebSockets allowed per client address.
+    #[arg(long, env = "CHANSHARE_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub(crate) connections_per_ip: usize,
+
+    /// Rooms a client address may create per minute.
+    #[arg(long, env = "CHANSHARE_CREATIONS_PER_MINUTE", default_value_t = 10)]
+    pub(crate) creations_per_minute: usize,
+}
+
 /// Settings of the commands role.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct CommandsConfig {

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{CommandsConfig, Config};
+use crate::config::{CommandsConfig, Config, GatewayConfig};
 use crate::serve::Roles;
 
 /// Watch parties from 4chan threads or media URLs, event-sourced on NATS JetStream.
@@ -30,6 +30,8 @@ enum Command {
         config: Config,
         #[command(flatten)]
         commands: CommandsConfig,
+        #[command(flatten)]
+        gateway: GatewayConfig,
     },
     /// Runs the write side: decides commands, provisions rooms, reaps presence.
     Commands {
@@ -48,6 +50,13 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Runs the gateway: the HTTP API and the room WebSocket.
+    Gateway {
+        #[command(flatten)]
+        config: Config,
+        #[command(flatten)]
+        gateway: GatewayConfig,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,20 +73,41 @@ fn main() -> anyhow::Result<()> {
         .context("failed to start the tokio runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, commands } => {
-                let roles = Roles { commands: Some(commands), projectors: true, content: true };
+            Command::Serve { config, commands, gateway } => {
+                let roles = Roles {
+                    commands: Some(commands),
+                    projectors: true,
+                    content: true,
+                    gateway: Some(gateway),
+                };
                 serve::run(roles, config, shutdown_signal()).await
             }
             Command::Commands { config, commands } => {
-                let roles = Roles { commands: Some(commands), projectors: false, content: false };
+                let roles = Roles {
+                    commands: Some(commands),
+                    projectors: false,
+                    content: false,
+                    gateway: None,
+                };
                 serve::run(roles, config, shutdown_signal()).await
             }
             Command::Projectors { config } => {
-                let roles = Roles { commands: None, projectors: true, content: false };
+                let roles =
+                    Roles { commands: None, projectors: true, content: false, gateway: None };
+                serve::run(roles, config, shutdown_signal()).await
+            }
+            Command::Gateway { config, gateway } => {
+                let roles = Roles {
+                    commands: None,
+                    projectors: false,
+                    content: false,
+                    gateway: Some(gateway),
+                };
                 serve::run(roles, config, shutdown_signal()).await
             }
             Command::Content { config } => {
-                let roles = Roles { commands: None, projectors: false, content: true };
+                let roles =
+                    Roles { commands: None, projectors: false, content: true, gateway: None };
                 serve::run(roles, config, shutdown_signal()).await
             }
         }

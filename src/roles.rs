@@ -37,8 +37,14 @@ pub(crate) async fn log(config: &Config, client: async_nats::Client) -> anyhow::
 pub(crate) async fn redis(config: &Config) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(config.redis_url.as_str())
         .with_context(|| format!("bad redis url {:?}", config.redis_url))?;
+    // Short timeouts: with Redis down, readers fall back to the log instead of waiting.
+    let settings = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
     client
-        .get_connection_manager()
+        .get_connection_manager_with_config(settings)
         .await
         .with_context(|| format!("failed to connect to redis at {}", config.redis_url))
 }
@@ -134,4 +140,31 @@ pub(crate) async fn content(
         redis,
         watch_tick: Duration::from_secs(1),
     })
+}
+
+/// The gateway role, ready to serve.
+pub(crate) async fn gateway(
+    config: &Config,
+    settings: &crate::config::GatewayConfig,
+    client: async_nats::Client,
+    log: EventLog,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<gateway::App> {
+    let redis = redis(config).await?;
+    let parts = gateway::Parts {
+        client,
+        log,
+        views: views::Views::new(redis.clone()),
+        presence: presence::Presence::new(redis),
+        signer: signer(config)?,
+        limits: gateway::limits::Limits {
+            resume_cap: settings.resume_cap,
+            connections_per_ip: settings.connections_per_ip,
+            creations_per_minute: settings.creations_per_minute,
+            ..gateway::limits::Limits::default()
+        },
+        token_ttl: Duration::from_secs(30 * 24 * 3600),
+        shutdown,
+    };
+    gateway::App::new(parts).await.context("failed to start the gateway")
 }

@@ -13,7 +13,7 @@ use eventlog::EventLog;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::{CommandsConfig, Config};
+use crate::config::{CommandsConfig, Config, GatewayConfig};
 use crate::roles;
 
 /// Which roles a process runs.
@@ -25,6 +25,8 @@ pub(crate) struct Roles {
     pub(crate) projectors: bool,
     /// The content service and media cache.
     pub(crate) content: bool,
+    /// The HTTP API and the room WebSocket, with their settings.
+    pub(crate) gateway: Option<GatewayConfig>,
 }
 
 type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -74,6 +76,14 @@ pub(crate) async fn run(
         ));
     }
 
+    let mut api = None;
+    if let Some(gateway) = &roles.gateway {
+        let app =
+            roles::gateway(&config, gateway, client.clone(), log.clone(), stopped.clone()).await?;
+        tokio::spawn(app.clone().heartbeats());
+        api = Some(gateway::router(app));
+    }
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to listen on {}", config.listen))?;
@@ -81,6 +91,7 @@ pub(crate) async fn run(
         roles.commands.is_some().then_some("commands"),
         roles.projectors.then_some("projectors"),
         roles.content.then_some("content"),
+        roles.gateway.is_some().then_some("gateway"),
     ];
     let running: Vec<_> = running.into_iter().flatten().collect();
     info!(url = %format!("http://{}", listener.local_addr()?), roles = ?running, "chanshare is up");
@@ -88,7 +99,12 @@ pub(crate) async fn run(
     if let Some(media) = media {
         app = app.merge(media);
     }
-    let http = axum::serve(listener, app).with_graceful_shutdown(on_stop(stopped));
+    if let Some(api) = api {
+        app = app.merge(api);
+    }
+    let http =
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(on_stop(stopped));
     tasks.push(("http", Box::pin(async move { http.await.context("http server failed") })));
 
     let handles: Vec<_> =

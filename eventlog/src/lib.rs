@@ -224,6 +224,14 @@ impl EventLog {
         subjects::room_of(&message.subject)
     }
 
+    /// The log's epoch: the room stream's creation time. Positions (versions) from another epoch
+    /// belong to another log and cannot be resumed.
+    pub async fn epoch(&self) -> Result<String, LogError> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.map_err(LogError::unavailable)?;
+        Ok(info.created.unix_timestamp_nanos().to_string())
+    }
+
     /// The stream's last sequence (0 when empty).
     pub async fn last_seq(&self) -> Result<u64, LogError> {
         let mut stream = self.stream.clone();

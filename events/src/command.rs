@@ -76,7 +76,7 @@ pub enum Command {
     },
     /// Enters the room (or comes back online). Issued by the gateway when a socket opens.
     Join {
-        /// Nickname.
+        /// Nickname; empty for a listed member keeps their name (a reconnect).
         name: String,
     },
     /// Leaves the room (`left`) or is timed out by the presence reaper (`timeout`).

@@ -221,7 +221,11 @@ impl Decision<'_> {
         if self.state.banned.contains(me) {
             return Err(Rejection::forbidden("you were removed from this room"));
         }
-        let name = clean_text("name", &name, self.limits.max_name_chars, false)?;
+        // A listed member may come back without a name (a reconnect): they keep theirs.
+        let name = match self.state.member(me) {
+            Some(member) if name.trim().is_empty() => member.name.clone(),
+            _ => clean_text("name", &name, self.limits.max_name_chars, false)?,
+        };
         let mut events = Vec::new();
         match self.state.member(me) {
             Some(member) if member.online => {}

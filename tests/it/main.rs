@@ -7,6 +7,7 @@
 mod commands;
 mod content;
 mod eventlog;
+mod gateway;
 mod harness;
 mod projectors;
 mod serve;

@@ -270,6 +270,20 @@ fn membership() {
             }),
         },
         Case {
+            name: "a timed-out member reconnecting without a name keeps theirs",
+            given: with(vec![(alice(), Command::Leave { reason: LeaveReason::Timeout })]),
+            when: (alice(), join("")),
+            then: EventsAnd(&["member_returned"], |s| {
+                s.member(&id(&alice())).is_some_and(|m| m.name == "alice")
+            }),
+        },
+        Case {
+            name: "an online member reconnecting without a name changes nothing",
+            given: url_room(),
+            when: (alice(), join("")),
+            then: Events(&[]),
+        },
+        Case {
             name: "a full room prunes its longest-offline member",
             given: {
                 let mut steps = vec![(host(), create_urls(1))];

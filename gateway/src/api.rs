@@ -1,0 +1,404 @@
+//! The HTTP API (DESIGN §4). One table, [`ROUTES`], builds both the router and the OpenAPI
+//! document, so the document cannot list a path the router lacks, or miss one it has.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use events::RoomId;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::frames::close;
+use crate::socket::{self, Params};
+
+/// An API error: `{"error": {"code", "message"}}` with a fitting status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+fn json_text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+        .into_response()
+}
+
+fn room_id(id: &str) -> Result<RoomId, ApiError> {
+    RoomId::new(id).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// One documented route.
+#[derive(Debug)]
+pub struct Route {
+    /// `get`, `post`.
+    pub method: &'static str,
+    /// The path, in axum and OpenAPI syntax.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// Query parameters: (name, description).
+    pub query: &'static [(&'static str, &'static str)],
+    /// Responses: (status, description).
+    pub responses: &'static [(u16, &'static str)],
+    handler: fn() -> MethodRouter<App>,
+}
+
+/// Every route of the gateway.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "post",
+        path: "/api/rooms",
+        summary: "Create a room from a 4chan thread or a list of media URLs",
+        query: &[],
+        responses: &[
+            (201, "created: room_id, member_id, host_token, url"),
+            (400, "invalid request"),
+            (404, "thread not found"),
+            (429, "too many rooms created from this address"),
+            (503, "unavailable"),
+        ],
+        handler: || post(create),
+    },
+    Route {
+        method: "get",
+        path: "/api/rooms",
+        summary: "The lobby: listed open rooms, most recently active first",
+        query: &[],
+        responses: &[(200, "rooms"), (503, "unavailable")],
+        handler: || get(lobby),
+    },
+    Route {
+        method: "get",
+        path: "/api/rooms/{id}",
+        summary: "The room's current state with its version",
+        query: &[],
+        responses: &[
+            (200, "state"),
+            (400, "bad room id"),
+            (404, "no such room"),
+            (503, "unavailable"),
+        ],
+        handler: || get(state),
+    },
+    Route {
+        method: "get",
+        path: "/api/rooms/{id}/members",
+        summary: "The room's members with name, role and online state",
+        query: &[],
+        responses: &[
+            (200, "members"),
+            (400, "bad room id"),
+            (404, "no such room"),
+            (503, "unavailable"),
+        ],
+        handler: || get(members),
+    },
+    Route {
+        method: "get",
+        path: "/api/rooms/{id}/events",
+        summary: "The room's commits after a version, in order",
+        query: &[
+            ("after", "the version to start after (default 0)"),
+            ("limit", "how many commits, 1 to 1000 (default 100)"),
+        ],
+        responses: &[
+            (200, "commits and the version to continue after"),
+            (400, "bad parameters"),
+            (404, "no such room"),
+            (503, "unavailable"),
+        ],
+        handler: || get(events),
+    },
+    Route {
+        method: "get",
+        path: "/api/rooms/{id}/ws",
+        summary: "The room WebSocket (docs/protocol.md)",
+        query: &[
+            ("name", "nickname, for a new member"),
+            ("token", "a token from an earlier welcome"),
+            ("resume", "the last version the client has"),
+            ("epoch", "the epoch of that version"),
+        ],
+        responses: &[
+            (101, "switching to the WebSocket protocol"),
+            (400, "bad room id or not a WebSocket request"),
+        ],
+        handler: || get(ws),
+    },
+    Route {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document",
+        query: &[],
+        responses: &[(200, "the OpenAPI 3.1 document")],
+        handler: || get(openapi),
+    },
+];
+
+/// A documented path served next to the gateway by the same process: path, summary, responses.
+type Sibling = (&'static str, &'static str, &'static [(u16, &'static str)]);
+
+/// Operational paths served next to the gateway by the same process.
+const SIBLINGS: &[Sibling] = &[
+    ("/healthz", "Liveness", &[(200, "alive")]),
+    (
+        "/readyz",
+        "Readiness: NATS, the room stream and the views' lag",
+        &[(200, "ready"), (503, "not ready")],
+    ),
+    ("/metrics", "Prometheus metrics", &[(200, "metrics in the text format")]),
+];
+
+/// The gateway's routes.
+pub fn router(app: App) -> Router {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| router.route(route.path, (route.handler)()))
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 10))
+        .with_state(app)
+}
+
+/// The OpenAPI 3.1 document, from [`ROUTES`].
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    for route in ROUTES {
+        let mut parameters: Vec<Value> = Vec::new();
+        if route.path.contains("{id}") {
+            parameters.push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9-]{3,48}$"}}));
+        }
+        for (name, description) in route.query {
+            parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}}));
+        }
+        let responses: serde_json::Map<String, Value> = route
+            .responses
+            .iter()
+            .map(|(status, description)| {
+                let mut response = json!({"description": description});
+                if *status >= 400 {
+                    response["content"] = error["content"].clone();
+                } else if *status == 200 || *status == 201 {
+                    response["content"] =
+                        json!({"application/json": {"schema": {"type": "object"}}});
+                }
+                (status.to_string(), response)
+            })
+            .collect();
+        let mut operation = json!({
+            "summary": route.summary,
+            "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if route.method == "post" {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateRoom"}}}});
+        }
+        paths.entry(route.path).or_insert_with(|| json!({}))[route.method] = operation;
+    }
+    for (path, summary, responses) in SIBLINGS {
+        let responses: serde_json::Map<String, Value> =
+            responses.iter().map(|(s, d)| (s.to_string(), json!({"description": d}))).collect();
+        paths.insert((*path).to_owned(), json!({"get": {"summary": summary, "operationId": format!("get{}", path.replace('/', "_")), "responses": responses}}));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Chanshare", "version": env!("CARGO_PKG_VERSION"), "description": "Watch parties from 4chan threads or media URLs."},
+        "paths": paths,
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+            "CreateRoom": {"type": "object", "required": ["source"], "properties": {
+                "title": {"type": "string", "maxLength": 120},
+                "source": {"oneOf": [
+                    {"type": "object", "required": ["chan"], "properties": {"chan": {"type": "object", "required": ["board", "thread"], "properties": {"board": {"type": "string"}, "thread": {"type": "integer", "minimum": 1}}}}},
+                    {"type": "object", "required": ["urls"], "properties": {"urls": {"type": "array", "items": {"type": "string"}, "minItems": 1}}}
+                ]},
+                "control": {"enum": ["everyone", "host"]},
+                "listed": {"type": "boolean"},
+                "name": {"type": "string", "maxLength": 32}
+            }}
+        }}
+    })
+}
+
+async fn openapi() -> Response {
+    json_text(StatusCode::OK, document().to_string())
+}
+
+async fn create(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("bad json: {e}")))?;
+    if !app.inner.per_ip.create(peer.ip(), app.inner.limits.creations_per_minute) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many rooms created from this address; wait a minute",
+        ));
+    }
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        app.inner.client.request("chanshare.rooms.create", request.to_string().into()),
+    )
+    .await
+    .map_err(|_| ApiError::unavailable("room creation timed out"))?
+    .map_err(|e| ApiError::unavailable(format!("room creation unavailable: {e}")))?;
+    let reply: Value = serde_json::from_slice(&response.payload)
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let message = reply["message"].as_str().unwrap_or_default().to_owned();
+    match (reply["status"].as_str(), reply["code"].as_str()) {
+        (Some("created"), _) => {
+            let room = reply["room_id"].as_str().unwrap_or_default();
+            let body = json!({
+                "room_id": room,
+                "member_id": reply["member_id"],
+                "host_token": reply["host_token"],
+                "url": format!("/r/{room}"),
+            });
+            Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+        }
+        (_, Some("not_found")) => Err(ApiError::not_found(message)),
+        (Some("rejected"), _) => Err(ApiError::invalid(message)),
+        _ => Err(ApiError::unavailable(message)),
+    }
+}
+
+async fn lobby(State(app): State<App>) -> Result<Response, ApiError> {
+    let rooms =
+        app.inner.views.lobby(100).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(axum::Json(json!({"rooms": rooms})).into_response())
+}
+
+async fn state(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let room = room_id(&id)?;
+    let (version, state) =
+        app.state_json(&room).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    if version == 0 {
+        return Err(ApiError::not_found("no such room"));
+    }
+    Ok(json_text(StatusCode::OK, state))
+}
+
+async fn members(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let room = room_id(&id)?;
+    let (version, state) =
+        app.state_json(&room).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    if version == 0 {
+        return Err(ApiError::not_found("no such room"));
+    }
+    let state: Value =
+        serde_json::from_str(&state).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(axum::Json(json!({"version": version, "members": state["members"]})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+async fn events(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let room = room_id(&id)?;
+    let Query(page) = page.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if !(1..=1000).contains(&page.limit) {
+        return Err(ApiError::invalid("limit must be 1 to 1000"));
+    }
+    let log = &app.inner.log;
+    if log.head(&room).await.map_err(|e| ApiError::unavailable(e.to_string()))?.is_none() {
+        return Err(ApiError::not_found("no such room"));
+    }
+    let mut commits = log
+        .read(&room, page.after)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .take(page.limit);
+    let mut out = Vec::new();
+    let mut next = page.after;
+    while let Some(stored) = commits.next().await {
+        let stored = stored.map_err(|e| ApiError::unavailable(e.to_string()))?;
+        next = stored.commit.version;
+        out.push(
+            serde_json::to_value(crate::frames::CommitFrame::new(&stored.commit))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(axum::Json(json!({"commits": out, "next_after": next})).into_response())
+}
+
+async fn ws(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let room = room_id(&id)?;
+    let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let limits = app.inner.limits;
+    let upgrade = upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes);
+    let ip = peer.ip();
+    let admitted = app.inner.per_ip.connect(ip, limits.connections_per_ip);
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        if !admitted {
+            let frame = axum::extract::ws::CloseFrame {
+                code: close::TOO_MANY,
+                reason: "too many connections from this address".into(),
+            };
+            socket.send(axum::extract::ws::Message::Close(Some(frame))).await.ok();
+            return;
+        }
+        app.inner.counters.open();
+        socket::run(app.clone(), socket, room, params, ip).await;
+        app.inner.counters.close();
+    }))
+}

@@ -1,0 +1,147 @@
+//! The WebSocket wire shapes (DESIGN §5, pinned): only the gateway knows them.
+
+use events::{Actor, CommandId, Commit, Event, MemberId, RejectCode};
+use serde::{Deserialize, Serialize};
+
+/// Close codes the gateway uses (documented in `docs/protocol.md`).
+pub mod close {
+    /// The server is shutting down: reconnect (to another gateway) and resume.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame was larger than the limit (16 KiB).
+    pub const TOO_BIG: u16 = 1009;
+    /// Nothing received for the idle timeout.
+    pub const IDLE: u16 = 4000;
+    /// The client fell too far behind the room's commits: reconnect and resume.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// Bad connection parameters (name).
+    pub const BAD_REQUEST: u16 = 4400;
+    /// The token is forged, expired or for another room.
+    pub const BAD_TOKEN: u16 = 4401;
+    /// The member may not join (kicked).
+    pub const FORBIDDEN: u16 = 4403;
+    /// The room does not exist.
+    pub const NOT_FOUND: u16 = 4404;
+    /// The room is closed.
+    pub const CLOSED: u16 = 4410;
+    /// Too many connections from this address.
+    pub const TOO_MANY: u16 = 4429;
+    /// The room's services are unavailable: retry later.
+    pub const UNAVAILABLE: u16 = 4503;
+}
+
+/// `welcome`: the first frame.
+#[derive(Debug, Serialize)]
+pub struct Welcome<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The member this socket is.
+    pub member_id: &'a MemberId,
+    /// Present it (with `resume` and `epoch`) to reconnect as the same member.
+    pub token: &'a str,
+    /// The log generation positions belong to.
+    pub epoch: &'a str,
+    /// The room version the client is at after the frames that follow the welcome.
+    pub version: u64,
+    /// Whether the client's position was kept (commits follow) or not (a snapshot follows).
+    pub recovered: bool,
+    /// Server time, for the clock offset.
+    pub server_time_ms: u64,
+}
+
+impl<'a> Welcome<'a> {
+    /// A welcome frame.
+    pub fn new(
+        member_id: &'a MemberId,
+        token: &'a str,
+        epoch: &'a str,
+        version: u64,
+        recovered: bool,
+        server_time_ms: u64,
+    ) -> Self {
+        Self { kind: "welcome", member_id, token, epoch, version, recovered, server_time_ms }
+    }
+}
+
+/// `snapshot`: the full state at a version (`state` is the pinned state JSON, inserted raw).
+pub fn snapshot(version: u64, state_json: &str) -> String {
+    format!(r#"{{"type":"snapshot","version":{version},"state":{state_json}}}"#)
+}
+
+/// `commit`: one commit, in the pinned JSON form.
+#[derive(Debug, Serialize)]
+pub struct CommitFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: u64,
+    at_ms: u64,
+    actor: &'a Actor,
+    command_id: &'a CommandId,
+    #[serde(with = "events::json::tagged_vec")]
+    events: &'a [Event],
+}
+
+impl<'a> CommitFrame<'a> {
+    /// The frame of `commit`.
+    pub fn new(commit: &'a Commit) -> Self {
+        Self {
+            kind: "commit",
+            version: commit.version,
+            at_ms: commit.at_ms,
+            actor: &commit.actor,
+            command_id: &commit.command_id,
+            events: &commit.events,
+        }
+    }
+}
+
+/// `ack` / `reject` / `pong`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// The command was stored (or was a no-op) at `version`.
+    Ack {
+        /// The command id.
+        id: String,
+        /// The room version.
+        version: u64,
+    },
+    /// The command was refused or could not be decided.
+    Reject {
+        /// The command id (empty when the frame had none).
+        id: String,
+        /// A pinned reject code.
+        code: RejectCode,
+        /// Why.
+        message: String,
+    },
+    /// The answer to a `ping`.
+    Pong {
+        /// The client's `t`, echoed.
+        t: f64,
+        /// Server time.
+        server_time_ms: u64,
+    },
+}
+
+/// A frame from the client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// A command for the room.
+    Command {
+        /// The client's command id (UUID).
+        id: String,
+        /// The command in its pinned shape.
+        command: serde_json::Value,
+    },
+    /// A clock probe.
+    Ping {
+        /// The client's clock, echoed in the pong.
+        t: f64,
+    },
+}
+
+/// Serializes a frame (these shapes cannot fail to serialize).
+pub fn text<T: Serialize>(frame: &T) -> String {
+    serde_json::to_string(frame).unwrap_or_default()
+}

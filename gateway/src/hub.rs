@@ -1,0 +1,196 @@
+//! Fan-out: one core NATS subscription per active room per gateway.
+//!
+//! A room's hub subscribes to `chanshare.live.<room>` (never the stream subject) when its first
+//! local socket joins and unsubscribes when the last one leaves. It keeps the room's commits in
+//! version order: a version gap (a lost core message) is filled from the log, and the head is
+//! re-read after subscribing and every couple of seconds, because a new subscription may miss a
+//! commit stored in its first moments (docs/decisions/0003). Each commit is serialized once and
+//! the bytes are shared by every socket through a bounded broadcast ring: a socket that falls a
+//! whole ring behind is told so and closed, and resumes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use eventlog::{EventLog, Stored, subjects};
+use events::RoomId;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use tracing::{debug, warn};
+
+use crate::frames::{CommitFrame, text};
+
+/// Frames a socket may be behind before it is closed as a slow consumer.
+pub const RING: usize = 512;
+const HEAD_CHECK: Duration = Duration::from_secs(2);
+
+/// One serialized commit.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Its version.
+    pub version: u64,
+    /// The `commit` frame's text, shared.
+    pub text: Utf8Bytes,
+}
+
+impl Frame {
+    /// Serializes `stored` once.
+    pub fn of(stored: &Stored) -> Frame {
+        Frame {
+            version: stored.commit.version,
+            text: text(&CommitFrame::new(&stored.commit)).into(),
+        }
+    }
+}
+
+/// A room's fan-out, alive while any local socket holds it.
+#[derive(Debug)]
+pub struct Hub {
+    /// Commits in version order.
+    pub tx: broadcast::Sender<Frame>,
+    /// Members with a socket here (and how many sockets each).
+    pub members: Mutex<HashMap<events::MemberId, usize>>,
+    pump: tokio::task::AbortHandle,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
+}
+
+/// Every room's hub on this gateway.
+#[derive(Debug, Clone)]
+pub struct Hubs {
+    client: async_nats::Client,
+    log: EventLog,
+    hubs: Arc<Mutex<HashMap<RoomId, Weak<Hub>>>>,
+}
+
+impl Hubs {
+    /// Hubs subscribing with `client`, filling gaps from `log`.
+    pub fn new(client: async_nats::Client, log: EventLog) -> Self {
+        Self { client, log, hubs: Arc::default() }
+    }
+
+    /// The room's hub, subscribing if it is the first local socket.
+    pub async fn join(&self, room: &RoomId) -> Result<Arc<Hub>, async_nats::SubscribeError> {
+        if let Some(hub) = self.lock().get(room).and_then(Weak::upgrade) {
+            return Ok(hub);
+        }
+        let subscriber = self.client.subscribe(subjects::live(room)).await?;
+        let (tx, _) = broadcast::channel(RING);
+        let pump = tokio::spawn(pump(self.log.clone(), room.clone(), subscriber, tx.clone()));
+        let hub = Arc::new(Hub { tx, members: Mutex::default(), pump: pump.abort_handle() });
+        let mut hubs = self.lock();
+        // Another socket may have raced us here: keep the first hub.
+        if let Some(existing) = hubs.get(room).and_then(Weak::upgrade) {
+            return Ok(existing);
+        }
+        hubs.retain(|_, hub| hub.strong_count() > 0);
+        hubs.insert(room.clone(), Arc::downgrade(&hub));
+        Ok(hub)
+    }
+
+    /// Rooms with local sockets and their members (for presence heartbeats).
+    pub fn members(&self) -> Vec<(RoomId, Vec<events::MemberId>)> {
+        self.lock()
+            .iter()
+            .filter_map(|(room, hub)| hub.upgrade().map(|hub| (room.clone(), hub)))
+            .map(|(room, hub)| {
+                let members =
+                    hub.members.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+                (room, members)
+            })
+            .collect()
+    }
+
+    /// How many rooms have a hub.
+    pub fn active(&self) -> usize {
+        self.lock().values().filter(|hub| hub.strong_count() > 0).count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Weak<Hub>>> {
+        self.hubs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Moves commits from the subscription (and the log, for gaps) to the ring, in version order.
+async fn pump(
+    log: EventLog,
+    room: RoomId,
+    mut live: async_nats::Subscriber,
+    tx: broadcast::Sender<Frame>,
+) {
+    let mut last = match log.head(&room).await {
+        Ok(head) => head.map_or(0, |h| h.version),
+        Err(error) => {
+            warn!(%room, %error, "cannot read the room head");
+            0
+        }
+    };
+    let mut checks = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_millis(250),
+        HEAD_CHECK,
+    );
+    loop {
+        tokio::select! {
+            message = live.next() => {
+                let Some(message) = message else { return };
+                match EventLog::decode_live(&message) {
+                    Ok(stored) if stored.commit.version <= last => {}
+                    Ok(stored) => {
+                        if stored.commit.version > last + 1 {
+                            last = fill(&log, &room, last, stored.commit.version - 1, &tx).await;
+                        }
+                        if stored.commit.version == last + 1 {
+                            last = stored.commit.version;
+                            tx.send(Frame::of(&stored)).ok();
+                        }
+                    }
+                    Err(error) => warn!(%room, %error, "undecodable live commit"),
+                }
+            }
+            _ = checks.tick() => {
+                if let Ok(Some(head)) = log.head(&room).await
+                    && head.version > last
+                {
+                    debug!(%room, last, head = head.version, "filling from the log");
+                    last = fill(&log, &room, last, head.version, &tx).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends the room's commits after `last` up to `until` from the log; returns the new last.
+async fn fill(
+    log: &EventLog,
+    room: &RoomId,
+    mut last: u64,
+    until: u64,
+    tx: &broadcast::Sender<Frame>,
+) -> u64 {
+    let mut commits = match log.read(room, last).await {
+        Ok(commits) => commits,
+        Err(error) => {
+            warn!(%room, %error, "cannot fill a gap from the log");
+            return last;
+        }
+    };
+    while let Some(item) = commits.next().await {
+        match item {
+            Ok(stored) if stored.commit.version == last + 1 && stored.commit.version <= until => {
+                last = stored.commit.version;
+                tx.send(Frame::of(&stored)).ok();
+            }
+            Ok(_) => break,
+            Err(error) => {
+                warn!(%room, %error, "gap fill stopped");
+                break;
+            }
+        }
+    }
+    last
+}

@@ -1,0 +1,227 @@
+//! The gateway: everything a client touches.
+//!
+//! - The HTTP API (DESIGN §4): rooms, lobby, state, members, commit history, `/openapi.json`.
+//! - The room WebSocket (DESIGN §5): join and resume, commits exactly once in version order,
+//!   commands forwarded to the commands service with the member's verified identity.
+//! - Fan-out: one core NATS subscription per active room, each commit serialized once.
+//!
+//! Only this crate knows the HTTP and WebSocket wire shapes (ARCHITECTURE.md invariant 6).
+//!
+//! # Layout
+//! - [`api`]: the HTTP routes (one table builds both the router and the OpenAPI document).
+//! - [`socket`]: one WebSocket session.
+//! - [`hub`]: per-room fan-out.
+//! - [`frames`]: the WebSocket wire shapes and close codes.
+//! - [`limits`]: rate limits.
+
+pub mod api;
+pub mod frames;
+pub mod hub;
+pub mod limits;
+pub mod socket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::EventLog;
+use events::{Actor, Command, MemberId, RejectCode, RoomId, RoomState};
+use futures::StreamExt;
+use prometheus_free::Counters;
+use tokio::sync::watch;
+use tracing::warn;
+use views::Views;
+
+use crate::frames::Reply;
+use crate::hub::Hubs;
+use crate::limits::{Limits, PerIp};
+
+pub use api::router;
+
+/// The gateway's shared state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: async_nats::Client,
+    log: EventLog,
+    views: Views,
+    presence: presence::Presence,
+    signer: tokens::Signer,
+    hubs: Hubs,
+    limits: Limits,
+    per_ip: PerIp,
+    epoch: String,
+    token_ttl: Duration,
+    shutdown: watch::Receiver<bool>,
+    counters: Counters,
+}
+
+/// What the gateway is built from.
+#[derive(Debug)]
+pub struct Parts {
+    /// NATS (commands, fan-out).
+    pub client: async_nats::Client,
+    /// The room log (resume, gap fill, history).
+    pub log: EventLog,
+    /// The Redis views (snapshots, lobby).
+    pub views: Views,
+    /// Presence heartbeats.
+    pub presence: presence::Presence,
+    /// Verifies and issues member tokens.
+    pub signer: tokens::Signer,
+    /// Limits.
+    pub limits: Limits,
+    /// Member token lifetime.
+    pub token_ttl: Duration,
+    /// Flips to true when the process shuts down: sockets are told to go away.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl App {
+    /// Builds the gateway; the epoch is the room stream's creation time.
+    pub async fn new(parts: Parts) -> Result<App, eventlog::LogError> {
+        let epoch = parts.log.epoch().await?;
+        let hubs = Hubs::new(parts.client.clone(), parts.log.clone());
+        Ok(App {
+            inner: Arc::new(Inner {
+                client: parts.client,
+                log: parts.log,
+                views: parts.views,
+                presence: parts.presence,
+                signer: parts.signer,
+                hubs,
+                limits: parts.limits,
+                per_ip: PerIp::default(),
+                epoch,
+                token_ttl: parts.token_ttl,
+                shutdown: parts.shutdown,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// Sends `command` to the room as `member`; the reply in wire form.
+    async fn command(
+        &self,
+        room: &RoomId,
+        member: &MemberId,
+        id: String,
+        command: Command,
+    ) -> Reply {
+        let request = serde_json::json!({
+            "id": id,
+            "actor": Actor::Member(member.clone()),
+            "command": events::json::to_value(&command).unwrap_or_default(),
+        });
+        let subject = format!("chanshare.cmd.{room}");
+        let unavailable = |id: String| Reply::Reject {
+            id,
+            code: RejectCode::Unavailable,
+            message: "the room service is unavailable, retry".into(),
+        };
+        let request = self.inner.client.request(subject, request.to_string().into());
+        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(10), request).await else {
+            return unavailable(id);
+        };
+        let reply: serde_json::Value =
+            serde_json::from_slice(&response.payload).unwrap_or_default();
+        match reply["status"].as_str() {
+            Some("accepted") => {
+                Reply::Ack { id, version: reply["version"].as_u64().unwrap_or_default() }
+            }
+            Some("rejected" | "error") => Reply::Reject {
+                id,
+                code: serde_json::from_value(reply["code"].clone())
+                    .unwrap_or(RejectCode::Unavailable),
+                message: reply["message"].as_str().unwrap_or_default().to_owned(),
+            },
+            _ => unavailable(id),
+        }
+    }
+
+    /// The room's state JSON with its version: from the Redis view when it is there and not behind
+    /// the log's head, else folded from the log (Redis down, flushed or behind).
+    pub async fn state_json(&self, room: &RoomId) -> Result<(u64, String), eventlog::LogError> {
+        let head = self.inner.log.head(room).await?.map_or(0, |h| h.version);
+        if let Ok(Some(snapshot)) = self.inner.views.snapshot(room).await
+            && snapshot.version >= head
+        {
+            return Ok((snapshot.version, snapshot.state_json));
+        }
+        let state = self.fold(room).await?;
+        Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
+    }
+
+    /// The room folded from the log.
+    pub async fn fold(&self, room: &RoomId) -> Result<RoomState, eventlog::LogError> {
+        let mut state = RoomState::default();
+        let mut commits = self.inner.log.read(room, 0).await?;
+        while let Some(stored) = commits.next().await {
+            state = state.apply(&stored?.commit);
+        }
+        Ok(state)
+    }
+
+    fn metrics_resume(&self, recovered: bool) {
+        self.inner.counters.resume(recovered);
+    }
+
+    /// Open sockets and active rooms on this gateway.
+    pub fn load(&self) -> (usize, usize) {
+        (self.inner.counters.sockets(), self.inner.hubs.active())
+    }
+
+    /// Records heartbeats for every member with a socket here, every 10 s, until dropped.
+    pub async fn heartbeats(self) {
+        let mut ticks = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            ticks.tick().await;
+            for (room, members) in self.inner.hubs.members() {
+                if let Err(error) = self.inner.presence.beat(&room, &members, now_ms()).await {
+                    warn!(%room, %error, "presence heartbeat failed");
+                }
+            }
+        }
+    }
+}
+
+/// Wall-clock ms since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Socket and resume counters (exported as metrics by the binary in the observability issue).
+mod prometheus_free {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Counters {
+        sockets: AtomicU64,
+        recovered: AtomicU64,
+        snapshots: AtomicU64,
+    }
+
+    impl Counters {
+        pub(crate) fn resume(&self, recovered: bool) {
+            let counter = if recovered { &self.recovered } else { &self.snapshots };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+
+        pub(crate) fn open(&self) {
+            self.sockets.fetch_add(1, Ordering::Relaxed);
+        }
+
+        pub(crate) fn close(&self) {
+            self.sockets.fetch_sub(1, Ordering::Relaxed);
+        }
+
+        pub(crate) fn sockets(&self) -> usize {
+            self.sockets.load(Ordering::Relaxed) as usize
+        }
+    }
+}

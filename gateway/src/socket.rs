@@ -1,0 +1,306 @@
+//! The room WebSocket: join (or rejoin), the initial snapshot or resume, then commits in
+//! version order exactly once, commands forwarded with the member's verified identity.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use events::{Command, MemberId, RejectCode, RoomId};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tracing::debug;
+
+use crate::App;
+use crate::frames::{self, ClientFrame, Reply, Welcome, close, text};
+use crate::hub::{Frame, Hub};
+use crate::limits::Bucket;
+
+/// The socket's query string: `?name=..&token=..&resume=V&epoch=E`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    /// Nickname (required for a new member).
+    pub name: Option<String>,
+    /// A token from an earlier welcome.
+    pub token: Option<String>,
+    /// The last version the client has.
+    pub resume: Option<u64>,
+    /// The epoch that version belongs to.
+    pub epoch: Option<String>,
+}
+
+struct Closing(u16, &'static str);
+
+/// Runs one socket until it closes.
+pub async fn run(app: App, mut socket: WebSocket, room: RoomId, params: Params, ip: IpAddr) {
+    let result = session(&app, &mut socket, &room, params).await;
+    let Closing(code, reason) = match result {
+        Ok(closing) | Err(closing) => closing,
+    };
+    socket
+        .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
+        .await
+        .ok();
+    app.inner.per_ip.disconnect(ip);
+}
+
+async fn session(
+    app: &App,
+    socket: &mut WebSocket,
+    room: &RoomId,
+    params: Params,
+) -> Result<Closing, Closing> {
+    let inner = &app.inner;
+    // Who: a verified token keeps the member id; otherwise a new member.
+    let now_s = crate::now_ms() / 1000;
+    let (member, token) = match &params.token {
+        Some(token) => match inner.signer.verify(token, room, now_s) {
+            Ok(claims) => (claims.member, token.clone()),
+            Err(_) => return Err(Closing(close::BAD_TOKEN, "invalid token")),
+        },
+        None => {
+            let member = MemberId::generate(uuid::Uuid::new_v4().as_u128() as u64);
+            let claims = tokens::Claims {
+                room: room.clone(),
+                member: member.clone(),
+                role: tokens::Role::Member,
+                exp: now_s + inner.token_ttl.as_secs(),
+            };
+            let token = inner.signer.issue(&claims);
+            (member, token)
+        }
+    };
+    // Empty keeps a returning member's name; a new member without one is refused by the room.
+    let name = params.name.clone().unwrap_or_default();
+
+    // Position first: subscribe before reading anything, so nothing falls between.
+    let hub = inner
+        .hubs
+        .join(room)
+        .await
+        .map_err(|_| Closing(close::UNAVAILABLE, "fan-out unavailable"))?;
+    let mut commits = hub.tx.subscribe();
+    let _member = MemberGuard::new(hub.clone(), member.clone());
+    let joined =
+        app.command(room, &member, uuid::Uuid::new_v4().to_string(), Command::Join { name }).await;
+    if let Reply::Reject { code, .. } = &joined {
+        return Err(match code {
+            RejectCode::NotFound => Closing(close::NOT_FOUND, "no such room"),
+            RejectCode::Closed => Closing(close::CLOSED, "room is closed"),
+            RejectCode::Forbidden => Closing(close::FORBIDDEN, "not allowed in this room"),
+            RejectCode::Invalid => {
+                Closing(close::BAD_REQUEST, "a name of 1 to 32 characters is required")
+            }
+            _ => Closing(close::UNAVAILABLE, "room unavailable, retry"),
+        });
+    }
+    inner.presence.beat(room, std::slice::from_ref(&member), crate::now_ms()).await.ok();
+
+    // Resume from the client's version when possible, else a snapshot; then the log up to its head.
+    let head =
+        inner.log.head(room).await.map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?;
+    let head = head.map_or(0, |h| h.version);
+    let resumable = params.epoch.as_deref() == Some(inner.epoch.as_str())
+        && params.resume.is_some_and(|v| v <= head && head - v <= inner.limits.resume_cap);
+    let (mut last, snapshot) = if resumable {
+        (params.resume.unwrap_or_default(), None)
+    } else {
+        let (version, state) = app
+            .state_json(room)
+            .await
+            .map_err(|_| Closing(close::UNAVAILABLE, "state unavailable"))?;
+        (version, Some(state))
+    };
+    app.metrics_resume(resumable);
+    let welcome =
+        Welcome::new(&member, &token, &inner.epoch, head.max(last), resumable, crate::now_ms());
+    send(socket, text(&welcome).into()).await?;
+    if let Some(state) = snapshot {
+        send(socket, frames::snapshot(last, &state).into()).await?;
+    }
+    last = catch_up(app, socket, room, last, head).await?;
+
+    // Live: commits from the hub (gaps filled from the log), commands and pings from the client.
+    let (replies_tx, mut replies) = mpsc::channel::<Reply>(32);
+    let mut bucket = Bucket::full(&inner.limits);
+    let mut shutdown = inner.shutdown.clone();
+    let mut deadline = tokio::time::Instant::now() + inner.limits.idle;
+    loop {
+        tokio::select! {
+            frame = commits.recv() => match frame {
+                Ok(frame) => last = deliver(app, socket, room, last, frame).await?,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Ok(Closing(close::SLOW_CONSUMER, "too far behind: reconnect and resume"));
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(Closing(close::UNAVAILABLE, "room feed ended")),
+            },
+            Some(reply) = replies.recv() => send(socket, text(&reply).into()).await?,
+            message = socket.recv() => {
+                deadline = tokio::time::Instant::now() + inner.limits.idle;
+                match message {
+                    Some(Ok(Message::Text(body))) => {
+                        if let Some(reply) = handle_frame(app, room, &member, &body, &mut bucket, &replies_tx) {
+                            send(socket, text(&reply).into()).await?;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let reply = Reply::Reject { id: String::new(), code: RejectCode::Invalid, message: "binary frames are not part of the protocol".into() };
+                        send(socket, text(&reply).into()).await?;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => return Ok(Closing(1000, "bye")),
+                    Some(Err(error)) => {
+                        debug!(%room, %error, "socket error");
+                        return Ok(Closing(close::TOO_BIG, "frame too large or malformed"));
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return Ok(Closing(close::IDLE, "idle")),
+            () = stopping(&mut shutdown) => return Ok(Closing(close::GOING_AWAY, "server shutting down: reconnect")),
+        }
+    }
+}
+
+/// Resolves once the process is shutting down.
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        // No sender: nobody will ever ask this socket to go away.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Sends the room's commits after `last` up to `until` from the log.
+async fn catch_up(
+    app: &App,
+    socket: &mut WebSocket,
+    room: &RoomId,
+    mut last: u64,
+    until: u64,
+) -> Result<u64, Closing> {
+    if until <= last {
+        return Ok(last);
+    }
+    let mut commits = app
+        .inner
+        .log
+        .read(room, last)
+        .await
+        .map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?;
+    while let Some(item) = commits.next().await {
+        let stored = item.map_err(|_| Closing(close::UNAVAILABLE, "log unreadable"))?;
+        if stored.commit.version != last + 1 || stored.commit.version > until {
+            break;
+        }
+        last = stored.commit.version;
+        send(socket, Frame::of(&stored).text).await?;
+    }
+    Ok(last)
+}
+
+/// Sends a live frame unless the client has it; fills a gap before it from the log.
+async fn deliver(
+    app: &App,
+    socket: &mut WebSocket,
+    room: &RoomId,
+    last: u64,
+    frame: Frame,
+) -> Result<u64, Closing> {
+    if frame.version <= last {
+        return Ok(last);
+    }
+    let last = catch_up(app, socket, room, last, frame.version - 1).await?;
+    if frame.version != last + 1 {
+        return Err(Closing(close::UNAVAILABLE, "commits missing from the log: reconnect"));
+    }
+    send(socket, frame.text).await?;
+    Ok(frame.version)
+}
+
+async fn send(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), Closing> {
+    // A client that stops reading blocks its own socket only; it is dropped after a while.
+    match tokio::time::timeout(std::time::Duration::from_secs(10), socket.send(Message::Text(text)))
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Closing(1000, "gone")),
+        Err(_) => Err(Closing(close::SLOW_CONSUMER, "not reading: reconnect and resume")),
+    }
+}
+
+/// Handles one text frame: a `ping` is answered at once, a command is forwarded in the
+/// background (its `ack` or `reject` arrives through `replies`).
+fn handle_frame(
+    app: &App,
+    room: &RoomId,
+    member: &MemberId,
+    body: &str,
+    bucket: &mut Bucket,
+    replies: &mpsc::Sender<Reply>,
+) -> Option<Reply> {
+    let invalid = |id: String, message: String| {
+        Some(Reply::Reject { id, code: RejectCode::Invalid, message })
+    };
+    let frame = match serde_json::from_str::<ClientFrame>(body) {
+        Ok(frame) => frame,
+        Err(error) => return invalid(String::new(), format!("bad frame: {error}")),
+    };
+    match frame {
+        ClientFrame::Ping { t } => Some(Reply::Pong { t, server_time_ms: crate::now_ms() }),
+        ClientFrame::Command { id, command } => {
+            if uuid::Uuid::parse_str(&id).is_err() {
+                return invalid(id, "the command id must be a uuid".into());
+            }
+            let command: Command = match events::json::from_value(command) {
+                Ok(command) => command,
+                Err(error) => return invalid(id, format!("bad command: {error}")),
+            };
+            if !command.is_client_command() {
+                return invalid(id, format!("{} is not a client command", command.name()));
+            }
+            if !bucket.take(&app.inner.limits, Instant::now()) {
+                return Some(Reply::Reject {
+                    id,
+                    code: RejectCode::RateLimited,
+                    message: "too many commands: slow down".into(),
+                });
+            }
+            let (app, room, member, replies) =
+                (app.clone(), room.clone(), member.clone(), replies.clone());
+            tokio::spawn(async move {
+                let reply = app.command(&room, &member, id, command).await;
+                replies.send(reply).await.ok();
+            });
+            None
+        }
+    }
+}
+
+/// Counts a member's socket on the room's hub while the socket lives.
+struct MemberGuard {
+    hub: Arc<Hub>,
+    member: MemberId,
+}
+
+impl MemberGuard {
+    fn new(hub: Arc<Hub>, member: MemberId) -> Self {
+        *hub.members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(member.clone())
+            .or_default() += 1;
+        Self { hub, member }
+    }
+}
+
+impl Drop for MemberGuard {
+    fn drop(&mut self) {
+        let mut members = self.hub.members.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = members.get_mut(&self.member) {
+            *count -= 1;
+            if *count == 0 {
+                members.remove(&self.member);
+            }
+        }
+    }
+}

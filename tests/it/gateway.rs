@@ -1,0 +1,515 @@
+//! The gateway end to end: real `chanshare serve` processes, real NATS and Redis, real
+//! WebSocket clients.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use eventlog::EventLog;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tests::{Chanshare, NatsServer, RedisServer};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SECRET: &str = "gateway-test-secret-gateway-test-secret";
+
+fn serve(nats: &NatsServer, redis: &RedisServer, extra: &[(&str, String)]) -> Chanshare {
+    let mut env = vec![
+        ("CHANSHARE_NATS_URL", nats.url()),
+        ("CHANSHARE_REDIS_URL", redis.url()),
+        ("CHANSHARE_SECRET", SECRET.to_owned()),
+        // Never contacted in these tests: no chan rooms.
+        ("CHANSHARE_CHAN_API_URL", "http://127.0.0.1:9".to_owned()),
+        ("CHANSHARE_CHAN_MEDIA_URL", "http://127.0.0.1:9".to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    Chanshare::start("serve", &env)
+}
+
+async fn create_room(gateway: &Chanshare) -> (String, String) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/rooms", gateway.addr()))
+        .header("content-type", "application/json")
+        .body(json!({"title": "gateway test", "source": {"urls": ["https://example.com/a.webm", "https://example.com/b.webm"]}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["url"], format!("/r/{}", body["room_id"].as_str().unwrap()));
+    (body["room_id"].as_str().unwrap().to_owned(), body["host_token"].as_str().unwrap().to_owned())
+}
+
+async fn connect(gateway: &Chanshare, room: &str, query: &str) -> Ws {
+    let url = format!("ws://{}/api/rooms/{room}/ws?{query}", gateway.addr());
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next text frame as JSON (skipping pings), or the close frame's code.
+async fn next(ws: &mut Ws) -> Result<Value, Option<u16>> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Ok(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Close(frame)))) => return Err(frame.map(|f| u16::from(f.code))),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return Err(None),
+            Err(_) => panic!("no frame within 10 s"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+}
+
+fn command(command: Value) -> Value {
+    json!({"type": "command", "id": uuid::Uuid::new_v4().to_string(), "command": command})
+}
+
+/// A client's view of the room: the versions it saw, and the commit frames by version.
+#[derive(Debug, Default)]
+struct Seen {
+    welcome: Value,
+    snapshot: Option<Value>,
+    commits: BTreeMap<u64, Value>,
+    order: Vec<u64>,
+    acks: Vec<Value>,
+}
+
+async fn welcome(ws: &mut Ws) -> Seen {
+    let welcome = next(ws).await.unwrap();
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let mut seen = Seen { welcome, ..Seen::default() };
+    if !seen.welcome["recovered"].as_bool().unwrap() {
+        let snapshot = next(ws).await.unwrap();
+        assert_eq!(snapshot["type"], "snapshot");
+        seen.snapshot = Some(snapshot);
+    }
+    seen
+}
+
+/// Reads frames until the client has every version up to `version`.
+async fn read_until(ws: &mut Ws, seen: &mut Seen, version: u64) {
+    while seen.order.last().copied().unwrap_or_else(|| start(seen)) < version {
+        let frame = next(ws).await.unwrap();
+        match frame["type"].as_str() {
+            Some("commit") => {
+                let v = frame["version"].as_u64().unwrap();
+                assert!(seen.commits.insert(v, frame).is_none(), "version {v} twice");
+                seen.order.push(v);
+            }
+            Some("ack" | "reject") => seen.acks.push(frame),
+            Some("pong") => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+fn start(seen: &Seen) -> u64 {
+    seen.snapshot.as_ref().map_or(0, |s| s["version"].as_u64().unwrap())
+}
+
+async fn log_commits(nats: &NatsServer, room: &str) -> BTreeMap<u64, Value> {
+    let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
+    let room = events::RoomId::new(room).unwrap();
+    let stored: Vec<_> = log.read(&room, 0).await.unwrap().map(|c| c.unwrap()).collect().await;
+    stored
+        .into_iter()
+        .map(|s| {
+            let mut value = serde_json::to_value(&s.commit).unwrap();
+            value.as_object_mut().unwrap().remove("room");
+            value["type"] = json!("commit");
+            (s.commit.version, value)
+        })
+        .collect()
+}
+
+async fn head(nats: &NatsServer, room: &str) -> u64 {
+    let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
+    log.head(&events::RoomId::new(room).unwrap()).await.unwrap().map_or(0, |h| h.version)
+}
+
+/// Two gateways, 20 clients in one room, 500 commands: every client gets every commit once, in
+/// order, identical to the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_on_two_gateways_see_every_commit_once_in_order() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateways = [serve(&nats, &redis, &[]), serve(&nats, &redis, &[])];
+    let (room, _) = create_room(&gateways[0]).await;
+    let clients: Vec<_> = (0..20)
+        .map(|n| {
+            let addr = gateways[n % 2].addr();
+            let room = room.clone();
+            tokio::spawn(async move {
+                let url = format!("ws://{addr}/api/rooms/{room}/ws?name=client{n}");
+                let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+                let mut seen = welcome(&mut ws).await;
+                for k in 0..25 {
+                    let body = match k % 5 {
+                        0 => json!({"type": "play"}),
+                        1 => json!({"type": "seek", "position_ms": k * 1000}),
+                        2 => json!({"type": "pause"}),
+                        _ => json!({"type": "chat", "text": format!("{n}:{k}")}),
+                    };
+                    send(&mut ws, command(body)).await;
+                    tokio::time::sleep(Duration::from_millis(120)).await;
+                }
+                (ws, seen.welcome.take(), seen)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for client in clients {
+        results.push(client.await.unwrap());
+    }
+    // Every command got an answer and the room is quiet: read everyone up to the head.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let head = head(&nats, &room).await;
+    assert!(head >= 20 + 200, "chats alone are 300 commits: head {head}");
+    let log = log_commits(&nats, &room).await;
+    for (mut ws, welcome, mut seen) in results {
+        seen.welcome = welcome;
+        read_until(&mut ws, &mut seen, head).await;
+        let first = start(&seen) + 1;
+        assert_eq!(seen.order, (first..=head).collect::<Vec<_>>(), "contiguous, in order, once");
+        for (version, frame) in &seen.commits {
+            assert_eq!(frame, &log[version], "commit {version} as in the log");
+        }
+        assert!(
+            seen.acks.iter().all(|a| a["type"] == "ack" || a["code"] != "invalid"),
+            "{:?}",
+            seen.acks
+        );
+    }
+}
+
+/// A late joiner's snapshot is the fold of the log at its version; a resume replays exactly the
+/// missed commits; a wrong epoch or a too-old version gets a snapshot.
+#[tokio::test]
+async fn snapshots_and_resume() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[("CHANSHARE_RESUME_CAP", "20".to_owned())]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let mut host_seen = welcome(&mut host).await;
+    for k in 0..3 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("before {k}")}))).await;
+    }
+    let mut late = connect(&gateway, &room, "name=late").await;
+    let late_seen = welcome(&mut late).await;
+    let snapshot = late_seen.snapshot.clone().unwrap();
+    let version = snapshot["version"].as_u64().unwrap();
+    let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
+    let room_id = events::RoomId::new(&room).unwrap();
+    let stored: Vec<_> = log.read(&room_id, 0).await.unwrap().map(|c| c.unwrap()).collect().await;
+    let fold = stored
+        .iter()
+        .take_while(|s| s.commit.version <= version)
+        .fold(events::RoomState::default(), |s, c| s.apply(&c.commit));
+    assert_eq!(
+        snapshot["state"],
+        serde_json::to_value(fold.view()).unwrap(),
+        "snapshot = fold at its version"
+    );
+
+    // The late joiner leaves; five commits happen; it resumes and gets exactly those five.
+    let token = late_seen.welcome["token"].as_str().unwrap().to_owned();
+    let epoch = late_seen.welcome["epoch"].as_str().unwrap().to_owned();
+    let mut late_state = Seen { snapshot: Some(snapshot), ..Seen::default() };
+    read_until(&mut late, &mut late_state, head(&nats, &room).await).await;
+    let at = late_state.order.last().copied().unwrap_or(version);
+    drop(late);
+    for k in 0..5 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("missed {k}")}))).await;
+    }
+    let target = at + 5;
+    read_until(&mut host, &mut host_seen, target).await;
+    let mut back =
+        connect(&gateway, &room, &format!("token={token}&resume={at}&epoch={epoch}")).await;
+    let back_seen = welcome(&mut back).await;
+    assert_eq!(back_seen.welcome["recovered"], true);
+    assert_eq!(back_seen.welcome["member_id"], late_seen.welcome["member_id"], "same member");
+    let mut back_seen = Seen { snapshot: Some(json!({"version": at})), ..back_seen };
+    read_until(&mut back, &mut back_seen, target).await;
+    assert_eq!(back_seen.order, (at + 1..=target).collect::<Vec<_>>());
+    if let Ok(extra) = tokio::time::timeout(Duration::from_millis(500), next(&mut back)).await {
+        panic!("nothing more expected, got {extra:?} after {:?}", back_seen.order);
+    }
+
+    // Wrong epoch: a snapshot. Too far behind (cap 20): a snapshot (below).
+    for query in [format!("token={token}&resume={at}&epoch=other")] {
+        let mut ws = connect(&gateway, &room, &query).await;
+        let seen = welcome(&mut ws).await;
+        assert_eq!(seen.welcome["recovered"], false, "{query}");
+        assert!(seen.snapshot.is_some());
+    }
+    for k in 0..25 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("more {k}")}))).await;
+        tokio::time::sleep(Duration::from_millis(110)).await;
+    }
+    let now = head(&nats, &room).await;
+    let mut far =
+        connect(&gateway, &room, &format!("token={token}&resume={target}&epoch={epoch}")).await;
+    assert!(now - target > 20);
+    assert_eq!(welcome(&mut far).await.welcome["recovered"], false, "beyond the resume cap");
+}
+
+/// With Redis down, joins and resumes work from the log.
+#[tokio::test]
+async fn joins_and_resumes_work_without_redis() {
+    let (nats, mut redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let mut host_seen = welcome(&mut host).await;
+    redis.kill();
+    send(&mut host, command(json!({"type": "chat", "text": "redis is gone"}))).await;
+    let mut joiner = connect(&gateway, &room, "name=nored").await;
+    let seen = welcome(&mut joiner).await;
+    let state = &seen.snapshot.as_ref().unwrap()["state"];
+    assert_eq!(state["room_id"], room.as_str());
+    read_until(&mut host, &mut host_seen, head(&nats, &room).await).await;
+    let at = *host_seen.order.last().unwrap();
+    let token = host_seen.welcome["token"].as_str().unwrap().to_owned();
+    let epoch = host_seen.welcome["epoch"].as_str().unwrap().to_owned();
+    drop(host);
+    let mut back =
+        connect(&gateway, &room, &format!("token={token}&resume={at}&epoch={epoch}")).await;
+    assert_eq!(welcome(&mut back).await.welcome["recovered"], true);
+}
+
+/// Killing a gateway: its clients resume on the other with no gap and no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_gateway_resume_on_the_other() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let doomed = serve(&nats, &redis, &[]);
+    let survivor = serve(&nats, &redis, &[]);
+    let (room, host_token) = create_room(&survivor).await;
+    let mut host = connect(&survivor, &room, &format!("token={host_token}")).await;
+    welcome(&mut host).await;
+    let mut client = connect(&doomed, &room, "name=mover").await;
+    let mut seen = welcome(&mut client).await;
+    for k in 0..5 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("a{k}")}))).await;
+    }
+    read_until(&mut client, &mut seen, head(&nats, &room).await).await;
+    drop(doomed); // SIGKILL
+    for k in 0..5 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("b{k}")}))).await;
+    }
+    let at = seen.order.last().copied().unwrap();
+    let token = seen.welcome["token"].as_str().unwrap();
+    let epoch = seen.welcome["epoch"].as_str().unwrap();
+    let mut moved =
+        connect(&survivor, &room, &format!("token={token}&resume={at}&epoch={epoch}")).await;
+    let mut moved_seen = welcome(&mut moved).await;
+    assert_eq!(moved_seen.welcome["recovered"], true);
+    moved_seen.snapshot = Some(json!({"version": at}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let target = head(&nats, &room).await;
+    read_until(&mut moved, &mut moved_seen, target).await;
+    assert_eq!(moved_seen.order, (at + 1..=target).collect::<Vec<_>>(), "no gap, no duplicate");
+}
+
+/// Bad input gets the documented answer and the connection stays healthy.
+#[tokio::test]
+async fn bad_frames_floods_and_tokens() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut ws = connect(&gateway, &room, "name=tester").await;
+    let seen = welcome(&mut ws).await;
+    let expect_reject = async |ws: &mut Ws, frame: &str, code: &str| {
+        ws.send(Message::Text(frame.into())).await.unwrap();
+        loop {
+            let reply = next(ws).await.unwrap();
+            if reply["type"] == "reject" {
+                assert_eq!(reply["code"], code, "{frame}: {reply}");
+                return;
+            }
+        }
+    };
+    expect_reject(&mut ws, "not json", "invalid").await;
+    expect_reject(&mut ws, r#"{"type":"dance"}"#, "invalid").await;
+    expect_reject(&mut ws, r#"{"type":"command","id":"x","command":{"type":"play"}}"#, "invalid")
+        .await;
+    let id = uuid::Uuid::new_v4();
+    expect_reject(
+        &mut ws,
+        &format!(r#"{{"type":"command","id":"{id}","command":{{"type":"fly"}}}}"#),
+        "invalid",
+    )
+    .await;
+    expect_reject(
+        &mut ws,
+        &format!(r#"{{"type":"command","id":"{id}","command":{{"type":"join","name":"x"}}}}"#),
+        "invalid",
+    )
+    .await;
+    expect_reject(
+        &mut ws,
+        &format!(
+            r#"{{"type":"command","id":"{id}","command":{{"type":"kick","member_id":"{}"}}}}"#,
+            seen.welcome["member_id"].as_str().unwrap()
+        ),
+        "forbidden",
+    )
+    .await;
+
+    // A flood: the burst passes, the rest is rate limited, the socket lives on.
+    for k in 0..40 {
+        send(&mut ws, command(json!({"type": "chat", "text": format!("flood {k}")}))).await;
+    }
+    let mut limited = 0;
+    let mut answered = 0;
+    while answered < 40 {
+        let reply = next(&mut ws).await.unwrap();
+        match reply["type"].as_str() {
+            Some("ack") => answered += 1,
+            Some("reject") => {
+                answered += 1;
+                if reply["code"] == "rate_limited" {
+                    limited += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!((15..=25).contains(&limited), "{limited} of 40 rate limited");
+    send(&mut ws, json!({"type": "ping", "t": 12.5})).await;
+    loop {
+        let reply = next(&mut ws).await.unwrap();
+        if reply["type"] == "pong" {
+            assert_eq!(reply["t"], 12.5);
+            assert!(reply["server_time_ms"].as_u64().unwrap() > 0);
+            break;
+        }
+    }
+
+    // An oversize frame closes the socket with 1009.
+    ws.send(Message::Text("x".repeat(17 << 10).into())).await.ok();
+    let code = loop {
+        match next(&mut ws).await {
+            Ok(_) => continue,
+            Err(code) => break code,
+        }
+    };
+    assert!(matches!(code, Some(1009) | None), "closed for the oversize frame: {code:?}");
+
+    // Forged, foreign and missing-name connections are refused with their close codes.
+    let forged = format!("{}x", &host_token[..host_token.len() - 1]);
+    let (other_room, other_token) = create_room(&gateway).await;
+    let refused = [
+        (format!("token={forged}"), 4401),
+        (format!("token={other_token}"), 4401),
+        ("token=garbage".to_owned(), 4401),
+        ("name=".to_owned(), 4400),
+        ("name=".to_owned() + &"n".repeat(40), 4400),
+    ];
+    for (query, code) in refused {
+        let mut ws = connect(&gateway, &room, &query).await;
+        assert_eq!(next(&mut ws).await.err().flatten(), Some(code), "{query}");
+    }
+    let mut missing = connect(&gateway, "no-such-room", "name=x").await;
+    assert_eq!(next(&mut missing).await.err().flatten(), Some(4404));
+    assert!(other_room != room);
+    let _ = CloseCode::Normal;
+}
+
+/// Every HTTP path answers with JSON (errors included), and the OpenAPI document validates.
+#[tokio::test]
+async fn the_http_api_and_its_openapi_document() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    let (room, _) = create_room(&gateway).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", gateway.addr());
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(path).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap())
+        }
+    };
+    let json = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
+
+    let (status, body) = get(format!("{base}/api/rooms/{room}")).await;
+    assert_eq!(status, 200);
+    let state = json(&body);
+    assert_eq!(
+        (state["room_id"].as_str(), state["title"].as_str()),
+        (Some(room.as_str()), Some("gateway test"))
+    );
+    assert_eq!(state["playlist"].as_array().unwrap().len(), 2);
+    let (status, body) = get(format!("{base}/api/rooms/{room}/members")).await;
+    assert_eq!((status, json(&body)["members"][0]["role"].as_str()), (200, Some("host")));
+    let (status, body) = get(format!("{base}/api/rooms/{room}/events?after=0&limit=10")).await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["commits"][0]["events"][0]["type"], "room_created");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = get(format!("{base}/api/rooms")).await;
+        assert_eq!(status, 200);
+        if json(&body)["rooms"].as_array().unwrap().iter().any(|r| r["room_id"] == room.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the room never reached the lobby");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (path, expected) in [
+        ("/api/rooms/BAD_ID".to_owned(), 400),
+        ("/api/rooms/no-such-room".to_owned(), 404),
+        ("/api/rooms/no-such-room/events".to_owned(), 404),
+        (format!("/api/rooms/{room}/events?limit=0"), 400),
+        (format!("/api/rooms/{room}/events?after=x"), 400),
+    ] {
+        let (status, body) = get(format!("{base}{path}")).await;
+        assert_eq!(status, expected, "{path}");
+        assert!(json(&body)["error"]["code"].is_string(), "{path}");
+    }
+    let bad_create = http.post(format!("{base}/api/rooms")).body("{").send().await.unwrap();
+    assert_eq!(bad_create.status(), 400);
+
+    // The document validates, and every path it lists answers.
+    let (status, document) = get(format!("{base}/openapi.json")).await;
+    assert_eq!(status, 200);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &document).unwrap();
+    let validator = std::env::var_os("HOME")
+        .map(|h| std::path::Path::new(&h).join(".cache/chanshare/venv/bin/openapi-spec-validator"))
+        .unwrap();
+    let validator = std::env::var_os("CHANSHARE_CACHE")
+        .map_or(validator, |c| std::path::Path::new(&c).join("venv/bin/openapi-spec-validator"));
+    let output = std::process::Command::new(&validator)
+        .arg(file.path())
+        .output()
+        .expect("openapi-spec-validator (./dev/test installs it)");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let document = json(&document);
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", &room);
+        for method in methods.as_object().unwrap().keys() {
+            let response = match method.as_str() {
+                "get" => http.get(format!("{base}{concrete}")).send().await.unwrap(),
+                "post" => http
+                    .post(format!("{base}{concrete}"))
+                    .body(json!({"source": {"urls": ["https://example.com/x.mp4"]}}).to_string())
+                    .send()
+                    .await
+                    .unwrap(),
+                other => panic!("undocumented method {other}"),
+            };
+            let status = response.status().as_u16();
+            assert!(status != 404 && status != 405, "{method} {path} answered {status}");
+        }
+    }
+}
