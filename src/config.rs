@@ -59,6 +59,10 @@ pub(crate) struct GatewayConfig {
     /// Rooms a client address may create per minute.
     #[arg(long, env = "CHANSHARE_CREATIONS_PER_MINUTE", default_value_t = 10)]
     pub(crate) creations_per_minute: usize,
+
+    /// Seconds a socket may stay silent (clients ping every few seconds) before it is closed.
+    #[arg(long, env = "CHANSHARE_IDLE_SECS", default_value_t = 60)]
+    pub(crate) idle_secs: u64,
 }
 
 /// Settings of the commands role.

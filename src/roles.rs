@@ -161,6 +161,7 @@ pub(crate) async fn gateway(
             resume_cap: settings.resume_cap,
             connections_per_ip: settings.connections_per_ip,
             creations_per_minute: settings.creations_per_minute,
+            idle: Duration::from_secs(settings.idle_secs),
             ..gateway::limits::Limits::default()
         },
         token_ttl: Duration::from_secs(30 * 24 * 3600),

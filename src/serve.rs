@@ -95,7 +95,10 @@ pub(crate) async fn run(
     ];
     let running: Vec<_> = running.into_iter().flatten().collect();
     info!(url = %format!("http://{}", listener.local_addr()?), roles = ?running, "chanshare is up");
-    let mut app = ops_router(Ops { client, log, registry, projector });
+    let uses_redis =
+        roles.commands.is_some() || roles.projectors || roles.content || roles.gateway.is_some();
+    let redis = if uses_redis { Some(roles::redis(&config).await?) } else { None };
+    let mut app = ops_router(Ops { client, log, registry, projector, redis });
     if let Some(media) = media {
         app = app.merge(media);
     }
@@ -124,6 +127,7 @@ pub(crate) struct Ops {
     pub(crate) log: EventLog,
     pub(crate) registry: prometheus::Registry,
     pub(crate) projector: Option<projectors::Projector>,
+    pub(crate) redis: Option<redis::aio::ConnectionManager>,
 }
 
 /// How far behind the views may be for the process to count as ready.
@@ -145,6 +149,15 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, String) {
     }
     if ops.log.last_seq().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "room stream unavailable".into());
+    }
+    if let Some(redis) = &ops.redis {
+        let mut redis = redis.clone();
+        let ping = redis::cmd("PING");
+        let ping = ping.query_async::<String>(&mut redis);
+        if !matches!(tokio::time::timeout(std::time::Duration::from_secs(2), ping).await, Ok(Ok(_)))
+        {
+            return (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable".into());
+        }
     }
     if let Some(projector) = &ops.projector {
         match projector.lag().await {

@@ -122,7 +122,7 @@ async fn session(
     last = catch_up(app, socket, room, last, head).await?;
 
     // Live: commits from the hub (gaps filled from the log), commands and pings from the client.
-    let (replies_tx, mut replies) = mpsc::channel::<Reply>(32);
+    let (replies_tx, mut replies) = mpsc::channel::<Reply>(8);
     let mut bucket = Bucket::full(&inner.limits);
     let mut shutdown = inner.shutdown.clone();
     let mut deadline = tokio::time::Instant::now() + inner.limits.idle;

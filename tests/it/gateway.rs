@@ -513,3 +513,155 @@ async fn the_http_api_and_its_openapi_document() {
         }
     }
 }
+
+/// A client that never reads is closed with 4008 (slow consumer); a normal client in the same
+/// room gets every commit regardless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_and_others_keep_up() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut writer = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let writer_seen = welcome(&mut writer).await;
+    let writer_id = writer_seen.welcome["member_id"].as_str().unwrap().to_owned();
+
+    // The slow client: a tiny receive buffer, and it stops reading after its welcome.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(gateway.addr().parse().unwrap()).await.unwrap();
+    let url = format!("ws://{}/api/rooms/{room}/ws?name=sleepy", gateway.addr());
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut slow, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    welcome(&mut slow).await;
+
+    let mut normal = connect(&gateway, &room, "name=normal").await;
+    let mut normal_seen = welcome(&mut normal).await;
+    // The normal client reads as commits come.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u64>();
+    let reader = tokio::spawn(async move {
+        let mut done = std::pin::pin!(done_rx);
+        let mut target = u64::MAX;
+        loop {
+            if normal_seen.order.last().copied().unwrap_or_else(|| start(&normal_seen)) >= target {
+                return normal_seen;
+            }
+            tokio::select! {
+                frame = next(&mut normal) => {
+                    let frame = frame.expect("the normal client is never dropped");
+                    if frame["type"] == "commit" {
+                        let v = frame["version"].as_u64().unwrap();
+                        assert!(normal_seen.commits.insert(v, frame).is_none());
+                        normal_seen.order.push(v);
+                    }
+                }
+                Ok(t) = &mut done, if target == u64::MAX => target = t,
+            }
+        }
+    });
+    // More than the kernel will buffer for the sleeping socket (its send buffer autotunes up to
+    // 4 MiB here) plus the fan-out ring: about 5 MB of commits.
+    let client = nats.client().await;
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, subject, writer_id) = (client.clone(), format!("chanshare.cmd.{room}"), writer_id.clone());
+            tokio::spawn(async move {
+                let text = "x".repeat(500);
+                for _ in 0..1200 {
+                    let request = json!({"id": uuid::Uuid::new_v4().to_string(), "actor": writer_id, "command": {"type": "chat", "text": text}});
+                    client.request(subject.clone(), request.to_string().into()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let target = head(&nats, &room).await;
+    done_tx.send(target).unwrap();
+    let normal_seen = reader.await.unwrap();
+    let first = start(&normal_seen) + 1;
+    assert_eq!(
+        normal_seen.order,
+        (first..=target).collect::<Vec<_>>(),
+        "the normal client got everything, in order"
+    );
+
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(30), slow.next())
+            .await
+            .expect("closed within 30 s")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert_eq!(code, Some(4008), "the slow consumer was told why");
+}
+
+/// SIGTERM tells sockets to go away (1001) so clients move to another gateway; idle sockets
+/// are closed; addresses are limited in sockets and room creations.
+#[tokio::test]
+async fn shutdown_idle_and_per_address_limits() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let limits = [
+        ("CHANSHARE_CONNECTIONS_PER_IP", "3".to_owned()),
+        ("CHANSHARE_CREATIONS_PER_MINUTE", "2".to_owned()),
+        ("CHANSHARE_IDLE_SECS", "2".to_owned()),
+    ];
+    let mut gateway = serve(&nats, &redis, &limits);
+    let (room, _) = create_room(&gateway).await;
+    create_room(&gateway).await;
+    let third = reqwest::Client::new()
+        .post(format!("http://{}/api/rooms", gateway.addr()))
+        .body(json!({"source": {"urls": ["https://example.com/c.webm"]}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 429, "the third room within a minute");
+
+    let mut sockets = Vec::new();
+    for n in 0..3 {
+        let mut ws = connect(&gateway, &room, &format!("name=s{n}")).await;
+        welcome(&mut ws).await;
+        sockets.push(ws);
+    }
+    let mut fourth = connect(&gateway, &room, "name=s3").await;
+    assert_eq!(
+        next(&mut fourth).await.err().flatten(),
+        Some(4429),
+        "the fourth socket from one address"
+    );
+
+    // A silent socket is closed after the idle timeout; one that pings stays.
+    let mut silent = sockets.pop().unwrap();
+    let mut chatty = sockets.pop().unwrap();
+    let mut also_chatty = sockets.pop().unwrap();
+    let idle = tokio::spawn(async move {
+        loop {
+            if let Err(code) = next(&mut silent).await {
+                return code;
+            }
+        }
+    });
+    for _ in 0..8 {
+        send(&mut chatty, json!({"type": "ping", "t": 1})).await;
+        send(&mut also_chatty, json!({"type": "ping", "t": 1})).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(idle.await.unwrap(), Some(4000));
+
+    // Shutdown: the remaining sockets are told to go away.
+    gateway.terminate(Duration::ZERO);
+    let mut codes = Vec::new();
+    for mut ws in [chatty, also_chatty] {
+        let code = loop {
+            match next(&mut ws).await {
+                Ok(_) => continue,
+                Err(code) => break code,
+            }
+        };
+        codes.push(code);
+    }
+    assert_eq!(codes, [Some(1001), Some(1001)]);
+}
