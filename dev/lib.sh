@@ -43,6 +43,17 @@ ensure_python_tools() {
   "$CHANSHARE_CACHE/venv/bin/pip" install -q "openapi-spec-validator==0.7.*"
 }
 
+# The browser tests: Debian's Chromium, and playwright-core (from the lockfile) to drive it.
+ensure_browser_tools() {
+  command -v chromium >/dev/null || { log "installing chromium (apt)"; apt_install chromium; }
+  command -v node >/dev/null || { log "installing nodejs (apt)"; apt_install nodejs npm; }
+  local ui="$(dirname "${BASH_SOURCE[0]}")/../tests/ui"
+  if [ ! -d "$ui/node_modules/playwright-core" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
+    log "installing playwright-core (npm ci)"
+    (cd "$ui" && npm ci --no-audit --no-fund --silent)
+  fi
+}
+
 ensure_redis_server() {
   command -v redis-server >/dev/null && return
   log "installing redis-server (apt)"

@@ -189,6 +189,7 @@ pub fn router(app: App) -> Router {
         .iter()
         .fold(Router::new(), |router, route| router.route(route.path, (route.handler)()))
         .layer(axum::extract::DefaultBodyLimit::max(64 << 10))
+        .merge(crate::ui::router())
         .with_state(app)
 }
 

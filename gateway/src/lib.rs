@@ -19,6 +19,7 @@ pub mod frames;
 pub mod hub;
 pub mod limits;
 pub mod socket;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;

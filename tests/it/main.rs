@@ -4,6 +4,7 @@
 // Test helpers panic on failure by design: that is how a test reports it.
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod commands;
 mod content;
 mod eventlog;

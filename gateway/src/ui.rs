@@ -1,0 +1,39 @@
+//! The web client: static pages embedded in the binary (no CDN, no build step).
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("index.html", "text/html; charset=utf-8", include_str!("../ui/index.html")),
+    ("room.html", "text/html; charset=utf-8", include_str!("../ui/room.html")),
+    ("app.css", "text/css; charset=utf-8", include_str!("../ui/app.css")),
+    ("lobby.js", "text/javascript; charset=utf-8", include_str!("../ui/lobby.js")),
+    ("room.js", "text/javascript; charset=utf-8", include_str!("../ui/room.js")),
+];
+
+fn asset(name: &str) -> Response {
+    match ASSETS.iter().find(|(file, _, _)| *file == name) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src * data:; media-src *; connect-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `/` (the lobby), `/r/{id}` (a room) and `/ui/{file}` (their assets).
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(|| async { asset("index.html") }))
+        .route("/r/{id}", get(|_: Path<String>| async { asset("room.html") }))
+        .route("/ui/{file}", get(|Path(file): Path<String>| async move { asset(&file) }))
+}

@@ -1,0 +1,49 @@
+//! The web client in a real Chromium (Debian's, driven by playwright-core from npm), against
+//! `chanshare serve` with real NATS and Redis and the fixture CDN. The scenarios live in
+//! `tests/ui/room.test.mjs`; this test provides the servers and runs them.
+
+use std::process::Command;
+
+use tests::{ChanFixture, Chanshare, NatsServer, RedisServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_in_chromium() {
+    let (nats, redis, fixture) =
+        (NatsServer::start(), RedisServer::start(), ChanFixture::start().await);
+    let chanshare = Chanshare::start(
+        "serve",
+        &[
+            ("CHANSHARE_NATS_URL", nats.url()),
+            ("CHANSHARE_REDIS_URL", redis.url()),
+            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
+            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
+        ],
+    );
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let base = format!("http://{}", chanshare.addr());
+    let media = fixture.media_url();
+    let report = shots.join("browser-tests.txt");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(["--test", "--test-concurrency=1", "room.test.mjs"])
+            .current_dir(&ui)
+            .env("BASE_URL", base)
+            .env("MEDIA_BASE", media)
+            .env("SCREENSHOTS", &shots)
+            .output()
+            .expect("run node (./dev/test installs the browser test tools)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    std::fs::write(&report, stdout.as_bytes()).ok();
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "browser tests failed:\n{stdout}\n{stderr}\n{}",
+        chanshare.log()
+    );
+}
