@@ -54,6 +54,13 @@ ensure_browser_tools() {
   fi
 }
 
+# Prometheus and promtool, for the observability tests.
+ensure_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return
+  log "installing prometheus (apt)"
+  apt_install prometheus
+}
+
 ensure_redis_server() {
   command -v redis-server >/dev/null && return
   log "installing redis-server (apt)"

@@ -125,15 +125,16 @@ pub(crate) async fn content(
     registry: &prometheus::Registry,
 ) -> anyhow::Result<content::Content> {
     let redis = redis(config).await?;
+    let metrics = content::Metrics::new(registry).context("failed to register content metrics")?;
     let upstream = content::upstream::Upstream::new(
         &config.chan_api_url,
         &config.chan_media_url,
         redis.clone(),
     )
-    .context("failed to build the upstream client")?;
+    .context("failed to build the upstream client")?
+    .with_metrics(metrics.clone());
     let upstream = Arc::new(upstream);
     let store = content::store::open(&config.media_store, config.s3_endpoint.as_deref())?;
-    let metrics = content::Metrics::new(registry).context("failed to register content metrics")?;
     Ok(content::Content {
         resolver: content::Resolver::new(upstream.clone(), redis.clone()),
         media: content::Media::new(store, upstream, redis.clone(), metrics),
@@ -149,6 +150,7 @@ pub(crate) async fn gateway(
     client: async_nats::Client,
     log: EventLog,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    registry: &prometheus::Registry,
 ) -> anyhow::Result<gateway::App> {
     let redis = redis(config).await?;
     let parts = gateway::Parts {
@@ -166,6 +168,7 @@ pub(crate) async fn gateway(
         },
         token_ttl: Duration::from_secs(30 * 24 * 3600),
         shutdown,
+        metrics: gateway::Metrics::new(registry).context("failed to register gateway metrics")?,
     };
     gateway::App::new(parts).await.context("failed to start the gateway")
 }

@@ -78,8 +78,15 @@ pub(crate) async fn run(
 
     let mut api = None;
     if let Some(gateway) = &roles.gateway {
-        let app =
-            roles::gateway(&config, gateway, client.clone(), log.clone(), stopped.clone()).await?;
+        let app = roles::gateway(
+            &config,
+            gateway,
+            client.clone(),
+            log.clone(),
+            stopped.clone(),
+            &registry,
+        )
+        .await?;
         tokio::spawn(app.clone().heartbeats());
         api = Some(gateway::router(app));
     }

@@ -13,8 +13,12 @@ pub struct Metrics {
     pub stored_bytes: IntCounter,
     /// Bytes served to clients.
     pub served_bytes: IntCounter,
-    /// Upstream answers by status.
+    /// Upstream media answers by status.
     pub upstream: IntCounterVec,
+    /// Upstream API answers by status.
+    pub api: IntCounterVec,
+    /// Times an API request waited for the shared rate limiter.
+    pub rate_limit_waits: IntCounter,
 }
 
 impl Metrics {
@@ -41,7 +45,20 @@ impl Metrics {
                 Opts::new("chanshare_upstream_requests_total", "Upstream media requests by status"),
                 &["status"],
             )?,
+            api: IntCounterVec::new(
+                Opts::new(
+                    "chanshare_upstream_api_requests_total",
+                    "Upstream API answers by status",
+                ),
+                &["status"],
+            )?,
+            rate_limit_waits: IntCounter::new(
+                "chanshare_upstream_rate_limit_waits_total",
+                "API requests that waited for the shared one-per-second limiter",
+            )?,
         };
+        registry.register(Box::new(metrics.api.clone()))?;
+        registry.register(Box::new(metrics.rate_limit_waits.clone()))?;
         registry.register(Box::new(metrics.hits.clone()))?;
         registry.register(Box::new(metrics.misses.clone()))?;
         registry.register(Box::new(metrics.stored_bytes.clone()))?;

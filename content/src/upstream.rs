@@ -46,6 +46,7 @@ pub struct Upstream {
     media: String,
     limiter: Limiter,
     media_slots: Semaphore,
+    metrics: Option<crate::Metrics>,
 }
 
 const USER_AGENT: &str = concat!(
@@ -71,7 +72,20 @@ impl Upstream {
             media: media.trim_end_matches('/').to_owned(),
             limiter: Limiter::new(redis),
             media_slots: Semaphore::new(2),
+            metrics: None,
         })
+    }
+
+    /// Counts API answers and limiter waits in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, status: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.api.with_label_values(&[status]).inc();
+        }
     }
 
     /// `GET {api}/{board}/thread/{no}.json`, waiting at most `patience` for the limiter.
@@ -86,12 +100,22 @@ impl Upstream {
         let deadline = Instant::now() + patience;
         let mut last = UpstreamError::Unavailable("no attempt".into());
         for attempt in 0..ATTEMPTS {
-            self.limiter.acquire(deadline).await?;
+            if self.limiter.acquire(deadline).await?
+                && let Some(metrics) = &self.metrics
+            {
+                metrics.rate_limit_waits.inc();
+            }
             let mut request = self.http.get(&url).timeout(Duration::from_secs(10));
             if let Some(since) = if_modified_since {
                 request = request.header(reqwest::header::IF_MODIFIED_SINCE, since);
             }
-            match request.send().await {
+            let sent = request.send().await;
+            self.count(
+                &sent
+                    .as_ref()
+                    .map_or_else(|_| "error".to_owned(), |r| r.status().as_u16().to_string()),
+            );
+            match sent {
                 Ok(response) => match response.status() {
                     StatusCode::OK => {
                         let last_modified = response
@@ -210,8 +234,9 @@ impl Limiter {
         Self { redis, script: redis::Script::new(GCRA) }
     }
 
-    /// Waits for a slot until `deadline`.
-    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<(), UpstreamError> {
+    /// Waits for a slot until `deadline`; `Ok(true)` if it had to wait.
+    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<bool, UpstreamError> {
+        let mut waited = false;
         loop {
             let wait_ms: u64 = self
                 .script
@@ -221,8 +246,9 @@ impl Limiter {
                 .await
                 .map_err(|e| UpstreamError::Unavailable(format!("limiter: {e}")))?;
             if wait_ms == 0 {
-                return Ok(());
+                return Ok(waited);
             }
+            waited = true;
             let wait = Duration::from_millis(wait_ms);
             if Instant::now() + wait > deadline {
                 return Err(UpstreamError::RateLimited(wait));

@@ -398,8 +398,8 @@ async fn ws(
             socket.send(axum::extract::ws::Message::Close(Some(frame))).await.ok();
             return;
         }
-        app.inner.counters.open();
+        app.inner.metrics.sockets.inc();
         socket::run(app.clone(), socket, room, params, ip).await;
-        app.inner.counters.close();
+        app.inner.metrics.sockets.dec();
     }))
 }

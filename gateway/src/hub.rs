@@ -30,6 +30,8 @@ const HEAD_CHECK: Duration = Duration::from_secs(2);
 pub struct Frame {
     /// Its version.
     pub version: u64,
+    /// When it was decided (server time).
+    pub at_ms: u64,
     /// The `commit` frame's text, shared.
     pub text: Utf8Bytes,
 }
@@ -39,6 +41,7 @@ impl Frame {
     pub fn of(stored: &Stored) -> Frame {
         Frame {
             version: stored.commit.version,
+            at_ms: stored.commit.at_ms,
             text: text(&CommitFrame::new(&stored.commit)).into(),
         }
     }

@@ -18,6 +18,7 @@ pub mod api;
 pub mod frames;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod socket;
 pub mod ui;
 
@@ -27,7 +28,6 @@ use std::time::Duration;
 use eventlog::EventLog;
 use events::{Actor, Command, MemberId, RejectCode, RoomId, RoomState};
 use futures::StreamExt;
-use prometheus_free::Counters;
 use tokio::sync::watch;
 use tracing::warn;
 use views::Views;
@@ -37,6 +37,7 @@ use crate::hub::Hubs;
 use crate::limits::{Limits, PerIp};
 
 pub use api::router;
+pub use metrics::Metrics;
 
 /// The gateway's shared state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ struct Inner {
     epoch: String,
     token_ttl: Duration,
     shutdown: watch::Receiver<bool>,
-    counters: Counters,
+    metrics: Metrics,
 }
 
 /// What the gateway is built from.
@@ -79,6 +80,8 @@ pub struct Parts {
     pub token_ttl: Duration,
     /// Flips to true when the process shuts down: sockets are told to go away.
     pub shutdown: watch::Receiver<bool>,
+    /// Metrics, registered by the caller.
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -99,7 +102,7 @@ impl App {
                 epoch,
                 token_ttl: parts.token_ttl,
                 shutdown: parts.shutdown,
-                counters: Counters::default(),
+                metrics: parts.metrics,
             }),
         })
     }
@@ -167,12 +170,8 @@ impl App {
     }
 
     fn metrics_resume(&self, recovered: bool) {
-        self.inner.counters.resume(recovered);
-    }
-
-    /// Open sockets and active rooms on this gateway.
-    pub fn load(&self) -> (usize, usize) {
-        (self.inner.counters.sockets(), self.inner.hubs.active())
+        let outcome = if recovered { "recovered" } else { "snapshot" };
+        self.inner.metrics.joins.with_label_values(&[outcome]).inc();
     }
 
     /// Records heartbeats for every member with a socket here, every 10 s, until dropped.
@@ -180,6 +179,7 @@ impl App {
         let mut ticks = tokio::time::interval(Duration::from_secs(10));
         loop {
             ticks.tick().await;
+            self.inner.metrics.rooms.set(self.inner.hubs.active() as i64);
             for (room, members) in self.inner.hubs.members() {
                 if let Err(error) = self.inner.presence.beat(&room, &members, now_ms()).await {
                     warn!(%room, %error, "presence heartbeat failed");
@@ -194,35 +194,4 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Socket and resume counters (exported as metrics by the binary in the observability issue).
-mod prometheus_free {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    #[derive(Debug, Default)]
-    pub(crate) struct Counters {
-        sockets: AtomicU64,
-        recovered: AtomicU64,
-        snapshots: AtomicU64,
-    }
-
-    impl Counters {
-        pub(crate) fn resume(&self, recovered: bool) {
-            let counter = if recovered { &self.recovered } else { &self.snapshots };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-
-        pub(crate) fn open(&self) {
-            self.sockets.fetch_add(1, Ordering::Relaxed);
-        }
-
-        pub(crate) fn close(&self) {
-            self.sockets.fetch_sub(1, Ordering::Relaxed);
-        }
-
-        pub(crate) fn sockets(&self) -> usize {
-            self.sockets.load(Ordering::Relaxed) as usize
-        }
-    }
 }

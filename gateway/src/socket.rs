@@ -38,6 +38,7 @@ pub async fn run(app: App, mut socket: WebSocket, room: RoomId, params: Params, 
     let Closing(code, reason) = match result {
         Ok(closing) | Err(closing) => closing,
     };
+    app.inner.metrics.closes.with_label_values(&[&code.to_string()]).inc();
     socket
         .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
         .await
@@ -115,9 +116,9 @@ async fn session(
     app.metrics_resume(resumable);
     let welcome =
         Welcome::new(&member, &token, &inner.epoch, head.max(last), resumable, crate::now_ms());
-    send(socket, text(&welcome).into()).await?;
+    send(app, socket, text(&welcome).into()).await?;
     if let Some(state) = snapshot {
-        send(socket, frames::snapshot(last, &state).into()).await?;
+        send(app, socket, frames::snapshot(last, &state).into()).await?;
     }
     last = catch_up(app, socket, room, last, head).await?;
 
@@ -135,18 +136,19 @@ async fn session(
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(Closing(close::UNAVAILABLE, "room feed ended")),
             },
-            Some(reply) = replies.recv() => send(socket, text(&reply).into()).await?,
+            Some(reply) = replies.recv() => send(app, socket, text(&reply).into()).await?,
             message = socket.recv() => {
                 deadline = tokio::time::Instant::now() + inner.limits.idle;
+                inner.metrics.frames_in.inc();
                 match message {
                     Some(Ok(Message::Text(body))) => {
                         if let Some(reply) = handle_frame(app, room, &member, &body, &mut bucket, &replies_tx) {
-                            send(socket, text(&reply).into()).await?;
+                            send(app, socket, text(&reply).into()).await?;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let reply = Reply::Reject { id: String::new(), code: RejectCode::Invalid, message: "binary frames are not part of the protocol".into() };
-                        send(socket, text(&reply).into()).await?;
+                        send(app, socket, text(&reply).into()).await?;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return Ok(Closing(1000, "bye")),
@@ -193,7 +195,7 @@ async fn catch_up(
             break;
         }
         last = stored.commit.version;
-        send(socket, Frame::of(&stored).text).await?;
+        send(app, socket, Frame::of(&stored).text).await?;
     }
     Ok(last)
 }
@@ -213,11 +215,14 @@ async fn deliver(
     if frame.version != last + 1 {
         return Err(Closing(close::UNAVAILABLE, "commits missing from the log: reconnect"));
     }
-    send(socket, frame.text).await?;
+    let age_ms = crate::now_ms().saturating_sub(frame.at_ms);
+    app.inner.metrics.delivery_seconds.observe(age_ms as f64 / 1000.0);
+    send(app, socket, frame.text).await?;
     Ok(frame.version)
 }
 
-async fn send(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), Closing> {
+async fn send(app: &App, socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), Closing> {
+    app.inner.metrics.frames_out.inc();
     // A client that stops reading blocks its own socket only; it is dropped after a while.
     match tokio::time::timeout(std::time::Duration::from_secs(10), socket.send(Message::Text(text)))
         .await

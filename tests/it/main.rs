@@ -10,6 +10,7 @@ mod content;
 mod eventlog;
 mod gateway;
 mod harness;
+mod observability;
 mod projectors;
 mod serve;
 mod tidy;

@@ -11,6 +11,7 @@ pub mod chan;
 pub mod chanshare;
 pub mod http;
 pub mod nats;
+pub mod prometheus;
 pub mod redis;
 pub mod s3;
 

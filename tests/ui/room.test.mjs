@@ -58,8 +58,9 @@ test("two pages play in sync; a late joiner lands on the right item and position
   await host.click("#toggle");
   await guest.waitForFunction(() => window.chanshare.session.room.playback.playing);
   await sleep(1500);
-  // Seek and skip on the host; the guest follows.
-  await host.evaluate(() => document.getElementById("seek").dispatchEvent(new Event("change")));
+  // Seek to the middle and skip on the host; the guest follows both.
+  await host.evaluate(() => { const seek = document.getElementById("seek"); seek.value = 500; seek.dispatchEvent(new Event("change")); });
+  await guest.waitForFunction(() => window.chanshare.session.room.playback.position_ms >= 1500);
   await host.click("#next");
   await guest.waitForFunction(() => window.chanshare.session.room.playback.item_id === "i2");
   await sleep(1000);
