@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use eventlog::{EventLog, LogError};
 use events::{Actor, CommandId, Commit, Ctx, Limits, RoomId, RoomState, decide};
 use futures::StreamExt;
-use tracing::{debug, warn};
+use tracing::{Instrument as _, debug, warn};
 
 use crate::cache::{Cache, Room};
 use crate::metrics::Metrics;
@@ -120,8 +120,13 @@ impl Handler {
                 events,
             };
             let append_started = Instant::now();
+            let span = tracing::info_span!("eventlog.append", %room, version = commit.version);
+            // The commit carries this span's context: projectors and fan-out continue the trace.
+            let traceparent = span
+                .in_scope(telemetry::current_traceparent)
+                .or_else(|| request.traceparent.clone());
             let appended =
-                self.log.append(entry.seq, &commit, request.traceparent.as_deref()).await;
+                self.log.append(entry.seq, &commit, traceparent.as_deref()).instrument(span).await;
             self.metrics.append_seconds.observe(append_started.elapsed().as_secs_f64());
             match appended {
                 Ok(appended) if !appended.duplicate => {

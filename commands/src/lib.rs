@@ -29,7 +29,7 @@ use async_nats::service::ServiceExt as _;
 use events::{Command, RoomId};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 pub use handler::Handler;
 pub use metrics::Metrics;
@@ -158,7 +158,10 @@ async fn handle_command(
                 (Command::Join { .. }, events::Actor::Member(member)) => Some(member.clone()),
                 _ => None,
             };
-            let reply = service.handler.handle(&room, request).await;
+            let span =
+                tracing::info_span!("commands.handle", %room, command = request.command.name());
+            telemetry::continue_trace(&span, request.traceparent.as_deref());
+            let reply = service.handler.handle(&room, request).instrument(span).await;
             if let (Some(member), Reply::Accepted { .. }) = (joined, &reply) {
                 // A joiner counts as present until its gateway's heartbeats take over.
                 if let Err(error) = service.presence.beat(&room, &[member], handler::now_ms()).await

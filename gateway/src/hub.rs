@@ -149,6 +149,9 @@ async fn pump(
                         }
                         if stored.commit.version == last + 1 {
                             last = stored.commit.version;
+                            let span = tracing::info_span!("gateway.fanout", %room, version = last);
+                            telemetry::continue_trace(&span, stored.traceparent.as_deref());
+                            let _entered = span.enter();
                             tx.send(Frame::of(&stored)).ok();
                         }
                     }

@@ -119,6 +119,7 @@ impl App {
             "id": id,
             "actor": Actor::Member(member.clone()),
             "command": events::json::to_value(&command).unwrap_or_default(),
+            "traceparent": telemetry::current_traceparent(),
         });
         let subject = format!("chanshare.cmd.{room}");
         let unavailable = |id: String| Reply::Reject {

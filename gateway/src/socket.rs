@@ -10,7 +10,7 @@ use events::{Command, MemberId, RejectCode, RoomId};
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
-use tracing::debug;
+use tracing::{Instrument as _, debug};
 
 use crate::App;
 use crate::frames::{self, ClientFrame, Reply, Welcome, close, text};
@@ -270,12 +270,16 @@ fn handle_frame(
                     message: "too many commands: slow down".into(),
                 });
             }
+            let span = tracing::info_span!("gateway.command", %room, command = command.name());
             let (app, room, member, replies) =
                 (app.clone(), room.clone(), member.clone(), replies.clone());
-            tokio::spawn(async move {
-                let reply = app.command(&room, &member, id, command).await;
-                replies.send(reply).await.ok();
-            });
+            tokio::spawn(
+                async move {
+                    let reply = app.command(&room, &member, id, command).await;
+                    replies.send(reply).await.ok();
+                }
+                .instrument(span),
+            );
             None
         }
     }

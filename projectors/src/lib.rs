@@ -26,7 +26,7 @@ use eventlog::{Delivery, Durable, EventLog, LogError};
 use futures::StreamExt;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, info, warn};
 use views::Views;
 
 pub use apply::{Applied, ApplyError};
@@ -188,7 +188,12 @@ impl Projector {
         };
         let started = std::time::Instant::now();
         let result = match &delivery.commit {
-            Ok(stored) => apply::apply(&self.log, &self.views, &room, stored).await,
+            Ok(stored) => {
+                let span =
+                    tracing::info_span!("projector.apply", %room, version = stored.commit.version);
+                telemetry::continue_trace(&span, stored.traceparent.as_deref());
+                apply::apply(&self.log, &self.views, &room, stored).instrument(span).await
+            }
             Err(error) => Err(match error {
                 LogError::Decode { seq, source } => {
                     ApplyError::Poison { seq: *seq, reason: source.to_string() }
