@@ -108,6 +108,23 @@ async fn read_until(ws: &mut Ws, seen: &mut Seen, version: u64) {
     }
 }
 
+/// Reads frames (recording commits) until `n` more of the client's commands are answered.
+async fn await_answers(ws: &mut Ws, seen: &mut Seen, n: usize) {
+    let wanted = seen.acks.len() + n;
+    while seen.acks.len() < wanted {
+        let frame = next(ws).await.unwrap();
+        match frame["type"].as_str() {
+            Some("commit") => {
+                let v = frame["version"].as_u64().unwrap();
+                seen.order.push(v);
+                seen.commits.insert(v, frame);
+            }
+            Some("ack" | "reject") => seen.acks.push(frame),
+            _ => {}
+        }
+    }
+}
+
 fn start(seen: &Seen) -> u64 {
     seen.snapshot.as_ref().map_or(0, |s| s["version"].as_u64().unwrap())
 }
@@ -198,6 +215,7 @@ async fn snapshots_and_resume() {
     for k in 0..3 {
         send(&mut host, command(json!({"type": "chat", "text": format!("before {k}")}))).await;
     }
+    await_answers(&mut host, &mut host_seen, 3).await;
     let mut late = connect(&gateway, &room, "name=late").await;
     let late_seen = welcome(&mut late).await;
     let snapshot = late_seen.snapshot.clone().unwrap();
@@ -267,6 +285,7 @@ async fn joins_and_resumes_work_without_redis() {
     let mut host_seen = welcome(&mut host).await;
     redis.kill();
     send(&mut host, command(json!({"type": "chat", "text": "redis is gone"}))).await;
+    await_answers(&mut host, &mut host_seen, 1).await;
     let mut joiner = connect(&gateway, &room, "name=nored").await;
     let seen = welcome(&mut joiner).await;
     let state = &seen.snapshot.as_ref().unwrap()["state"];
@@ -289,13 +308,15 @@ async fn clients_of_a_killed_gateway_resume_on_the_other() {
     let survivor = serve(&nats, &redis, &[]);
     let (room, host_token) = create_room(&survivor).await;
     let mut host = connect(&survivor, &room, &format!("token={host_token}")).await;
-    welcome(&mut host).await;
+    let mut host_seen = welcome(&mut host).await;
     let mut client = connect(&doomed, &room, "name=mover").await;
     let mut seen = welcome(&mut client).await;
     for k in 0..5 {
         send(&mut host, command(json!({"type": "chat", "text": format!("a{k}")}))).await;
     }
-    read_until(&mut client, &mut seen, head(&nats, &room).await).await;
+    // The five chats follow the client's snapshot (the host's socket sends them asynchronously).
+    let target = start(&seen) + 5;
+    read_until(&mut client, &mut seen, target).await;
     drop(doomed); // SIGKILL
     for k in 0..5 {
         send(&mut host, command(json!({"type": "chat", "text": format!("b{k}")}))).await;
@@ -308,7 +329,7 @@ async fn clients_of_a_killed_gateway_resume_on_the_other() {
     let mut moved_seen = welcome(&mut moved).await;
     assert_eq!(moved_seen.welcome["recovered"], true);
     moved_seen.snapshot = Some(json!({"version": at}));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    await_answers(&mut host, &mut host_seen, 10).await;
     let target = head(&nats, &room).await;
     read_until(&mut moved, &mut moved_seen, target).await;
     assert_eq!(moved_seen.order, (at + 1..=target).collect::<Vec<_>>(), "no gap, no duplicate");
