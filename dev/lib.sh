@@ -35,12 +35,13 @@ ensure_nats_server() {
   ln -sf "$bin" "$TOOLS_BIN/nats-server"
 }
 
-# Python tools the tests call (an OpenAPI validator), in the same venv as nats-server.
+# Python tools the tests call (an OpenAPI validator; DuckDB and pyarrow to read the archive), in the
+# same venv as nats-server.
 ensure_python_tools() {
-  if [ -x "$CHANSHARE_CACHE/venv/bin/openapi-spec-validator" ]; then return; fi
-  log "installing openapi-spec-validator (pip)"
+  if [ -x "$CHANSHARE_CACHE/venv/bin/openapi-spec-validator" ] && "$CHANSHARE_CACHE/venv/bin/python" -c "import duckdb, pyarrow" 2>/dev/null; then return; fi
+  log "installing openapi-spec-validator, duckdb and pyarrow (pip)"
   python3 -m venv "$CHANSHARE_CACHE/venv"
-  "$CHANSHARE_CACHE/venv/bin/pip" install -q "openapi-spec-validator==0.7.*"
+  "$CHANSHARE_CACHE/venv/bin/pip" install -q "openapi-spec-validator==0.7.*" "duckdb==1.*" pyarrow
 }
 
 # The browser tests: Debian's Chromium, and playwright-core (from the lockfile) to drive it.

@@ -56,6 +56,13 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Reads the log: dump, state at a point, follow, diff, verify and rebuild the views, export.
+    Replay {
+        #[command(flatten)]
+        config: Config,
+        #[command(subcommand)]
+        command: replay::Command,
+    },
     /// Runs the gateway: the HTTP API and the room WebSocket.
     Gateway {
         #[command(flatten)]
@@ -65,7 +72,7 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let _logging = logging::init(cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -73,7 +80,11 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("failed to start the tokio runtime")?;
     runtime.block_on(async {
-        match cli.command {
+        let roles = match cli.command {
+            Command::Replay { config, command } => return replay(config, command).await,
+            other => other,
+        };
+        let done = match roles {
             Command::Serve { config, commands, gateway } => {
                 let roles = Roles {
                     commands: Some(commands),
@@ -111,8 +122,29 @@ fn main() -> anyhow::Result<()> {
                     Roles { commands: None, projectors: false, content: true, gateway: None };
                 serve::run(roles, config, shutdown_signal()).await
             }
-        }
+            Command::Replay { .. } => Ok(()),
+        };
+        done.map(|()| std::process::ExitCode::SUCCESS)
     })
+}
+
+/// `chanshare replay …`: read-only over the log (and the views, for verify and rebuild).
+async fn replay(
+    config: Config,
+    command: replay::Command,
+) -> anyhow::Result<std::process::ExitCode> {
+    let client = roles::nats_now(&config).await?;
+    let log = eventlog::EventLog::open(client)
+        .await
+        .with_context(|| format!("cannot open the room stream on {}", config.nats_url))?;
+    let views = match command {
+        replay::Command::Verify { .. } | replay::Command::Rebuild => {
+            Some(views::Views::new(roles::redis(&config).await?))
+        }
+        _ => None,
+    };
+    let context = replay::Context { log, views, s3_endpoint: config.s3_endpoint.clone() };
+    replay::run(command, context).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -9,16 +9,25 @@ use tracing::{info, warn};
 
 use crate::config::{CommandsConfig, Config};
 
-/// A NATS client for every URL in `CHANSHARE_NATS_URL`.
+/// A NATS client for every URL in `CHANSHARE_NATS_URL`, waiting for a server to come up.
 pub(crate) async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
+    connect(config, true).await
+}
+
+/// A NATS client that fails at once when no server answers (for command-line tools).
+pub(crate) async fn nats_now(config: &Config) -> anyhow::Result<async_nats::Client> {
+    connect(config, false).await
+}
+
+async fn connect(config: &Config, wait: bool) -> anyhow::Result<async_nats::Client> {
     let servers: Vec<async_nats::ServerAddr> = config
         .nats_url
         .split(',')
         .map(|url| url.trim().parse().with_context(|| format!("bad nats url {url:?}")))
         .collect::<anyhow::Result<_>>()?;
-    async_nats::ConnectOptions::new()
-        .name("chanshare")
-        .retry_on_initial_connect()
+    let options = async_nats::ConnectOptions::new().name("chanshare");
+    let options = if wait { options.retry_on_initial_connect() } else { options };
+    options
         .connect(servers)
         .await
         .with_context(|| format!("failed to connect to nats at {}", config.nats_url))

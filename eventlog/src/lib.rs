@@ -97,6 +97,13 @@ impl EventLog {
         Ok((Self { js, stream }, applied))
     }
 
+    /// Opens the existing room stream without applying its definition (for read-only tools).
+    pub async fn open(client: async_nats::Client) -> Result<Self, LogError> {
+        let js = jetstream::new(client);
+        let stream = js.get_stream(subjects::STREAM).await.map_err(LogError::unavailable)?;
+        Ok(Self { js, stream })
+    }
+
     /// Appends `commit` to its room, provided the room's last commit is at stream sequence
     /// `expected_seq` (0: the room has no commits yet, i.e. create-if-absent).
     ///

@@ -12,6 +12,7 @@ mod gateway;
 mod harness;
 mod observability;
 mod projectors;
+mod replay;
 mod serve;
 mod tidy;
 mod workload;
