@@ -216,9 +216,10 @@ impl std::fmt::Debug for Limiter {
     }
 }
 
-/// The API allows one request per second. The slots are 1050 ms apart so that network jitter
-/// between two replicas cannot put two requests into one second at 4chan's end.
-pub(crate) const API_INTERVAL_MS: u64 = 1050;
+/// The API allows one request per second. The slots are 1100 ms apart so that network and
+/// scheduling jitter between two replicas (on a busy machine, tens of milliseconds) cannot put two
+/// requests into one second at 4chan's end.
+pub(crate) const API_INTERVAL_MS: u64 = 1100;
 
 const GCRA: &str = r"
 local now = redis.call('TIME')
