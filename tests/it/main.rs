@@ -8,6 +8,7 @@ mod browser;
 mod commands;
 mod content;
 mod eventlog;
+mod failover;
 mod gateway;
 mod harness;
 mod observability;
