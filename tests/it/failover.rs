@@ -120,10 +120,14 @@ async fn killing_the_stream_leader_loses_and_duplicates_nothing() {
         .map(|w| w[1] - w[0])
         .max()
         .unwrap_or_default();
-    println!(
+    let report = format!(
         "stream leader {leader} killed: writes paused at most {worst:?}; {} commands acknowledged",
         accepted.len()
     );
+    println!("{report}");
+    let reports = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reports");
+    std::fs::create_dir_all(&reports).ok();
+    std::fs::write(reports.join("failover.txt"), format!("{report}\n")).ok();
     assert!(worst < Duration::from_secs(12), "writes resumed after {worst:?}");
 
     // Every acknowledged command is in the log exactly once, at the version it was acknowledged with.
