@@ -56,6 +56,22 @@ impl NatsServer {
         }
     }
 
+    /// Stops the server with SIGTERM (a clean shutdown: it hands over what it leads) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            let pid = guard.child.id().to_string();
+            Command::new("kill").args(["-TERM", &pid]).status().ok();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = guard.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            guard.kill();
+        }
+    }
+
     /// Starts the server again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();
