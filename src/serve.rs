@@ -77,6 +77,7 @@ pub(crate) async fn run(
     }
 
     let mut api = None;
+    let mut gateway_app = None;
     if let Some(gateway) = &roles.gateway {
         let app = roles::gateway(
             &config,
@@ -88,6 +89,7 @@ pub(crate) async fn run(
         )
         .await?;
         tokio::spawn(app.clone().heartbeats());
+        gateway_app = Some(app.clone());
         api = Some(gateway::router(app));
     }
 
@@ -121,6 +123,9 @@ pub(crate) async fn run(
         tasks.into_iter().map(|(name, task)| (name, tokio::spawn(task))).collect();
     shutdown.await;
     stop.send_replace(true);
+    if let Some(app) = &gateway_app {
+        app.drain(std::time::Duration::from_secs(5)).await;
+    }
     for (name, handle) in handles {
         handle.await.with_context(|| format!("{name} task panicked"))??;
     }

@@ -175,6 +175,16 @@ impl App {
         self.inner.metrics.joins.with_label_values(&[outcome]).inc();
     }
 
+    /// Waits (up to `timeout`) until every socket has closed: after shutdown was signalled, so
+    /// each has sent its "going away" and clients reconnect elsewhere. Upgraded connections are
+    /// not tracked by the HTTP server's graceful shutdown, hence this.
+    pub async fn drain(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.inner.metrics.sockets.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Records heartbeats for every member with a socket here, every 10 s, until dropped.
     pub async fn heartbeats(self) {
         let mut ticks = tokio::time::interval(Duration::from_secs(10));

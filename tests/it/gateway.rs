@@ -672,14 +672,16 @@ async fn shutdown_idle_and_per_address_limits() {
     }
     assert_eq!(idle.await.unwrap(), Some(4000));
 
-    // Shutdown: the remaining sockets are told to go away.
+    // Shutdown: the remaining sockets (still pinging, so never idle) are told to go away.
     gateway.terminate(Duration::ZERO);
     let mut codes = Vec::new();
     for mut ws in [chatty, also_chatty] {
         let code = loop {
-            match next(&mut ws).await {
-                Ok(_) => continue,
-                Err(code) => break code,
+            tokio::select! {
+                frame = next(&mut ws) => if let Err(code) = frame { break code },
+                () = tokio::time::sleep(Duration::from_millis(300)) => {
+                    ws.send(Message::Text(json!({"type": "ping", "t": 1}).to_string().into())).await.ok();
+                }
             }
         };
         codes.push(code);
