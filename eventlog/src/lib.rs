@@ -201,6 +201,25 @@ impl EventLog {
         Ok(after(commits, after_version))
     }
 
+    /// The room folded from its first commit while `keep` holds (stops at the first commit it
+    /// refuses), e.g. `|_| true` for the current state or `|c| c.version <= v` for version `v`.
+    pub async fn fold_while(
+        &self,
+        room: &RoomId,
+        keep: impl Fn(&Commit) -> bool,
+    ) -> Result<events::RoomState, LogError> {
+        let mut state = events::RoomState::default();
+        let mut commits = self.read(room, 0).await?;
+        while let Some(stored) = commits.next().await {
+            let stored = stored?;
+            if !keep(&stored.commit) {
+                break;
+            }
+            state = state.apply(&stored.commit);
+        }
+        Ok(state)
+    }
+
     /// The room's commits after `after_version`, then every new one as it is stored. Never ends
     /// on its own.
     pub async fn follow(&self, room: &RoomId, after_version: u64) -> Result<Commits, LogError> {

@@ -26,8 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventlog::EventLog;
-use events::{Actor, Command, MemberId, RejectCode, RoomId, RoomState};
-use futures::StreamExt;
+use events::{Actor, Command, MemberId, RejectCode, RoomId};
 use tokio::sync::watch;
 use tracing::warn;
 use views::Views;
@@ -156,18 +155,8 @@ impl App {
         {
             return Ok((snapshot.version, snapshot.state_json));
         }
-        let state = self.fold(room).await?;
+        let state = self.inner.log.fold_while(room, |_| true).await?;
         Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
-    }
-
-    /// The room folded from the log.
-    pub async fn fold(&self, room: &RoomId) -> Result<RoomState, eventlog::LogError> {
-        let mut state = RoomState::default();
-        let mut commits = self.inner.log.read(room, 0).await?;
-        while let Some(stored) = commits.next().await {
-            state = state.apply(&stored?.commit);
-        }
-        Ok(state)
     }
 
     fn metrics_resume(&self, recovered: bool) {

@@ -166,20 +166,14 @@ pub async fn fold(log: &EventLog, room: &RoomId, at: At) -> anyhow::Result<RoomS
     if let At::Version(version) = at {
         anyhow::ensure!(version <= head, "room {room} is at version {head}, not {version}");
     }
-    let mut state = RoomState::default();
-    let mut commits = log.read(room, 0).await?;
-    while let Some(stored) = commits.next().await {
-        let stored = stored.context("unreadable commit")?;
-        let past = match at {
-            At::Version(version) => stored.commit.version > version,
-            At::Time(ms) => stored.commit.at_ms > ms,
-            At::Now => false,
-        };
-        if past {
-            break;
-        }
-        state = state.apply(&stored.commit);
-    }
+    let state = log
+        .fold_while(room, |commit| match at {
+            At::Version(version) => commit.version <= version,
+            At::Time(ms) => commit.at_ms <= ms,
+            At::Now => true,
+        })
+        .await
+        .context("unreadable commit")?;
     Ok(state)
 }
 

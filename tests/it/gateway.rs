@@ -9,7 +9,6 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tests::{Chanshare, NatsServer, RedisServer};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -185,7 +184,8 @@ async fn twenty_clients_on_two_gateways_see_every_commit_once_in_order() {
     // Every command got an answer and the room is quiet: read everyone up to the head.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let head = head(&nats, &room).await;
-    assert!(head >= 20 + 200, "chats alone are 300 commits: head {head}");
+    // 20 joins and 10 chats per client are 220 commits at least (play/pause/seek add more).
+    assert!(head >= 20 + 200, "head {head}");
     let log = log_commits(&nats, &room).await;
     for (mut ws, welcome, mut seen) in results {
         seen.welcome = welcome;
@@ -422,7 +422,7 @@ async fn bad_frames_floods_and_tokens() {
 
     // Forged, foreign and missing-name connections are refused with their close codes.
     let forged = format!("{}x", &host_token[..host_token.len() - 1]);
-    let (other_room, other_token) = create_room(&gateway).await;
+    let (_, other_token) = create_room(&gateway).await;
     let refused = [
         (format!("token={forged}"), 4401),
         (format!("token={other_token}"), 4401),
@@ -436,8 +436,6 @@ async fn bad_frames_floods_and_tokens() {
     }
     let mut missing = connect(&gateway, "no-such-room", "name=x").await;
     assert_eq!(next(&mut missing).await.err().flatten(), Some(4404));
-    assert!(other_room != room);
-    let _ = CloseCode::Normal;
 }
 
 /// Every HTTP path answers with JSON (errors included), and the OpenAPI document validates.

@@ -14,6 +14,18 @@ fn serve(nats: &NatsServer, redis: &RedisServer, extra: &[(&str, String)]) -> Ch
     Chanshare::start("serve", &env)
 }
 
+/// Creates a URL room through the HTTP API; returns the reply.
+async fn create_room(chanshare: &Chanshare) -> serde_json::Value {
+    let created = reqwest::Client::new()
+        .post(format!("http://{}/api/rooms", chanshare.addr()))
+        .body(r#"{"source": {"urls": ["https://example.com/a.webm"]}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    serde_json::from_slice(&created.bytes().await.unwrap()).unwrap()
+}
+
 #[test]
 fn promtool_accepts_the_alert_rules() {
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,13 +54,7 @@ async fn metrics_pass_promtool_and_reach_prometheus() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let chanshare = serve(&nats, &redis, &[]);
     // Some traffic, so labelled series exist.
-    let created = reqwest::Client::new()
-        .post(format!("http://{}/api/rooms", chanshare.addr()))
-        .body(r#"{"source": {"urls": ["https://example.com/a.webm"]}}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    create_room(&chanshare).await;
     let (status, exposition) = chanshare.get("/metrics");
     assert_eq!(status, 200);
     for name in [
@@ -146,13 +152,7 @@ async fn a_command_is_one_trace_from_the_socket_to_the_projector() {
             ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
         ],
     );
-    let created = reqwest::Client::new()
-        .post(format!("http://{}/api/rooms", chanshare.addr()))
-        .body(r#"{"source": {"urls": ["https://example.com/a.webm"]}}"#)
-        .send()
-        .await
-        .unwrap();
-    let room: serde_json::Value = serde_json::from_slice(&created.bytes().await.unwrap()).unwrap();
+    let room = create_room(&chanshare).await;
     let url = format!(
         "ws://{}/api/rooms/{}/ws?token={}",
         chanshare.addr(),

@@ -19,21 +19,18 @@ pub struct NatsServer {
     dir: TempDir,
 }
 
+/// A JetStream server on loopback `port` with its store in `dir`.
+fn args(port: u16, dir: &TempDir) -> Vec<String> {
+    let store = dir.path().join("jetstream").display().to_string();
+    ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", &store].map(str::to_owned).to_vec()
+}
+
 impl NatsServer {
     /// Starts a standalone server.
     pub fn start() -> NatsServer {
         let dir = tempfile::tempdir().expect("create nats temp dir");
         let port = free_port();
-        let store = dir.path().join("jetstream");
-        let args = vec![
-            "-js".into(),
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-            "-sd".into(),
-            store.display().to_string(),
-        ];
+        let args = args(port, &dir);
         let mut server = NatsServer { guard: None, port, args, dir };
         server.restart();
         server
@@ -110,14 +107,8 @@ impl NatsCluster {
             .map(|(i, cluster_port)| {
                 let dir = tempfile::tempdir().expect("create nats temp dir");
                 let port = free_port();
-                let args = vec![
-                    "-js".into(),
-                    "-a".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    port.to_string(),
-                    "-sd".into(),
-                    dir.path().join("jetstream").display().to_string(),
+                let mut args = args(port, &dir);
+                args.extend([
                     "-n".into(),
                     format!("n{}", i + 1),
                     "--cluster_name".into(),
@@ -126,7 +117,7 @@ impl NatsCluster {
                     format!("nats://127.0.0.1:{cluster_port}"),
                     "--routes".into(),
                     routes.clone(),
-                ];
+                ]);
                 let mut node = NatsServer { guard: None, port, args, dir };
                 node.restart();
                 node
