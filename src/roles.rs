@@ -25,7 +25,13 @@ async fn connect(config: &Config, wait: bool) -> anyhow::Result<async_nats::Clie
         .split(',')
         .map(|url| url.trim().parse().with_context(|| format!("bad nats url {url:?}")))
         .collect::<anyhow::Result<_>>()?;
-    let options = async_nats::ConnectOptions::new().name("chanshare");
+    let mut options = async_nats::ConnectOptions::new().name("chanshare");
+    // Credentials ride in the URL (`nats://gateway:secret@host:4222`); async-nats does not read
+    // them from there by itself.
+    if let Some(user) = servers.iter().find_map(|s| s.username()) {
+        let password = servers.iter().find_map(|s| s.password()).unwrap_or_default();
+        options = options.user_and_password(user.to_owned(), password.to_owned());
+    }
     let options = if wait { options.retry_on_initial_connect() } else { options };
     options
         .connect(servers)
@@ -33,13 +39,37 @@ async fn connect(config: &Config, wait: bool) -> anyhow::Result<async_nats::Clie
         .with_context(|| format!("failed to connect to nats at {}", config.nats_url))
 }
 
-/// The room log, with the stream definition applied.
-pub(crate) async fn log(config: &Config, client: async_nats::Client) -> anyhow::Result<EventLog> {
-    let (log, applied) = EventLog::connect(client, config.stream_replicas)
-        .await
-        .context("failed to set up the room stream")?;
-    info!(stream = eventlog::subjects::STREAM, ?applied, "room stream ready");
-    Ok(log)
+/// The room log. The commands role owns the stream and applies its definition; every other role
+/// only reads it (its NATS user may not change streams), waiting until the stream exists.
+pub(crate) async fn log(
+    config: &Config,
+    client: async_nats::Client,
+    owner: bool,
+) -> anyhow::Result<EventLog> {
+    let mut waited = false;
+    loop {
+        let attempt = if owner {
+            EventLog::connect(client.clone(), config.stream_replicas).await.map(|(log, applied)| {
+                info!(stream = eventlog::subjects::STREAM, ?applied, "room stream ready");
+                log
+            })
+        } else {
+            EventLog::open(client.clone()).await
+        };
+        // A cluster that is still electing its JetStream leader answers "unavailable": wait.
+        match attempt {
+            Ok(log) => return Ok(log),
+            Err(error) if !matches!(error, eventlog::LogError::Unavailable(_)) => {
+                return Err(error).context("failed to set up the room stream");
+            }
+            Err(error) if !waited => {
+                warn!(stream = eventlog::subjects::STREAM, %error, "waiting for the room stream");
+                waited = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// A Redis connection that reconnects by itself.

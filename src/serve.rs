@@ -38,7 +38,13 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let client = roles::nats(&config).await?;
-    let log = roles::log(&config, client.clone()).await?;
+    // The content role alone never reads the log, so it does not wait for the stream.
+    let log = if roles.commands.is_some() || roles.projectors || roles.gateway.is_some() {
+        Some(roles::log(&config, client.clone(), roles.commands.is_some()).await?)
+    } else {
+        None
+    };
+    let the_log = || log.clone().context("the room log is opened for this role");
     let registry = prometheus::Registry::new();
     let (stop, stopped) = watch::channel(false);
     let on_stop = |mut stopped: watch::Receiver<bool>| async move {
@@ -48,7 +54,7 @@ pub(crate) async fn run(
     let mut tasks: Vec<(&str, Task)> = Vec::new();
     if let Some(commands) = &roles.commands {
         let service =
-            roles::commands(&config, commands, client.clone(), log.clone(), &registry).await?;
+            roles::commands(&config, commands, client.clone(), the_log()?, &registry).await?;
         let run = commands::run(client.clone(), service, on_stop(stopped.clone()));
         tasks.push((
             "commands",
@@ -57,7 +63,7 @@ pub(crate) async fn run(
     }
     let mut projector = None;
     if roles.projectors {
-        let p = roles::projector(&config, client.clone(), log.clone(), &registry).await?;
+        let p = roles::projector(&config, client.clone(), the_log()?, &registry).await?;
         projector = Some(p.clone());
         let run = p.run(on_stop(stopped.clone()));
         tasks.push(("projectors", Box::pin(async move { run.await.context("projector failed") })));
@@ -83,7 +89,7 @@ pub(crate) async fn run(
             &config,
             gateway,
             client.clone(),
-            log.clone(),
+            the_log()?,
             stopped.clone(),
             &registry,
         )
@@ -136,7 +142,7 @@ pub(crate) async fn run(
 #[derive(Clone)]
 pub(crate) struct Ops {
     pub(crate) client: async_nats::Client,
-    pub(crate) log: EventLog,
+    pub(crate) log: Option<EventLog>,
     pub(crate) registry: prometheus::Registry,
     pub(crate) projector: Option<projectors::Projector>,
     pub(crate) redis: Option<redis::aio::ConnectionManager>,
@@ -159,7 +165,11 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, String) {
     if ops.client.connection_state() != async_nats::connection::State::Connected {
         return (StatusCode::SERVICE_UNAVAILABLE, "nats disconnected".into());
     }
-    if ops.log.last_seq().await.is_err() {
+    let stream_down = match &ops.log {
+        Some(log) => log.last_seq().await.is_err(),
+        None => false,
+    };
+    if stream_down {
         return (StatusCode::SERVICE_UNAVAILABLE, "room stream unavailable".into());
     }
     if let Some(redis) = &ops.redis {

@@ -9,7 +9,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use events::{Command, MemberId, RejectCode, RoomId};
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument as _, debug};
 
 use crate::App;
@@ -125,6 +125,7 @@ async fn session(
     // Live: commits from the hub (gaps filled from the log), commands and pings from the client.
     let (replies_tx, mut replies) = mpsc::channel::<Reply>(8);
     let mut bucket = Bucket::full(&inner.limits);
+    let mut last_command = None;
     let mut shutdown = inner.shutdown.clone();
     let mut deadline = tokio::time::Instant::now() + inner.limits.idle;
     loop {
@@ -142,7 +143,7 @@ async fn session(
                 inner.metrics.frames_in.inc();
                 match message {
                     Some(Ok(Message::Text(body))) => {
-                        if let Some(reply) = handle_frame(app, room, &member, &body, &mut bucket, &replies_tx) {
+                        if let Some(reply) = handle_frame(app, room, &member, &body, &mut bucket, &mut last_command, &replies_tx) {
                             send(app, socket, text(&reply).into()).await?;
                         }
                     }
@@ -241,6 +242,7 @@ fn handle_frame(
     member: &MemberId,
     body: &str,
     bucket: &mut Bucket,
+    last_command: &mut Option<oneshot::Receiver<()>>,
     replies: &mpsc::Sender<Reply>,
 ) -> Option<Reply> {
     let invalid = |id: String, message: String| {
@@ -273,10 +275,18 @@ fn handle_frame(
             let span = tracing::info_span!("gateway.command", %room, command = command.name());
             let (app, room, member, replies) =
                 (app.clone(), room.clone(), member.clone(), replies.clone());
+            // A socket's commands are decided in the order it sent them: each waits for the
+            // one before (a member's "seek" then "play" must not land as "play" then "seek").
+            let (done, next) = oneshot::channel();
+            let previous = last_command.replace(next);
             tokio::spawn(
                 async move {
+                    if let Some(previous) = previous {
+                        previous.await.ok();
+                    }
                     let reply = app.command(&room, &member, id, command).await;
                     replies.send(reply).await.ok();
+                    done.send(()).ok();
                 }
                 .instrument(span),
             );

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tests::{Chanshare, NatsCluster, RedisServer};
 
 /// Sends one command until it is accepted (retrying with the same id, as clients do).
-async fn until_accepted(
+pub(crate) async fn until_accepted(
     client: &async_nats::Client,
     room: &str,
     actor: &str,
@@ -70,13 +70,13 @@ async fn leader_failover(fault: Fault) -> Duration {
     let mut cluster = NatsCluster::start().await;
     let redis = RedisServer::start();
     let env = [
-        ("CHANSHARE_NATS_URL", cluster.urls()),
+        ("CHANSHARE_NATS_URL", cluster.urls_as("commands")),
         ("CHANSHARE_REDIS_URL", redis.url()),
         ("CHANSHARE_STREAM_REPLICAS", "3".to_owned()),
         ("CHANSHARE_SECRET", "failover-secret-failover-secret-failover".to_owned()),
     ];
     let _replicas = [Chanshare::start("commands", &env), Chanshare::start("commands", &env)];
-    let client = cluster.client().await;
+    let client = cluster.client_as("gateway").await;
     let created = client
         .request(
             "chanshare.rooms.create",

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use tests::{Chanshare, NatsServer, RedisServer};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::ws::{
+    Seen, Ws, await_answers, command, connect, next, read_until, send, start, welcome,
+};
 
 const SECRET: &str = "gateway-test-secret-gateway-test-secret";
 
@@ -40,92 +41,6 @@ async fn create_room(gateway: &Chanshare) -> (String, String) {
     let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     assert_eq!(body["url"], format!("/r/{}", body["room_id"].as_str().unwrap()));
     (body["room_id"].as_str().unwrap().to_owned(), body["host_token"].as_str().unwrap().to_owned())
-}
-
-async fn connect(gateway: &Chanshare, room: &str, query: &str) -> Ws {
-    let url = format!("ws://{}/api/rooms/{room}/ws?{query}", gateway.addr());
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-/// The next text frame as JSON (skipping pings), or the close frame's code.
-async fn next(ws: &mut Ws) -> Result<Value, Option<u16>> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return Ok(serde_json::from_str(&text).unwrap()),
-            Ok(Some(Ok(Message::Close(frame)))) => return Err(frame.map(|f| u16::from(f.code))),
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(_)) | None) => return Err(None),
-            Err(_) => panic!("no frame within 10 s"),
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, frame: Value) {
-    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
-}
-
-fn command(command: Value) -> Value {
-    json!({"type": "command", "id": uuid::Uuid::new_v4().to_string(), "command": command})
-}
-
-/// A client's view of the room: the versions it saw, and the commit frames by version.
-#[derive(Debug, Default)]
-struct Seen {
-    welcome: Value,
-    snapshot: Option<Value>,
-    commits: BTreeMap<u64, Value>,
-    order: Vec<u64>,
-    acks: Vec<Value>,
-}
-
-async fn welcome(ws: &mut Ws) -> Seen {
-    let welcome = next(ws).await.unwrap();
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    let mut seen = Seen { welcome, ..Seen::default() };
-    if !seen.welcome["recovered"].as_bool().unwrap() {
-        let snapshot = next(ws).await.unwrap();
-        assert_eq!(snapshot["type"], "snapshot");
-        seen.snapshot = Some(snapshot);
-    }
-    seen
-}
-
-/// Reads frames until the client has every version up to `version`.
-async fn read_until(ws: &mut Ws, seen: &mut Seen, version: u64) {
-    while seen.order.last().copied().unwrap_or_else(|| start(seen)) < version {
-        let frame = next(ws).await.unwrap();
-        match frame["type"].as_str() {
-            Some("commit") => {
-                let v = frame["version"].as_u64().unwrap();
-                assert!(seen.commits.insert(v, frame).is_none(), "version {v} twice");
-                seen.order.push(v);
-            }
-            Some("ack" | "reject") => seen.acks.push(frame),
-            Some("pong") => {}
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
-
-/// Reads frames (recording commits) until `n` more of the client's commands are answered.
-async fn await_answers(ws: &mut Ws, seen: &mut Seen, n: usize) {
-    let wanted = seen.acks.len() + n;
-    while seen.acks.len() < wanted {
-        let frame = next(ws).await.unwrap();
-        match frame["type"].as_str() {
-            Some("commit") => {
-                let v = frame["version"].as_u64().unwrap();
-                seen.order.push(v);
-                seen.commits.insert(v, frame);
-            }
-            Some("ack" | "reject") => seen.acks.push(frame),
-            _ => {}
-        }
-    }
-}
-
-fn start(seen: &Seen) -> u64 {
-    seen.snapshot.as_ref().map_or(0, |s| s["version"].as_u64().unwrap())
 }
 
 async fn log_commits(nats: &NatsServer, room: &str) -> BTreeMap<u64, Value> {
@@ -298,6 +213,30 @@ async fn joins_and_resumes_work_without_redis() {
     let mut back =
         connect(&gateway, &room, &format!("token={token}&resume={at}&epoch={epoch}")).await;
     assert_eq!(welcome(&mut back).await.welcome["recovered"], true);
+}
+
+/// Regression: commands sent back to back on one socket are decided in the order they were sent
+/// (they used to be forwarded concurrently, so "two" could land before "one").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sockets_commands_land_in_the_order_sent() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let mut seen = welcome(&mut host).await;
+    let texts: Vec<String> = (0..15).map(|k| format!("m{k}")).collect();
+    for text in &texts {
+        send(&mut host, command(json!({"type": "chat", "text": text}))).await;
+    }
+    await_answers(&mut host, &mut seen, texts.len()).await;
+    let logged: Vec<String> = log_commits(&nats, &room)
+        .await
+        .values()
+        .flat_map(|c| c["events"].as_array().unwrap().clone())
+        .filter(|e| e["type"] == "chat_posted")
+        .map(|e| e["message"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(logged, texts);
 }
 
 /// Killing a gateway: its clients resume on the other with no gap and no duplicate.

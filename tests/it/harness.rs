@@ -47,7 +47,7 @@ async fn nats_server_restarts_with_its_data() {
 #[tokio::test]
 async fn nats_cluster_replicates_a_stream() {
     let cluster = NatsCluster::start().await;
-    assert_eq!(cluster.urls().split(',').count(), 3);
+    assert_eq!(cluster.urls_as("admin").split(',').count(), 3);
     let js = async_nats::jetstream::new(cluster.client().await);
     let mut stream = js
         .create_stream(async_nats::jetstream::stream::Config {

@@ -5,15 +5,18 @@
 #![allow(clippy::unwrap_used)]
 
 mod browser;
+mod cluster;
 mod commands;
 mod content;
 mod eventlog;
 mod failover;
 mod gateway;
 mod harness;
+mod infra;
 mod observability;
 mod projectors;
 mod replay;
 mod serve;
 mod tidy;
 mod workload;
+mod ws;

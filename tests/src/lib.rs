@@ -9,6 +9,7 @@ mod process;
 
 pub mod chan;
 pub mod chanshare;
+pub mod cluster;
 pub mod http;
 pub mod nats;
 pub mod prometheus;
@@ -17,6 +18,7 @@ pub mod s3;
 
 pub use chan::{ChanFixture, Fault};
 pub use chanshare::Chanshare;
+pub use cluster::DevCluster;
 pub use nats::{NatsCluster, NatsServer};
 pub use redis::RedisServer;
 pub use s3::S3Server;

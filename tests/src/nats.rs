@@ -73,8 +73,12 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         let log = self.log_path();
-        let mut guard =
-            Guard::spawn(Command::new(binary("nats-server", INSTALL)).args(&self.args), &log);
+        let mut command = Command::new(binary("nats-server", INSTALL));
+        command.args(&self.args).current_dir(self.dir.path());
+        for user in USERS {
+            command.env(format!("CHANSHARE_NATS_{}_PASSWORD", user.to_uppercase()), password(user));
+        }
+        let mut guard = Guard::spawn(&mut command, &log);
         wait_for_port(self.port, &mut guard.child, "nats-server", Duration::from_secs(20));
         self.guard = Some(guard);
     }
@@ -85,7 +89,22 @@ impl NatsServer {
     }
 }
 
-/// Three clustered nats-servers with JetStream.
+/// The nats-server binary (installed by `./dev/test`).
+pub fn nats_server() -> PathBuf {
+    binary("nats-server", INSTALL)
+}
+
+/// The NATS users of `infra/jetstream/accounts.conf`, one per role plus `admin`.
+pub const USERS: [&str; 7] =
+    ["sys", "commands", "gateway", "projectors", "content", "replay", "admin"];
+
+/// The password the test cluster gives `user` (through the variables accounts.conf reads).
+pub fn password(user: &str) -> String {
+    format!("{user}-test-password")
+}
+
+/// Three clustered nats-servers with JetStream, configured by the production files
+/// `infra/jetstream/cluster/n*.conf` (accounts, permissions, limits) on free loopback ports.
 #[derive(Debug)]
 pub struct NatsCluster {
     /// The nodes, `n1` to `n3`.
@@ -95,6 +114,8 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts three nodes and waits until JetStream has a meta leader.
     pub async fn start() -> NatsCluster {
+        let configs =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/jetstream/cluster");
         let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes = cluster_ports
             .iter()
@@ -107,8 +128,16 @@ impl NatsCluster {
             .map(|(i, cluster_port)| {
                 let dir = tempfile::tempdir().expect("create nats temp dir");
                 let port = free_port();
-                let mut args = args(port, &dir);
+                let config = configs.join(format!("n{}.conf", i + 1));
+                // The store is the config's relative `./data/cluster/nX`, in the node's dir.
+                let mut args = vec!["-c".to_owned(), config.display().to_string()];
                 args.extend([
+                    "-a".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                    "-m".into(),
+                    free_port().to_string(),
                     "-n".into(),
                     format!("n{}", i + 1),
                     "--cluster_name".into(),
@@ -128,16 +157,30 @@ impl NatsCluster {
         cluster
     }
 
-    /// All nodes' URLs, comma-separated (what `CHANSHARE_NATS_URL` takes).
-    pub fn urls(&self) -> String {
-        self.nodes.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
+    /// All nodes' URLs with `user`'s credentials, comma-separated (what `CHANSHARE_NATS_URL`
+    /// takes).
+    pub fn urls_as(&self, user: &str) -> String {
+        let password = password(user);
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://{user}:{password}@127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    /// A client that knows every node.
-    pub async fn client(&self) -> async_nats::Client {
+    /// A client of `user` that knows every node.
+    pub async fn client_as(&self, user: &str) -> async_nats::Client {
         let urls: Vec<async_nats::ServerAddr> =
-            self.nodes.iter().map(|n| n.url().parse().expect("server addr")).collect();
-        async_nats::connect(urls).await.expect("connect to the nats cluster")
+            self.urls_as(user).split(',').map(|url| url.parse().expect("server addr")).collect();
+        async_nats::ConnectOptions::with_user_and_password(user.to_owned(), password(user))
+            .connect(urls)
+            .await
+            .expect("connect to the nats cluster")
+    }
+
+    /// An unrestricted (`admin`) client that knows every node.
+    pub async fn client(&self) -> async_nats::Client {
+        self.client_as("admin").await
     }
 
     /// Waits until a JetStream account query succeeds (the cluster elected a meta leader).

@@ -1,0 +1,256 @@
+//! The production topology on one machine (`./dev/cluster`): a smoke test, the NATS permissions,
+//! and replicas of each role killed under load.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eventlog::EventLog;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tests::DevCluster;
+
+use crate::failover::until_accepted;
+use crate::ws::{Seen, await_answers, command, connect_to, read_until, send, start, welcome};
+
+async fn create_room(gateway: &str) -> (String, String) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{gateway}/api/rooms"))
+        .header("content-type", "application/json")
+        .body(json!({"title": "cluster", "source": {"urls": ["https://example.com/a.webm", "https://example.com/b.webm"]}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    (body["room_id"].as_str().unwrap().to_owned(), body["host_token"].as_str().unwrap().to_owned())
+}
+
+async fn stored(cluster: &DevCluster, room: &str) -> Vec<eventlog::Stored> {
+    let log = EventLog::open(cluster.client_as("replay").await).await.unwrap();
+    let room = events::RoomId::new(room).unwrap();
+    log.read(&room, 0).await.unwrap().map(|c| c.unwrap()).collect().await
+}
+
+fn save_report(name: &str, report: &str) {
+    let reports = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reports");
+    std::fs::create_dir_all(&reports).ok();
+    std::fs::write(reports.join(name), format!("{report}\n")).ok();
+}
+
+/// `./dev/cluster up`, then a room with its host on one gateway and a guest on the other: playback
+/// commands and chat reach both, in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_cluster_smoke_test() {
+    let cluster = DevCluster::up();
+    let (room, host_token) = create_room(&cluster.gateway(1)).await;
+    let mut host = connect_to(&cluster.gateway(1), &room, &format!("token={host_token}")).await;
+    let mut host_seen = welcome(&mut host).await;
+    let mut guest = connect_to(&cluster.gateway(2), &room, "name=guest").await;
+    let mut guest_seen = welcome(&mut guest).await;
+    for body in [
+        json!({"type": "play"}),
+        json!({"type": "seek", "position_ms": 42_000}),
+        json!({"type": "pause"}),
+        json!({"type": "next"}),
+        json!({"type": "chat", "text": "hello from gateway 1"}),
+    ] {
+        send(&mut host, command(body)).await;
+        await_answers(&mut host, &mut host_seen, 1).await;
+    }
+    assert!(host_seen.acks.iter().all(|a| a["type"] == "ack"), "{:?}", host_seen.acks);
+    let head = host_seen.acks.iter().map(|a| a["version"].as_u64().unwrap()).max().unwrap();
+    read_until(&mut guest, &mut guest_seen, head).await;
+    let events: Vec<&Value> =
+        guest_seen.commits.values().flat_map(|c| c["events"].as_array().unwrap().iter()).collect();
+    let causes: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "playback_changed")
+        .filter_map(|e| e["cause"].as_str())
+        .collect();
+    assert_eq!(causes, ["play", "seek", "pause", "next"], "the guest saw the host's playback");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "chat_posted" && e["message"]["text"] == "hello from gateway 1"),
+        "{events:?}"
+    );
+    // Both gateways serve the same room state.
+    for n in [1, 2] {
+        let body = reqwest::get(format!("http://{}/api/rooms/{room}", cluster.gateway(n)))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let state: Value = serde_json::from_str(&body).unwrap();
+        assert!(state["version"].as_u64().unwrap() >= head.min(1), "{state}");
+    }
+}
+
+/// The production accounts: only the commands role may publish to room subjects; the gateway
+/// user may ask commands and read the log, nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_permissions_keep_room_subjects_to_the_commands_role() {
+    let cluster = DevCluster::up();
+    let (room, _) = create_room(&cluster.gateway(1)).await;
+    let subject = format!("chanshare.room.{room}");
+    for user in ["gateway", "projectors", "content", "replay"] {
+        let js = async_nats::jetstream::new(cluster.client_as(user).await);
+        // A forged append on purpose: this is the bypass the permissions must stop.
+        #[allow(clippy::disallowed_methods)]
+        let published = tokio::time::timeout(Duration::from_secs(3), async {
+            js.publish(subject.clone(), "forged".into()).await?.await
+        })
+        .await;
+        assert!(!matches!(published, Ok(Ok(_))), "{user} could append to a room: {published:?}");
+    }
+    // Nothing forged reached the log; the room still folds.
+    let commits = stored(&cluster, &room).await;
+    assert_eq!(commits.len(), 1, "only RoomCreated");
+    // Deleting a commit is refused by the stream itself, even for the commands user.
+    let js = async_nats::jetstream::new(cluster.client_as("admin").await);
+    let stream = js.get_stream(eventlog::subjects::STREAM).await.unwrap();
+    assert!(stream.delete_message(commits[0].seq).await.is_err(), "deny_delete");
+}
+
+/// Commands flow at ~200/s from clients that retry with the same command id; one commands replica
+/// and one projector replica are killed (SIGKILL). No acknowledged commit is lost or stored twice,
+/// writes resume, and the views converge on the log (`chanshare replay verify`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_commands_and_a_projector_replica_loses_nothing() {
+    let cluster = DevCluster::up();
+    let client = cluster.client_as("gateway").await;
+    let (room, _) = create_room(&cluster.gateway(1)).await;
+    let host = host_of(&cluster, &room).await;
+
+    let accepted: Arc<Mutex<BTreeMap<String, (u64, Instant)>>> = Arc::default();
+    let stop_at = Instant::now() + Duration::from_secs(10);
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, room, host, accepted) =
+                (client.clone(), room.clone(), host.clone(), accepted.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while Instant::now() < stop_at {
+                    n += 1;
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let outcome =
+                        until_accepted(&client, &room, &host, &id, &format!("w{w} n{n}")).await;
+                    accepted.lock().unwrap().insert(id, outcome);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed_at = Instant::now();
+    cluster.kill("commands-1");
+    cluster.kill("projectors-1");
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() > 300, "{} commands accepted", accepted.len());
+    let mut times: Vec<Instant> = accepted.values().map(|(_, at)| *at).collect();
+    times.sort();
+    let worst = times
+        .windows(2)
+        .filter(|w| w[1] > killed_at)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    save_report(
+        "failover-replicas.txt",
+        &format!(
+            "commands-1 and projectors-1 killed (SIGKILL): writes paused at most {worst:?}; {} commands acknowledged",
+            accepted.len()
+        ),
+    );
+    assert!(worst < Duration::from_secs(5), "writes resumed after {worst:?}");
+
+    let commits = stored(&cluster, &room).await;
+    let versions: Vec<u64> = commits.iter().map(|s| s.commit.version).collect();
+    assert_eq!(versions, (1..=commits.len() as u64).collect::<Vec<_>>(), "contiguous");
+    let by_id: BTreeMap<String, u64> =
+        commits.iter().map(|s| (s.commit.command_id.to_string(), s.commit.version)).collect();
+    assert_eq!(by_id.len(), commits.len(), "no command stored twice");
+    for (id, (version, _)) in &accepted {
+        assert_eq!(by_id.get(id), Some(version), "acknowledged command {id} lost or moved");
+    }
+
+    // The surviving projector brings every view to the log.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let verify = Command::new(tests::chanshare::binary())
+            .args(["replay", "verify"])
+            .env("CHANSHARE_NATS_URL", cluster.nats_urls_as("replay"))
+            .env("CHANSHARE_REDIS_URL", cluster.redis_url())
+            .output()
+            .unwrap();
+        if verify.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "views never converged: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The member id of the room's host (its creator), from the first commit.
+async fn host_of(cluster: &DevCluster, room: &str) -> String {
+    let commits = stored(cluster, room).await;
+    let created = serde_json::to_value(&commits[0].commit).unwrap();
+    created["actor"].as_str().unwrap().to_owned()
+}
+
+/// A gateway is killed while its clients watch a busy room: they resume on the other gateway
+/// from the last version they saw, with no gap and no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_gateway_resume_on_the_other_with_no_gap() {
+    let cluster = DevCluster::up();
+    let (room, host_token) = create_room(&cluster.gateway(2)).await;
+    let mut host = connect_to(&cluster.gateway(2), &room, &format!("token={host_token}")).await;
+    let mut host_seen = welcome(&mut host).await;
+    let mut movers = Vec::new();
+    for n in 0..5 {
+        let mut ws = connect_to(&cluster.gateway(1), &room, &format!("name=mover{n}")).await;
+        let seen = welcome(&mut ws).await;
+        movers.push((ws, seen));
+    }
+    for k in 0..20 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("a{k}")}))).await;
+    }
+    await_answers(&mut host, &mut host_seen, 20).await;
+    for (ws, seen) in &mut movers {
+        let target = start(seen) + 10;
+        read_until(ws, seen, target).await;
+    }
+    cluster.kill("gateway-1");
+    for k in 0..20 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("b{k}")}))).await;
+    }
+    await_answers(&mut host, &mut host_seen, 20).await;
+    let head = stored(&cluster, &room).await.len() as u64;
+    for (_, seen) in movers {
+        let at = seen.order.last().copied().unwrap();
+        let token = seen.welcome["token"].as_str().unwrap();
+        let epoch = seen.welcome["epoch"].as_str().unwrap();
+        let mut moved = connect_to(
+            &cluster.gateway(2),
+            &room,
+            &format!("token={token}&resume={at}&epoch={epoch}"),
+        )
+        .await;
+        let mut moved_seen: Seen = welcome(&mut moved).await;
+        assert_eq!(moved_seen.welcome["recovered"], true);
+        moved_seen.snapshot = Some(json!({"version": at}));
+        read_until(&mut moved, &mut moved_seen, head).await;
+        assert_eq!(moved_seen.order, (at + 1..=head).collect::<Vec<_>>(), "no gap, no duplicate");
+    }
+}
