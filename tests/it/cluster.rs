@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eventlog::EventLog;
@@ -11,7 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tests::DevCluster;
 
-use crate::failover::until_accepted;
+use crate::failover::Load;
 use crate::ws::{Seen, await_answers, command, connect_to, read_until, send, start, welcome};
 
 async fn create_room(gateway: &str) -> (String, String) {
@@ -125,33 +124,12 @@ async fn killing_a_commands_and_a_projector_replica_loses_nothing() {
     let (room, _) = create_room(&cluster.gateway(1)).await;
     let host = host_of(&cluster, &room).await;
 
-    let accepted: Arc<Mutex<BTreeMap<String, (u64, Instant)>>> = Arc::default();
-    let stop_at = Instant::now() + Duration::from_secs(10);
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let (client, room, host, accepted) =
-                (client.clone(), room.clone(), host.clone(), accepted.clone());
-            tokio::spawn(async move {
-                let mut n = 0;
-                while Instant::now() < stop_at {
-                    n += 1;
-                    let id = uuid::Uuid::new_v4().to_string();
-                    let outcome =
-                        until_accepted(&client, &room, &host, &id, &format!("w{w} n{n}")).await;
-                    accepted.lock().unwrap().insert(id, outcome);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&client, &room, &host, Duration::from_secs(10));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let killed_at = Instant::now();
     cluster.kill("commands-1");
     cluster.kill("projectors-1");
-    for writer in writers {
-        writer.await.unwrap();
-    }
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted = load.finish().await;
     assert!(accepted.len() > 300, "{} commands accepted", accepted.len());
     let mut times: Vec<Instant> = accepted.values().map(|(_, at)| *at).collect();
     times.sort();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tests::{Chanshare, NatsCluster, RedisServer};
 
 /// Sends one command until it is accepted (retrying with the same id, as clients do).
-pub(crate) async fn until_accepted(
+async fn until_accepted(
     client: &async_nats::Client,
     room: &str,
     actor: &str,
@@ -35,6 +35,54 @@ pub(crate) async fn until_accepted(
         }
         assert!(Instant::now() < deadline, "command {id} never accepted");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Acknowledged commands: command id → (version, when the acknowledgement arrived).
+pub(crate) type Acks = BTreeMap<String, (u64, Instant)>;
+
+/// Four writers sending chat commands to one room, ~50/s each, retrying with the same id.
+pub(crate) struct Load {
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    accepted: Arc<Mutex<Acks>>,
+}
+
+impl Load {
+    /// Starts the writers; they stop after `duration`.
+    pub(crate) fn start(
+        client: &async_nats::Client,
+        room: &str,
+        host: &str,
+        duration: Duration,
+    ) -> Load {
+        let accepted: Arc<Mutex<Acks>> = Arc::default();
+        let stop_at = Instant::now() + duration;
+        let writers = (0..4)
+            .map(|w| {
+                let (client, room, host, accepted) =
+                    (client.clone(), room.to_owned(), host.to_owned(), accepted.clone());
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while Instant::now() < stop_at {
+                        n += 1;
+                        let id = uuid::Uuid::new_v4().to_string();
+                        let text = format!("w{w} n{n}");
+                        let outcome = until_accepted(&client, &room, &host, &id, &text).await;
+                        accepted.lock().unwrap().insert(id, outcome);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+            })
+            .collect();
+        Load { writers, accepted }
+    }
+
+    /// Waits for the writers; every acknowledged command.
+    pub(crate) async fn finish(self) -> Acks {
+        for writer in self.writers {
+            writer.await.unwrap();
+        }
+        self.accepted.lock().unwrap().clone()
     }
 }
 
@@ -88,26 +136,7 @@ async fn leader_failover(fault: Fault) -> Duration {
     let room = created["room_id"].as_str().unwrap().to_owned();
     let host = created["member_id"].as_str().unwrap().to_owned();
 
-    // Four writers, ~50 commands/s each, for 12 s.
-    let accepted: Arc<Mutex<BTreeMap<String, (u64, Instant)>>> = Arc::default();
-    let stop_at = Instant::now() + Duration::from_secs(12);
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let (client, room, host, accepted) =
-                (client.clone(), room.clone(), host.clone(), accepted.clone());
-            tokio::spawn(async move {
-                let mut n = 0;
-                while Instant::now() < stop_at {
-                    n += 1;
-                    let id = uuid::Uuid::new_v4().to_string();
-                    let outcome =
-                        until_accepted(&client, &room, &host, &id, &format!("w{w} n{n}")).await;
-                    accepted.lock().unwrap().insert(id, outcome);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&client, &room, &host, Duration::from_secs(12));
 
     // Kill whichever node leads the room stream.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -128,10 +157,7 @@ async fn leader_failover(fault: Fault) -> Duration {
         Fault::Stop => cluster.nodes[index].stop(),
     }
 
-    for writer in writers {
-        writer.await.unwrap();
-    }
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted = load.finish().await;
     assert!(accepted.len() > 500, "{} commands accepted", accepted.len());
 
     // Write unavailability: the longest pause between two acknowledgements around the kill.
