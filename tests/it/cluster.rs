@@ -1,7 +1,6 @@
 //! The production topology on one machine (`./dev/cluster`): a smoke test, the NATS permissions,
 //! and replicas of each role killed under load.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tests::DevCluster;
 
-use crate::failover::Load;
+use crate::failover::{Load, assert_exactly_once, save_report, worst_pause};
 use crate::ws::{Seen, await_answers, command, connect_to, read_until, send, start, welcome};
 
 async fn create_room(gateway: &str) -> (String, String) {
@@ -30,12 +29,6 @@ async fn stored(cluster: &DevCluster, room: &str) -> Vec<eventlog::Stored> {
     let log = EventLog::open(cluster.client_as("replay").await).await.unwrap();
     let room = events::RoomId::new(room).unwrap();
     log.read(&room, 0).await.unwrap().map(|c| c.unwrap()).collect().await
-}
-
-fn save_report(name: &str, report: &str) {
-    let reports = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reports");
-    std::fs::create_dir_all(&reports).ok();
-    std::fs::write(reports.join(name), format!("{report}\n")).ok();
 }
 
 /// `./dev/cluster up`, then a room with its host on one gateway and a guest on the other: playback
@@ -75,16 +68,20 @@ async fn dev_cluster_smoke_test() {
             .any(|e| e["type"] == "chat_posted" && e["message"]["text"] == "hello from gateway 1"),
         "{events:?}"
     );
-    // Both gateways serve the same room state.
+    // Both gateways serve the room at its head (the projectors catch up within seconds).
     for n in [1, 2] {
-        let body = reqwest::get(format!("http://{}/api/rooms/{room}", cluster.gateway(n)))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let state: Value = serde_json::from_str(&body).unwrap();
-        assert!(state["version"].as_u64().unwrap() >= head.min(1), "{state}");
+        let url = format!("http://{}/api/rooms/{room}", cluster.gateway(n));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            let state: Value = serde_json::from_str(&body).unwrap();
+            if state["version"].as_u64() == Some(head) {
+                assert_eq!(state["playback"]["playing"], false, "{state}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "gateway {n} never served version {head}: {state}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -131,14 +128,7 @@ async fn killing_a_commands_and_a_projector_replica_loses_nothing() {
     cluster.kill("projectors-1");
     let accepted = load.finish().await;
     assert!(accepted.len() > 300, "{} commands accepted", accepted.len());
-    let mut times: Vec<Instant> = accepted.values().map(|(_, at)| *at).collect();
-    times.sort();
-    let worst = times
-        .windows(2)
-        .filter(|w| w[1] > killed_at)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default();
+    let worst = worst_pause(&accepted, killed_at);
     save_report(
         "failover-replicas.txt",
         &format!(
@@ -148,15 +138,7 @@ async fn killing_a_commands_and_a_projector_replica_loses_nothing() {
     );
     assert!(worst < Duration::from_secs(5), "writes resumed after {worst:?}");
 
-    let commits = stored(&cluster, &room).await;
-    let versions: Vec<u64> = commits.iter().map(|s| s.commit.version).collect();
-    assert_eq!(versions, (1..=commits.len() as u64).collect::<Vec<_>>(), "contiguous");
-    let by_id: BTreeMap<String, u64> =
-        commits.iter().map(|s| (s.commit.command_id.to_string(), s.commit.version)).collect();
-    assert_eq!(by_id.len(), commits.len(), "no command stored twice");
-    for (id, (version, _)) in &accepted {
-        assert_eq!(by_id.get(id), Some(version), "acknowledged command {id} lost or moved");
-    }
+    assert_exactly_once(&stored(&cluster, &room).await, &accepted);
 
     // The surviving projector brings every view to the log.
     let deadline = Instant::now() + Duration::from_secs(30);

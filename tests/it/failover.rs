@@ -86,6 +86,33 @@ impl Load {
     }
 }
 
+/// Write unavailability: the longest pause between two acknowledgements after `since`.
+pub(crate) fn worst_pause(accepted: &Acks, since: Instant) -> Duration {
+    let mut times: Vec<Instant> = accepted.values().map(|(_, at)| *at).collect();
+    times.sort();
+    times.windows(2).filter(|w| w[1] > since).map(|w| w[1] - w[0]).max().unwrap_or_default()
+}
+
+/// Every acknowledged command is in the log exactly once, at the version it was acknowledged
+/// with, and versions are contiguous.
+pub(crate) fn assert_exactly_once(stored: &[eventlog::Stored], accepted: &Acks) {
+    let versions: Vec<u64> = stored.iter().map(|s| s.commit.version).collect();
+    assert_eq!(versions, (1..=stored.len() as u64).collect::<Vec<_>>(), "contiguous");
+    let by_id: BTreeMap<String, u64> =
+        stored.iter().map(|s| (s.commit.command_id.to_string(), s.commit.version)).collect();
+    assert_eq!(by_id.len(), stored.len(), "no command stored twice");
+    for (id, (version, _)) in accepted {
+        assert_eq!(by_id.get(id), Some(version), "acknowledged command {id} at version {version}");
+    }
+}
+
+/// Writes a measured result to `target/reports/<name>` (./dev/test prints them).
+pub(crate) fn save_report(name: &str, report: &str) {
+    let reports = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reports");
+    std::fs::create_dir_all(&reports).ok();
+    std::fs::write(reports.join(name), format!("{report}\n")).ok();
+}
+
 /// Commands flow at ~200/s through two commands replicas while the room stream's leader is
 /// killed (SIGKILL): no acknowledged commit is lost, none is stored twice, versions stay
 /// contiguous, and writes resume. Prints the measured write unavailability.
@@ -160,15 +187,7 @@ async fn leader_failover(fault: Fault) -> Duration {
     let accepted = load.finish().await;
     assert!(accepted.len() > 500, "{} commands accepted", accepted.len());
 
-    // Write unavailability: the longest pause between two acknowledgements around the kill.
-    let mut times: Vec<Instant> = accepted.values().map(|(_, at)| *at).collect();
-    times.sort();
-    let worst = times
-        .windows(2)
-        .filter(|w| w[1] > killed_at)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default();
+    let worst = worst_pause(&accepted, killed_at);
     let how = match fault {
         Fault::Kill => "killed (SIGKILL)",
         Fault::Stop => "stopped (SIGTERM)",
@@ -177,25 +196,15 @@ async fn leader_failover(fault: Fault) -> Duration {
         "stream leader {leader} {how}: writes paused at most {worst:?}; {} commands acknowledged",
         accepted.len()
     );
-    let reports = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reports");
-    std::fs::create_dir_all(&reports).ok();
     let name = match fault {
         Fault::Kill => "failover-kill.txt",
         Fault::Stop => "failover-stop.txt",
     };
-    std::fs::write(reports.join(name), format!("{report}\n")).ok();
+    save_report(name, &report);
 
-    // Every acknowledged command is in the log exactly once, at the version it was acknowledged with.
     let log = EventLog::open(cluster.client().await).await.unwrap();
     let room_id = events::RoomId::new(&room).unwrap();
     let stored: Vec<_> = log.read(&room_id, 0).await.unwrap().map(|c| c.unwrap()).collect().await;
-    let versions: Vec<u64> = stored.iter().map(|s| s.commit.version).collect();
-    assert_eq!(versions, (1..=stored.len() as u64).collect::<Vec<_>>(), "contiguous");
-    let by_id: BTreeMap<String, u64> =
-        stored.iter().map(|s| (s.commit.command_id.to_string(), s.commit.version)).collect();
-    assert_eq!(by_id.len(), stored.len(), "no command stored twice");
-    for (id, (version, _)) in &accepted {
-        assert_eq!(by_id.get(id), Some(version), "acknowledged command {id} at version {version}");
-    }
+    assert_exactly_once(&stored, &accepted);
     worst
 }
