@@ -63,6 +63,10 @@ pub(crate) struct GatewayConfig {
     /// Seconds a socket may stay silent (clients ping every few seconds) before it is closed.
     #[arg(long, env = "CHANSHARE_IDLE_SECS", default_value_t = 60)]
     pub(crate) idle_secs: u64,
+
+    /// Commands per second one socket may sustain (bursts of twice that are allowed).
+    #[arg(long, env = "CHANSHARE_COMMANDS_PER_SECOND", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) commands_per_second: u32,
 }
 
 /// Settings of the commands role.

@@ -203,6 +203,8 @@ pub(crate) async fn gateway(
             connections_per_ip: settings.connections_per_ip,
             creations_per_minute: settings.creations_per_minute,
             idle: Duration::from_secs(settings.idle_secs),
+            commands_per_second: f64::from(settings.commands_per_second),
+            command_burst: 2.0 * f64::from(settings.commands_per_second),
             ..gateway::limits::Limits::default()
         },
         token_ttl: Duration::from_secs(30 * 24 * 3600),

@@ -107,17 +107,7 @@ async fn wait_for_service(nats: &NatsServer, name: &str) {
 }
 
 fn s3_store(s3: &S3Server) -> Arc<dyn ObjectStore> {
-    Arc::new(
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(s3.endpoint())
-            .with_bucket_name("media")
-            .with_access_key_id(S3Server::ACCESS_KEY)
-            .with_secret_access_key(S3Server::SECRET_KEY)
-            .with_region("us-east-1")
-            .with_allow_http(true)
-            .build()
-            .unwrap(),
-    )
+    Arc::new(s3.store("media"))
 }
 
 async fn resolve(nats: &NatsServer, board: &str, thread: u64) -> serde_json::Value {

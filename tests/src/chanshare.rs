@@ -9,17 +9,15 @@ use tempfile::TempDir;
 use crate::http;
 use crate::process::{Guard, free_port, wait_for_port};
 
-/// The `chanshare` binary next to this test executable (`./dev/test` builds it first).
+/// The `chanshare` binary of the same build as this executable: beside it (the `bench` binary)
+/// or one level up (test executables live in `deps/`). `./dev/test` and `./dev/bench` build it.
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
-    let bin = dir.join("chanshare");
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build --bin chanshare` (./dev/test does)",
-        bin.display()
-    );
-    bin
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable directory");
+    let candidates = [Some(dir.join("chanshare")), dir.parent().map(|up| up.join("chanshare"))];
+    candidates.into_iter().flatten().find(|bin| bin.is_file()).unwrap_or_else(|| {
+        panic!("no chanshare binary near {}: run `cargo build --bin chanshare`", exe.display())
+    })
 }
 
 /// A running `chanshare` process.
@@ -47,6 +45,11 @@ impl Chanshare {
         let mut guard = Guard::spawn(&mut command, &dir.path().join("chanshare.log"));
         wait_for_port(port, &mut guard.child, "chanshare", Duration::from_secs(30));
         Chanshare { guard, port, dir }
+    }
+
+    /// The process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.guard.child.id()
     }
 
     /// `127.0.0.1:<port>`.

@@ -41,6 +41,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.guard.as_ref().map(|guard| guard.child.id())
+    }
+
     /// A connected client.
     pub async fn client(&self) -> async_nats::Client {
         async_nats::connect(self.url()).await.expect("connect to nats-server")

@@ -29,6 +29,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.guard.as_ref().map(|guard| guard.child.id())
+    }
+
     /// Kills the server.
     pub fn kill(&mut self) {
         if let Some(mut guard) = self.guard.take() {

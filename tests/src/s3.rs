@@ -46,6 +46,19 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A client for `bucket`.
+    pub fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_bucket_name(bucket)
+            .with_access_key_id(Self::ACCESS_KEY)
+            .with_secret_access_key(Self::SECRET_KEY)
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .build()
+            .expect("an s3 client for the test server")
+    }
+
     /// The directory holding the buckets.
     pub fn root(&self) -> std::path::PathBuf {
         self.dir.path().join("root")

@@ -1,0 +1,108 @@
+//! `bench`: Chanshare's benchmark harness (docs/benchmarks.md).
+//!
+//! Every scenario starts real servers on free loopback ports (nats-server, redis-server, s3s-fs
+//! and `chanshare` role processes, through the `tests` harness), drives them with real
+//! WebSockets and NATS clients, measures a baseline in the same run, prints a table and writes
+//! JSON to `bench/results/<scenario>.json`. Targets are DESIGN §9's; a miss is reported, not
+//! hidden.
+//!
+//! Build it in release next to the `chanshare` binary it runs: `./dev/bench` does.
+
+// A command-line tool: its tables are its output.
+#![allow(clippy::print_stdout)]
+
+mod baseline;
+mod client;
+mod history;
+mod report;
+mod scenarios;
+mod stack;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "bench", about = "Chanshare's benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs scenarios (all of them when none is named) and reports each.
+    Run {
+        /// The scenarios, in order.
+        #[arg(value_enum)]
+        scenarios: Vec<Scenario>,
+        /// Tiny sizes: checks that every scenario runs, measures nothing worth keeping.
+        #[arg(long)]
+        quick: bool,
+        /// Where the JSON reports go.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
+    /// The baseline broadcast server `fanout` compares the gateway with (started by it).
+    #[command(hide = true)]
+    Broadcast {
+        /// NATS to subscribe to.
+        #[arg(long)]
+        nats: String,
+        /// Where to listen.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+}
+
+/// The scenarios, in the order `run` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scenario {
+    Connections,
+    Fanout,
+    Commands,
+    Join,
+    Replay,
+    Content,
+}
+
+/// Sizes are either the defaults or tiny (`--quick`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Size {
+    pub(crate) quick: bool,
+}
+
+impl Size {
+    /// `full` normally, `quick` with `--quick`.
+    pub(crate) fn pick<T>(self, full: T, quick: T) -> T {
+        if self.quick { quick } else { full }
+    }
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Broadcast { nats, listen } => {
+            runtime.block_on(baseline::run(&nats, listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { scenarios, quick, out } => {
+            let scenarios =
+                if scenarios.is_empty() { Scenario::value_variants().to_vec() } else { scenarios };
+            let size = Size { quick };
+            let mut missed = 0;
+            for scenario in scenarios {
+                let report = runtime.block_on(scenarios::run(scenario, size))?;
+                report.print();
+                report.save(&out, size)?;
+                missed += report.missed();
+            }
+            if missed > 0 {
+                println!("{missed} target(s) missed: see docs/benchmarks.md for why");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `connections`: N idle room sockets on one gateway, and what each costs it in memory.
+//!
+//! The sockets join rooms of 50 (each join is a real command and a commit fanned out to the
+//! room), from eight loopback source addresses. The gateway's resident memory is read after one
+//! socket per room is open (so rooms, hubs and subscriptions are in the "before") and again once
+//! all are open and memory has settled: (after − before) / N is the cost of one idle socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::Size;
+use crate::baseline::Broadcast;
+use crate::client::{connect, source, welcome};
+use crate::report::{Latencies, Report, fmt, ms};
+use crate::stack::{Room, Stack, rss};
+
+const PER_ROOM: usize = 50;
+/// Connection attempts in flight at once.
+const IN_FLIGHT: usize = 256;
+
+pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
+    let wanted = size.pick(50_000, 200);
+    let limit = open_files_limit()?;
+    // Both this process and the gateway hold one descriptor per socket.
+    let n = wanted.min(limit.saturating_sub(1_000));
+    let stack = Stack::start().await?;
+    let mut rooms = Vec::new();
+    for _ in 0..n.div_ceil(PER_ROOM) {
+        rooms.push(stack.create_room().await?);
+    }
+    let gateway = stack.gateway.addr().parse()?;
+    let mut through_gateway = measure(gateway, stack.gateway.pid(), &rooms, n).await?;
+    let broadcast = Broadcast::start(&stack.nats.url())?;
+    let mut through_baseline = measure(broadcast.addr, broadcast.pid(), &rooms, n).await?;
+
+    let mut report = Report::new(
+        "connections",
+        &[
+            "server",
+            "sockets",
+            "rooms",
+            "RSS before MiB",
+            "after MiB",
+            "KiB/socket",
+            "opened/s",
+            "welcome p99 ms",
+        ],
+    );
+    for (name, sample) in
+        [("gateway", &mut through_gateway), ("baseline broadcast", &mut through_baseline)]
+    {
+        report.row(vec![
+            name.to_owned(),
+            n.to_string(),
+            rooms.len().to_string(),
+            fmt(sample.before as f64 / 1048576.0),
+            fmt(sample.after as f64 / 1048576.0),
+            fmt(sample.per_socket() / 1024.0),
+            fmt(sample.opened_per_s),
+            ms(sample.welcomes.quantile(0.99)),
+        ]);
+    }
+    let per_socket = through_gateway.per_socket();
+    if n < wanted {
+        report.note(format!(
+            "{wanted} sockets were asked for; the open-file limit of this machine ({limit}, a hard \
+             limit here) caps one process at {n}."
+        ));
+    }
+    report.at_most("gateway KiB per idle socket", per_socket / 1024.0, "<= 8 KiB", 8.0);
+    Ok(report)
+}
+
+/// A server's memory before and after `n` sockets.
+struct Sample {
+    before: u64,
+    after: u64,
+    n: usize,
+    opened_per_s: f64,
+    welcomes: Latencies,
+}
+
+impl Sample {
+    fn per_socket(&self) -> f64 {
+        self.after.saturating_sub(self.before) as f64 / self.n as f64
+    }
+}
+
+/// Opens one socket per room (the "before"), then `n` more, reads the server's memory, and
+/// closes them all.
+async fn measure(server: SocketAddr, pid: u32, rooms: &[Room], n: usize) -> anyhow::Result<Sample> {
+    let mut holders = JoinSet::new();
+    let (ready, mut opened) = mpsc::channel(IN_FLIGHT);
+    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    for (i, room) in rooms.iter().enumerate() {
+        holders.spawn(hold(server, i, room.clone(), gate.clone(), ready.clone()));
+    }
+    await_opened(&mut opened, rooms.len()).await?;
+    let before = settled_rss(pid).await?;
+    let started = Instant::now();
+    for i in 0..n {
+        let room = rooms[i % rooms.len()].clone();
+        holders.spawn(hold(server, rooms.len() + i, room, gate.clone(), ready.clone()));
+    }
+    let welcomes = await_opened(&mut opened, n).await?;
+    let opened_per_s = n as f64 / started.elapsed().as_secs_f64();
+    let after = settled_rss(pid).await?;
+    holders.shutdown().await;
+    Ok(Sample { before, after, n, opened_per_s, welcomes })
+}
+
+/// Opens one socket for `room`, reports when it is welcomed, then reads until the end.
+async fn hold(
+    server: SocketAddr,
+    n: usize,
+    room: Room,
+    gate: Arc<Semaphore>,
+    ready: mpsc::Sender<anyhow::Result<Duration>>,
+) {
+    let opened = async {
+        let _permit = gate.acquire_owned().await?;
+        let started = Instant::now();
+        let path = format!("/api/rooms/{}/ws?name=m{n}", room.id);
+        let mut ws = connect(server, source(n), &path).await?;
+        welcome(&mut ws).await?;
+        anyhow::Ok((ws, started.elapsed()))
+    };
+    match opened.await {
+        Ok((mut ws, took)) => {
+            ready.send(Ok(took)).await.ok();
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+        Err(error) => {
+            ready.send(Err(error)).await.ok();
+        }
+    }
+}
+
+async fn await_opened(
+    opened: &mut mpsc::Receiver<anyhow::Result<Duration>>,
+    n: usize,
+) -> anyhow::Result<Latencies> {
+    let mut latencies = Latencies::default();
+    while latencies.len() < n {
+        let took = opened.recv().await.context("socket holders ended")??;
+        latencies.push(took);
+    }
+    Ok(latencies)
+}
+
+/// Resident memory once it stops moving (joins are still being fanned out for a moment).
+async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    let mut last = rss(pid)?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss(pid)?;
+        if now.abs_diff(last) < last / 200 {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+/// This process's soft limit on open files.
+fn open_files_limit() -> anyhow::Result<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits")?;
+    limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
+        .context("no open-file limit in /proc/self/limits")
+}

@@ -1,0 +1,23 @@
+//! One module per scenario; each returns its [`Report`].
+
+mod commands;
+mod connections;
+mod content;
+mod fanout;
+mod join;
+mod replay;
+
+use crate::report::Report;
+use crate::{Scenario, Size};
+
+/// Runs `scenario` at `size`.
+pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report> {
+    match scenario {
+        Scenario::Connections => connections::run(size).await,
+        Scenario::Fanout => fanout::run(size).await,
+        Scenario::Commands => commands::run(size).await,
+        Scenario::Join => join::run(size).await,
+        Scenario::Replay => replay::run(size).await,
+        Scenario::Content => content::run(size).await,
+    }
+}

@@ -1,0 +1,178 @@
+//! The system under test: nats-server and redis-server, and `chanshare` as three processes
+//! (commands, projectors, gateway), as in production, so that the gateway's memory and CPU are
+//! its own. Limits meant for the open internet are lifted: the load comes from one address.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use commands::protocol::{CREATE_SUBJECT, CreateReply, Reply, Request, command_subject};
+use events::{Actor, Command, CommandId, MemberId, RoomId};
+use serde_json::json;
+use tests::{Chanshare, NatsServer, RedisServer};
+
+const SECRET: &str = "bench-secret-bench-secret-bench-secret";
+
+/// The running servers.
+pub(crate) struct Stack {
+    pub(crate) nats: NatsServer,
+    pub(crate) redis: RedisServer,
+    pub(crate) gateway: Chanshare,
+    commands: Chanshare,
+    projectors: Chanshare,
+    pub(crate) client: async_nats::Client,
+}
+
+/// A room the harness created, with its host.
+#[derive(Debug, Clone)]
+pub(crate) struct Room {
+    pub(crate) id: RoomId,
+    pub(crate) host: MemberId,
+    pub(crate) token: String,
+}
+
+impl Stack {
+    /// Starts everything and waits until rooms can be created.
+    pub(crate) async fn start() -> anyhow::Result<Stack> {
+        let nats = NatsServer::start();
+        let redis = RedisServer::start();
+        let env = env(&nats, &redis);
+        let commands = Chanshare::start("commands", &env);
+        let projectors = Chanshare::start("projectors", &env);
+        let gateway = Chanshare::start("gateway", &env);
+        let client = async_nats::connect(nats.url()).await.context("connect to nats")?;
+        let stack = Stack { nats, redis, gateway, commands, projectors, client };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stack.client.request("$SRV.PING.chanshare-commands", "".into()).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("the commands service did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(stack)
+    }
+
+    /// Every process of the run, this one (the clients) included, by name.
+    pub(crate) fn processes(&self) -> Vec<(&'static str, u32)> {
+        let mut processes = vec![
+            ("gateway", self.gateway.pid()),
+            ("commands", self.commands.pid()),
+            ("projectors", self.projectors.pid()),
+            ("bench clients", std::process::id()),
+        ];
+        processes.extend(self.nats.pid().map(|pid| ("nats-server", pid)));
+        processes.extend(self.redis.pid().map(|pid| ("redis-server", pid)));
+        processes
+    }
+
+    /// Creates a room with two direct media URLs, as the API would.
+    pub(crate) async fn create_room(&self) -> anyhow::Result<Room> {
+        let request = json!({"source": {"urls": [
+            "https://media.example/a.webm", "https://media.example/b.webm"
+        ]}});
+        let reply = self.client.request(CREATE_SUBJECT, request.to_string().into()).await?;
+        match serde_json::from_slice(&reply.payload)? {
+            CreateReply::Created { room_id, member_id, host_token, .. } => {
+                Ok(Room { id: room_id, host: member_id, token: host_token })
+            }
+            other => bail!("room not created: {other:?}"),
+        }
+    }
+
+    /// Sends `command` as the room's host straight to the commands service; the room version.
+    pub(crate) async fn command(&self, room: &Room, command: Command) -> anyhow::Result<u64> {
+        self.command_with_id(room, CommandId(uuid::Uuid::new_v4()), command).await
+    }
+
+    /// As [`Stack::command`], with the caller's command id.
+    pub(crate) async fn command_with_id(
+        &self,
+        room: &Room,
+        id: CommandId,
+        command: Command,
+    ) -> anyhow::Result<u64> {
+        let request =
+            Request { id, actor: Actor::Member(room.host.clone()), command, traceparent: None };
+        let payload = serde_json::to_vec(&request)?;
+        let reply = self.client.request(command_subject(&room.id), payload.into()).await?;
+        match serde_json::from_slice(&reply.payload)? {
+            Reply::Accepted { version } => Ok(version),
+            other => bail!("command refused: {other:?}"),
+        }
+    }
+}
+
+fn env(nats: &NatsServer, redis: &RedisServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHANSHARE_NATS_URL", nats.url()),
+        ("CHANSHARE_REDIS_URL", redis.url()),
+        ("CHANSHARE_SECRET", SECRET.to_owned()),
+        ("CHANSHARE_CHAN_API_URL", "http://127.0.0.1:9".to_owned()),
+        ("CHANSHARE_CHAN_MEDIA_URL", "http://127.0.0.1:9".to_owned()),
+        ("CHANSHARE_CONNECTIONS_PER_IP", "1000000".to_owned()),
+        ("CHANSHARE_CREATIONS_PER_MINUTE", "1000000".to_owned()),
+        ("CHANSHARE_COMMANDS_PER_SECOND", "1000000".to_owned()),
+        ("CHANSHARE_IDLE_SECS", "3600".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+}
+
+/// A seek to a position no earlier seek in this run used (a seek to the same spot is a no-op).
+pub(crate) fn seek(n: u64) -> Command {
+    Command::Seek { position_ms: 1000 + n % 3_600_000 }
+}
+
+/// Resident memory of process `pid`, in bytes.
+pub(crate) fn rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .context("no VmRSS")?;
+    Ok(kib * 1024)
+}
+
+/// CPU time used by a set of processes over a stretch of a run.
+pub(crate) struct CpuMeter {
+    start: Vec<(&'static str, u32, f64)>,
+}
+
+impl CpuMeter {
+    /// Starts measuring `processes`.
+    pub(crate) fn start(processes: &[(&'static str, u32)]) -> anyhow::Result<CpuMeter> {
+        let start = processes
+            .iter()
+            .map(|&(name, pid)| Ok((name, pid, cpu_seconds(pid)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(CpuMeter { start })
+    }
+
+    /// Microseconds of CPU per operation since the start, by process, for `ops` operations;
+    /// processes that used none are left out.
+    pub(crate) fn per_op(&self, ops: usize) -> anyhow::Result<String> {
+        let mut parts = Vec::new();
+        let mut total = 0.0;
+        for &(name, pid, start) in &self.start {
+            let us = (cpu_seconds(pid)? - start) * 1e6 / ops.max(1) as f64;
+            total += us;
+            if us >= 0.5 {
+                parts.push(format!("{name} {us:.0}"));
+            }
+        }
+        Ok(format!("{total:.0} µs ({})", parts.join(", ")))
+    }
+}
+
+/// CPU seconds (user + system, all threads) process `pid` has used.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are the 14th and 15th fields, the 12th and 13th after it.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).context("no cpu times");
+    // Linux reports them in USER_HZ, 100 per second on every architecture it supports.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}

@@ -1,0 +1,59 @@
+//! The benchmark harness runs every scenario at tiny sizes and reports each. Nothing here is
+//! timed: the numbers belong to `./dev/bench`; what is checked is that each scenario ran against
+//! its real servers and reported, and the outcomes that do not depend on speed.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn every_scenario_runs_and_reports() {
+    let chanshare = tests::chanshare::binary();
+    let bench = chanshare.with_file_name("bench");
+    assert!(
+        bench.is_file(),
+        "{} missing: `cargo build -p bench` (./dev/test does)",
+        bench.display()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(&bench)
+        .args(["run", "--quick", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = |scenario: &str| -> Value {
+        let path = out.path().join(format!("{scenario}.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        serde_json::from_str(&text).unwrap()
+    };
+    for scenario in ["connections", "fanout", "commands", "join", "replay", "content"] {
+        let report = report(scenario);
+        assert_eq!(report["scenario"], scenario);
+        assert!(!report["rows"].as_array().unwrap().is_empty(), "{scenario}: no rows");
+        assert!(!report["targets"].as_array().unwrap().is_empty(), "{scenario}: no targets");
+        assert!(stdout.contains(&format!("## {scenario}")), "{scenario} not printed: {stdout}");
+    }
+    // Outcomes that are not about speed.
+    let fanout = report("fanout");
+    for row in fanout["rows"].as_array().unwrap() {
+        let delivered = row["frames delivered"].as_str().unwrap();
+        let (got, of) = delivered.split_once(" of ").unwrap();
+        assert_eq!(got, of, "{}: not every commit reached every member", row["server"]);
+    }
+    let content = report("content");
+    let coalesced = content["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "upstream downloads for concurrent misses")
+        .unwrap();
+    assert_eq!(coalesced["measured"], 1.0, "concurrent misses downloaded more than once");
+    let connections = &report("connections")["rows"][0];
+    assert_eq!(connections["sockets"], "200", "every socket was opened and welcomed");
+}
