@@ -46,12 +46,122 @@ pub async fn run(app: App, mut socket: WebSocket, room: RoomId, params: Params, 
     app.inner.per_ip.disconnect(ip);
 }
 
+/// A socket that has joined: who it is, where it is, and its place in the room's feed.
+struct Joined {
+    member: MemberId,
+    last: u64,
+    commits: broadcast::Receiver<Frame>,
+    _guard: MemberGuard,
+}
+
 async fn session(
     app: &App,
     socket: &mut WebSocket,
     room: &RoomId,
     params: Params,
 ) -> Result<Closing, Closing> {
+    // The join runs once; boxed, its futures (NATS requests, log and Redis reads) do not size
+    // the state every idle socket keeps for its lifetime (7 KB unboxed, docs/benchmarks.md).
+    let Joined { member, mut last, mut commits, _guard } =
+        Box::pin(join(app, socket, room, params)).await?;
+    let inner = &app.inner;
+
+    // Live: commits from the hub (gaps filled from the log), commands and pings from the client.
+    // What woke the socket is decided first and handled after, so the waiting futures and the
+    // handling ones never occupy the socket's state at the same time.
+    let mut replies = Replies::default();
+    let mut bucket = Bucket::full(&inner.limits);
+    let mut last_command = None;
+    let mut shutdown = inner.shutdown.clone();
+    let mut deadline = tokio::time::Instant::now() + inner.limits.idle;
+    loop {
+        let wake = tokio::select! {
+            frame = commits.recv() => Wake::Commit(frame),
+            reply = replies.recv() => Wake::Reply(reply),
+            message = socket.recv() => Wake::Client(message),
+            () = tokio::time::sleep_until(deadline) => return Ok(Closing(close::IDLE, "idle")),
+            () = stopping(&mut shutdown) => return Ok(Closing(close::GOING_AWAY, "server shutting down: reconnect")),
+        };
+        match wake {
+            Wake::Commit(Ok(frame)) => last = deliver(app, socket, room, last, frame).await?,
+            Wake::Commit(Err(broadcast::error::RecvError::Lagged(_))) => {
+                return Ok(Closing(close::SLOW_CONSUMER, "too far behind: reconnect and resume"));
+            }
+            Wake::Commit(Err(broadcast::error::RecvError::Closed)) => {
+                return Ok(Closing(close::UNAVAILABLE, "room feed ended"));
+            }
+            Wake::Reply(reply) => send(app, socket, text(&reply).into()).await?,
+            Wake::Client(message) => {
+                deadline = tokio::time::Instant::now() + inner.limits.idle;
+                inner.metrics.frames_in.inc();
+                let reply = match message {
+                    Some(Ok(Message::Text(body))) => {
+                        let forward = Forward { app, room, member: &member };
+                        handle_frame(&forward, &body, &mut bucket, &mut last_command, &mut replies)
+                    }
+                    Some(Ok(Message::Binary(_))) => Some(Reply::Reject {
+                        id: String::new(),
+                        code: RejectCode::Invalid,
+                        message: "binary frames are not part of the protocol".into(),
+                    }),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Ok(Message::Close(_))) | None => return Ok(Closing(1000, "bye")),
+                    Some(Err(error)) => {
+                        debug!(%room, %error, "socket error");
+                        return Ok(Closing(close::TOO_BIG, "frame too large or malformed"));
+                    }
+                };
+                if let Some(reply) = reply {
+                    send(app, socket, text(&reply).into()).await?;
+                }
+            }
+        }
+    }
+}
+
+/// What woke a live socket.
+enum Wake {
+    Commit(Result<Frame, broadcast::error::RecvError>),
+    Reply(Reply),
+    Client(Option<Result<Message, axum::Error>>),
+}
+
+/// The answers to a socket's commands, which are decided in the background. The channel is
+/// made on the socket's first command: most sockets only watch.
+#[derive(Default)]
+struct Replies(Option<(mpsc::Sender<Reply>, mpsc::Receiver<Reply>)>);
+
+impl Replies {
+    fn sender(&mut self) -> mpsc::Sender<Reply> {
+        self.0.get_or_insert_with(|| mpsc::channel(8)).0.clone()
+    }
+
+    /// The next answer; never resolves while there is nothing to wait for.
+    async fn recv(&mut self) -> Reply {
+        if let Some((_, rx)) = &mut self.0
+            && let Some(reply) = rx.recv().await
+        {
+            return reply;
+        }
+        std::future::pending().await
+    }
+}
+
+/// Where a socket's commands go, and as whom.
+struct Forward<'a> {
+    app: &'a App,
+    room: &'a RoomId,
+    member: &'a MemberId,
+}
+
+/// Identifies the member, joins the room, and brings the client up to the head: a resume from
+/// its version or a snapshot, then the log up to the head.
+async fn join(
+    app: &App,
+    socket: &mut WebSocket,
+    room: &RoomId,
+    params: Params,
+) -> Result<Joined, Closing> {
     let inner = &app.inner;
     // Who: a verified token keeps the member id; otherwise a new member.
     let now_s = crate::now_ms() / 1000;
@@ -81,8 +191,8 @@ async fn session(
         .join(room)
         .await
         .map_err(|_| Closing(close::UNAVAILABLE, "fan-out unavailable"))?;
-    let mut commits = hub.tx.subscribe();
-    let _member = MemberGuard::new(hub.clone(), member.clone());
+    let commits = hub.tx.subscribe();
+    let member_guard = MemberGuard::new(hub.clone(), member.clone());
     let joined =
         app.command(room, &member, uuid::Uuid::new_v4().to_string(), Command::Join { name }).await;
     if let Reply::Reject { code, .. } = &joined {
@@ -121,48 +231,7 @@ async fn session(
         send(app, socket, frames::snapshot(last, &state).into()).await?;
     }
     last = catch_up(app, socket, room, last, head).await?;
-
-    // Live: commits from the hub (gaps filled from the log), commands and pings from the client.
-    let (replies_tx, mut replies) = mpsc::channel::<Reply>(8);
-    let mut bucket = Bucket::full(&inner.limits);
-    let mut last_command = None;
-    let mut shutdown = inner.shutdown.clone();
-    let mut deadline = tokio::time::Instant::now() + inner.limits.idle;
-    loop {
-        tokio::select! {
-            frame = commits.recv() => match frame {
-                Ok(frame) => last = deliver(app, socket, room, last, frame).await?,
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Ok(Closing(close::SLOW_CONSUMER, "too far behind: reconnect and resume"));
-                }
-                Err(broadcast::error::RecvError::Closed) => return Ok(Closing(close::UNAVAILABLE, "room feed ended")),
-            },
-            Some(reply) = replies.recv() => send(app, socket, text(&reply).into()).await?,
-            message = socket.recv() => {
-                deadline = tokio::time::Instant::now() + inner.limits.idle;
-                inner.metrics.frames_in.inc();
-                match message {
-                    Some(Ok(Message::Text(body))) => {
-                        if let Some(reply) = handle_frame(app, room, &member, &body, &mut bucket, &mut last_command, &replies_tx) {
-                            send(app, socket, text(&reply).into()).await?;
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let reply = Reply::Reject { id: String::new(), code: RejectCode::Invalid, message: "binary frames are not part of the protocol".into() };
-                        send(app, socket, text(&reply).into()).await?;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => return Ok(Closing(1000, "bye")),
-                    Some(Err(error)) => {
-                        debug!(%room, %error, "socket error");
-                        return Ok(Closing(close::TOO_BIG, "frame too large or malformed"));
-                    }
-                }
-            }
-            () = tokio::time::sleep_until(deadline) => return Ok(Closing(close::IDLE, "idle")),
-            () = stopping(&mut shutdown) => return Ok(Closing(close::GOING_AWAY, "server shutting down: reconnect")),
-        }
-    }
+    Ok(Joined { member, last, commits, _guard: member_guard })
 }
 
 /// Resolves once the process is shutting down.
@@ -212,7 +281,12 @@ async fn deliver(
     if frame.version <= last {
         return Ok(last);
     }
-    let last = catch_up(app, socket, room, last, frame.version - 1).await?;
+    // A gap is rare: its catch-up (a log read) is boxed so that it does not size every socket.
+    let last = if frame.version == last + 1 {
+        last
+    } else {
+        Box::pin(catch_up(app, socket, room, last, frame.version - 1)).await?
+    };
     if frame.version != last + 1 {
         return Err(Closing(close::UNAVAILABLE, "commits missing from the log: reconnect"));
     }
@@ -237,14 +311,13 @@ async fn send(app: &App, socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), 
 /// Handles one text frame: a `ping` is answered at once, a command is forwarded in the
 /// background (its `ack` or `reject` arrives through `replies`).
 fn handle_frame(
-    app: &App,
-    room: &RoomId,
-    member: &MemberId,
+    forward: &Forward<'_>,
     body: &str,
     bucket: &mut Bucket,
     last_command: &mut Option<oneshot::Receiver<()>>,
-    replies: &mpsc::Sender<Reply>,
+    replies: &mut Replies,
 ) -> Option<Reply> {
+    let Forward { app, room, member } = *forward;
     let invalid = |id: String, message: String| {
         Some(Reply::Reject { id, code: RejectCode::Invalid, message })
     };
@@ -274,7 +347,7 @@ fn handle_frame(
             }
             let span = tracing::info_span!("gateway.command", %room, command = command.name());
             let (app, room, member, replies) =
-                (app.clone(), room.clone(), member.clone(), replies.clone());
+                (app.clone(), room.clone(), member.clone(), replies.sender());
             // A socket's commands are decided in the order it sent them: each waits for the
             // one before (a member's "seek" then "play" must not land as "play" then "seek").
             let (done, next) = oneshot::channel();
