@@ -40,9 +40,30 @@ pub(crate) struct Config {
     #[arg(long, env = "CHANSHARE_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<String>,
 
-    /// JetStream replicas of the room stream (3 in a cluster).
+    /// JetStream replicas of the room and snapshot streams (3 in a cluster).
     #[arg(long, env = "CHANSHARE_STREAM_REPLICAS", default_value_t = 1)]
     pub(crate) stream_replicas: usize,
+
+    /// Seconds a commit stays in the room stream (0: forever). Rooms stay readable from their
+    /// snapshots; `chanshare replay export` keeps the history.
+    #[arg(long, env = "CHANSHARE_STREAM_MAX_AGE_SECS", default_value_t = 0)]
+    pub(crate) stream_max_age_secs: u64,
+
+    /// Size cap of the room stream in bytes, oldest commits leaving first (unset: none).
+    /// JetStream reserves this much storage on every replica.
+    #[arg(long, env = "CHANSHARE_STREAM_MAX_BYTES")]
+    pub(crate) stream_max_bytes: Option<u64>,
+}
+
+impl Config {
+    /// The streams' settings.
+    pub(crate) fn stream_settings(&self) -> eventlog::StreamSettings {
+        eventlog::StreamSettings {
+            replicas: self.stream_replicas,
+            max_age: std::time::Duration::from_secs(self.stream_max_age_secs),
+            max_bytes: self.stream_max_bytes,
+        }
+    }
 }
 
 /// Settings of the gateway role.
@@ -91,4 +112,9 @@ pub(crate) struct CommandsConfig {
     /// Days a member token stays valid.
     #[arg(long, env = "CHANSHARE_TOKEN_DAYS", default_value_t = 30)]
     pub(crate) token_days: u64,
+
+    /// Seconds between two passes that bring every room's snapshot up to its head. At most a
+    /// quarter of `CHANSHARE_STREAM_MAX_AGE_SECS`, so no commit expires before a snapshot holds it.
+    #[arg(long, env = "CHANSHARE_SNAPSHOT_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) snapshot_interval_secs: u64,
 }

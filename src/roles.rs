@@ -49,10 +49,12 @@ pub(crate) async fn log(
     let mut waited = false;
     loop {
         let attempt = if owner {
-            EventLog::connect(client.clone(), config.stream_replicas).await.map(|(log, applied)| {
-                info!(stream = eventlog::subjects::STREAM, ?applied, "room stream ready");
-                log
-            })
+            EventLog::connect(client.clone(), config.stream_settings()).await.map(
+                |(log, applied)| {
+                    info!(stream = eventlog::subjects::STREAM, ?applied, "room stream ready");
+                    log
+                },
+            )
         } else {
             EventLog::open(client.clone()).await
         };
@@ -115,6 +117,14 @@ pub(crate) async fn commands(
     log: EventLog,
     registry: &prometheus::Registry,
 ) -> anyhow::Result<commands::Service> {
+    anyhow::ensure!(
+        config.stream_max_age_secs == 0
+            || commands.snapshot_interval_secs.saturating_mul(4) <= config.stream_max_age_secs,
+        "CHANSHARE_SNAPSHOT_INTERVAL_SECS ({}) must be at most a quarter of \
+         CHANSHARE_STREAM_MAX_AGE_SECS ({}): commits would expire before a snapshot holds them",
+        commands.snapshot_interval_secs,
+        config.stream_max_age_secs
+    );
     let metrics = commands::Metrics::new(registry).context("failed to register command metrics")?;
     let limits = events::Limits::default();
     let handler = commands::Handler::new(
@@ -139,6 +149,7 @@ pub(crate) async fn commands(
             idle_timeout: Duration::from_secs(commands.idle_timeout_secs),
             interval: Duration::from_millis(commands.reap_interval_ms),
         },
+        snapshot_interval: Duration::from_secs(commands.snapshot_interval_secs),
         metrics,
     })
 }

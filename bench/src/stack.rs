@@ -102,18 +102,15 @@ impl Stack {
 }
 
 fn env(nats: &NatsServer, redis: &RedisServer) -> Vec<(&'static str, String)> {
-    vec![
-        ("CHANSHARE_NATS_URL", nats.url()),
-        ("CHANSHARE_REDIS_URL", redis.url()),
-        ("CHANSHARE_SECRET", SECRET.to_owned()),
-        ("CHANSHARE_CHAN_API_URL", "http://127.0.0.1:9".to_owned()),
-        ("CHANSHARE_CHAN_MEDIA_URL", "http://127.0.0.1:9".to_owned()),
+    let mut env = tests::chanshare::env(nats, redis, SECRET);
+    env.extend([
         ("CHANSHARE_CONNECTIONS_PER_IP", "1000000".to_owned()),
         ("CHANSHARE_CREATIONS_PER_MINUTE", "1000000".to_owned()),
         ("CHANSHARE_COMMANDS_PER_SECOND", "1000000".to_owned()),
         ("CHANSHARE_IDLE_SECS", "3600".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
-    ]
+    ]);
+    env
 }
 
 /// A seek to a position no earlier seek in this run used (a seek to the same spot is a no-op).

@@ -36,6 +36,14 @@ impl Room {
         }
     }
 
+    /// Starts over from a snapshot. The recent command ids before it are not known: a retry of
+    /// one of them is still stored once (JetStream's duplicate window), answered as a duplicate.
+    pub(crate) fn restore(&mut self, snapshot: eventlog::Snapshot) {
+        self.state = snapshot.state;
+        self.seq = snapshot.seq;
+        self.recent.clear();
+    }
+
     /// The version command `id` produced, if it is among the recent commits.
     pub(crate) fn version_of(&self, id: CommandId) -> Option<u64> {
         self.recent.iter().rev().find(|(recent, _)| *recent == id).map(|(_, version)| *version)

@@ -167,9 +167,14 @@ impl Handler {
         }
     }
 
-    /// Reads the room's commits after the cached version and folds them in.
+    /// Reads the room's commits after the cached version and folds them in, starting over from
+    /// the room's snapshot when that is ahead (a cold load, or commits that have expired).
     async fn catch_up(&self, room: &RoomId, entry: &mut Room) -> Result<(), LogError> {
-        let mut commits = self.log.read(room, entry.state.version).await?;
+        let eventlog::snapshot::CatchUp { snapshot, mut commits } =
+            self.log.catch_up(room, entry.state.version).await?;
+        if let Some(snapshot) = snapshot {
+            entry.restore(snapshot);
+        }
         while let Some(stored) = commits.next().await {
             let stored = stored?;
             // A gap would mean a skipped commit: refuse to decide on such a state.

@@ -4,7 +4,7 @@
 //! `chanshare.cmd.<room>` decides a command for a room, `chanshare.rooms.create` provisions a
 //! room. Any number of replicas can run: optimistic concurrency on the room's last stream
 //! sequence is the only fence, so there is no room ownership to manage. Each replica also runs
-//! the presence reaper.
+//! the presence reaper and the snapshotter.
 //!
 //! # Layout
 //! - [`protocol`]: the JSON requests and replies (documented in `docs/commands.md`).
@@ -12,6 +12,7 @@
 //! - `cache`: folded rooms, bounded by memory.
 //! - [`provision`]: room creation (id allocation, thread resolution, host token).
 //! - [`reaper`]: presence timeouts and idle closes.
+//! - [`snapshots`]: keeps each room's snapshot near its head.
 //! - [`metrics`]: counters for the observability issue.
 
 mod cache;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod provision;
 pub mod reaper;
+pub mod snapshots;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct Service {
     pub presence: presence::Presence,
     /// Reaper timings.
     pub reaper: ReaperConfig,
+    /// How often room snapshots are brought up to the head.
+    pub snapshot_interval: Duration,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -98,6 +102,11 @@ pub async fn run(
         service.reaper,
         service.metrics.clone(),
     ));
+    let snapshotter = tokio::spawn(snapshots::run(
+        service.handler.log().clone(),
+        service.snapshot_interval,
+        service.metrics.clone(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -132,12 +141,18 @@ pub async fn run(
         }
     }
     reaper.abort();
+    snapshotter.abort();
     commands.stop().await.ok();
     creates.stop().await.ok();
     // Requests already taken get a short grace period to be answered.
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         warn!("shutdown: some commands were still in flight");
+    }
+    // A last pass, so the commits of a stop that lasts longer than the stream's max age are held.
+    let sweep = snapshots::sweep(service.handler.log(), &service.metrics);
+    if tokio::time::timeout(Duration::from_secs(5), sweep).await.is_err() {
+        warn!("shutdown: the last snapshot pass did not finish");
     }
     Ok(())
 }

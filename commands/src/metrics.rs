@@ -15,6 +15,8 @@ pub struct Metrics {
     pub append_seconds: Histogram,
     /// Members timed out and rooms closed by the reaper.
     pub reaped: IntCounterVec,
+    /// Room snapshots saved or failed (`saved`, `failed`).
+    pub snapshots: IntCounterVec,
 }
 
 impl Metrics {
@@ -47,12 +49,17 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            snapshots: IntCounterVec::new(
+                Opts::new("chanshare_snapshots_total", "Room snapshots saved or failed"),
+                &["outcome"],
+            )?,
         };
         registry.register(Box::new(metrics.commands.clone()))?;
         registry.register(Box::new(metrics.conflicts.clone()))?;
         registry.register(Box::new(metrics.retries.clone()))?;
         registry.register(Box::new(metrics.append_seconds.clone()))?;
         registry.register(Box::new(metrics.reaped.clone()))?;
+        registry.register(Box::new(metrics.snapshots.clone()))?;
         Ok(metrics)
     }
 }

@@ -37,6 +37,13 @@ pub enum LogError {
         /// Which header.
         header: &'static str,
     },
+    /// The commits right after `after` have left the room stream (its retention): start again
+    /// from the room's snapshot ([`crate::EventLog::catch_up`] does).
+    #[error("the commits after version {after} have left the log")]
+    Expired {
+        /// The version the reader had.
+        after: u64,
+    },
     /// The commit cannot be encoded or is larger than a log message may be.
     #[error("commit cannot be stored: {0}")]
     Invalid(String),

@@ -7,14 +7,17 @@
 //!
 //! # Layout
 //! - [`subjects`]: stream, subject and header names (pinned).
-//! - [`setup`]: applies `infra/jetstream/rooms.json` to the server.
+//! - [`setup`]: applies `infra/jetstream/` (the room and snapshot streams) to the server.
 //! - [`EventLog`]: append, head, read, follow, and reads across all rooms.
+//! - [`snapshot`]: each room's folded state at a version, kept in its own stream, so that the room
+//!   stream may expire old commits and cold readers start near the head.
 //! - [`consumer`]: durable consumers (projectors) with explicit acknowledgement.
 //! - [`LogError`]: failures by kind.
 
 pub mod consumer;
 pub mod error;
 pub mod setup;
+pub mod snapshot;
 pub mod subjects;
 
 use async_nats::HeaderMap;
@@ -29,7 +32,8 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 pub use consumer::{Delivery, Durable, Lag};
 pub use error::LogError;
-pub use setup::Applied;
+pub use setup::{Applied, StreamSettings};
+pub use snapshot::Snapshot;
 use subjects::headers;
 
 /// How long a JetStream request (an append's acknowledgement, a direct get) may take before it
@@ -93,25 +97,31 @@ pub type Commits = BoxStream<'static, Result<Stored, LogError>>;
 pub struct EventLog {
     js: Context,
     stream: JsStream,
+    snapshots: JsStream,
 }
 
 impl EventLog {
-    /// Applies the stream definition with `replicas` replicas and returns a handle.
+    /// Applies the stream definitions with `settings` (or just a replica count) and returns a
+    /// handle; the [`Applied`] is the room stream's.
     pub async fn connect(
         client: async_nats::Client,
-        replicas: usize,
+        settings: impl Into<StreamSettings>,
     ) -> Result<(Self, Applied), LogError> {
         let js = context(client);
-        let applied = setup::apply(&js, replicas).await?;
-        let stream = js.get_stream(subjects::STREAM).await.map_err(LogError::unavailable)?;
-        Ok((Self { js, stream }, applied))
+        let applied = setup::apply(&js, settings.into()).await?;
+        Ok((Self::handles(js).await?, applied))
     }
 
-    /// Opens the existing room stream without applying its definition (for read-only tools).
+    /// Opens the existing streams without applying their definitions (for read-only tools).
     pub async fn open(client: async_nats::Client) -> Result<Self, LogError> {
-        let js = context(client);
+        Self::handles(context(client)).await
+    }
+
+    async fn handles(js: Context) -> Result<Self, LogError> {
         let stream = js.get_stream(subjects::STREAM).await.map_err(LogError::unavailable)?;
-        Ok(Self { js, stream })
+        let snapshots =
+            js.get_stream(subjects::SNAPSHOT_STREAM).await.map_err(LogError::unavailable)?;
+        Ok(Self { js, stream, snapshots })
     }
 
     /// Appends `commit` to its room, provided the room's last commit is at stream sequence
@@ -180,8 +190,18 @@ impl EventLog {
     }
 
     /// The room's commits with versions after `after_version`, in order, up to its head when
-    /// called.
+    /// called. [`LogError::Expired`] when the first of them has left the stream (retention).
     pub async fn read(&self, room: &RoomId, after_version: u64) -> Result<Commits, LogError> {
+        let mut commits = self.read_unchecked(room, after_version).await?.peekable();
+        if let Some(Ok(first)) = std::pin::Pin::new(&mut commits).peek().await
+            && first.commit.version != after_version + 1
+        {
+            return Err(LogError::Expired { after: after_version });
+        }
+        Ok(commits.boxed())
+    }
+
+    async fn read_unchecked(&self, room: &RoomId, after_version: u64) -> Result<Commits, LogError> {
         let Some(head) = self.head(room).await? else {
             return Ok(stream::empty().boxed());
         };
@@ -201,21 +221,34 @@ impl EventLog {
         Ok(after(commits, after_version))
     }
 
-    /// The room folded from its first commit while `keep` holds (stops at the first commit it
-    /// refuses), e.g. `|_| true` for the current state or `|c| c.version <= v` for version `v`.
+    /// The room folded while `keep(version, at_ms)` holds for its commits (stops at the first it
+    /// refuses), e.g. `|_, _| true` for the current state or `|v, _| v <= 7` for version 7.
+    /// Starts from the room's snapshot when `keep` holds for it, else from the first commit
+    /// ([`LogError::Expired`] if that has left the stream).
     pub async fn fold_while(
         &self,
         room: &RoomId,
-        keep: impl Fn(&Commit) -> bool,
+        keep: impl Fn(u64, u64) -> bool,
     ) -> Result<events::RoomState, LogError> {
-        let mut state = events::RoomState::default();
-        let mut commits = self.read(room, 0).await?;
+        // The version the room is known to have reached (from a snapshot `keep` refused).
+        let (mut state, reached) = match self.snapshot(room).await? {
+            Some(snapshot) if keep(snapshot.state.version, snapshot.state.updated_ms) => {
+                (snapshot.state, 0)
+            }
+            Some(snapshot) => (events::RoomState::default(), snapshot.state.version),
+            None => (events::RoomState::default(), 0),
+        };
+        let mut commits = self.read(room, state.version).await?;
         while let Some(stored) = commits.next().await {
             let stored = stored?;
-            if !keep(&stored.commit) {
-                break;
+            if !keep(stored.commit.version, stored.commit.at_ms) {
+                return Ok(state);
             }
             state = state.apply(&stored.commit);
+        }
+        if state.version < reached {
+            // Not refused, yet short of the snapshot: the commits have left the stream.
+            return Err(LogError::Expired { after: state.version });
         }
         Ok(state)
     }
@@ -268,6 +301,12 @@ impl EventLog {
         Ok(info.created.unix_timestamp_nanos().to_string())
     }
 
+    /// The stream's first sequence still stored (retention moves it; `last_seq + 1` when empty).
+    pub async fn first_seq(&self) -> Result<u64, LogError> {
+        let mut stream = self.stream.clone();
+        Ok(stream.info().await.map_err(LogError::unavailable)?.state.first_sequence)
+    }
+
     /// The stream's last sequence (0 when empty).
     pub async fn last_seq(&self) -> Result<u64, LogError> {
         let mut stream = self.stream.clone();
@@ -296,7 +335,12 @@ impl EventLog {
         let mut commits = Vec::with_capacity((head.version - after_version) as usize);
         let mut seq = head.seq;
         while seq != 0 {
-            let commit = self.get(seq).await?;
+            let commit = match self.stream.direct_get(seq).await {
+                Ok(message) => stored(message.sequence, &message.headers, &message.payload)?,
+                // Expired: `read` reports the gap.
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
+                Err(e) => return Err(LogError::unavailable(e)),
+            };
             if commit.commit.version <= after_version {
                 break;
             }
@@ -374,6 +418,6 @@ fn version_header(headers: &HeaderMap, seq: u64) -> Result<u64, LogError> {
         .ok_or(LogError::MissingHeader { seq, header: headers::VERSION })
 }
 
-fn header_u64(headers: &HeaderMap, name: &str, _seq: u64) -> Option<u64> {
+pub(crate) fn header_u64(headers: &HeaderMap, name: &str, _seq: u64) -> Option<u64> {
     headers.get(name).and_then(|v| v.as_str().parse().ok())
 }

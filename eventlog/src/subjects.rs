@@ -8,9 +8,14 @@ pub const STREAM: &str = "CHANSHARE_ROOMS";
 pub const ROOMS: &str = "chanshare.room.*";
 /// Every room's republished (stored-only) subject.
 pub const LIVE: &str = "chanshare.live.*";
+/// The snapshot stream: the latest folded state of each room.
+pub const SNAPSHOT_STREAM: &str = "CHANSHARE_SNAPSHOTS";
+/// Every room's snapshot subject.
+pub const SNAPSHOTS: &str = "chanshare.snapshot.*";
 
 const ROOM_PREFIX: &str = "chanshare.room.";
 const LIVE_PREFIX: &str = "chanshare.live.";
+const SNAPSHOT_PREFIX: &str = "chanshare.snapshot.";
 
 /// Where room `room`'s commits are appended: `chanshare.room.<room>`.
 pub fn room(room: &RoomId) -> String {
@@ -23,9 +28,18 @@ pub fn live(room: &RoomId) -> String {
     format!("{LIVE_PREFIX}{room}")
 }
 
-/// The room of a `chanshare.room.<room>` or `chanshare.live.<room>` subject.
+/// Where room `room`'s latest snapshot is kept: `chanshare.snapshot.<room>`.
+pub fn snapshot(room: &RoomId) -> String {
+    format!("{SNAPSHOT_PREFIX}{room}")
+}
+
+/// The room of a `chanshare.room.<room>`, `chanshare.live.<room>` or
+/// `chanshare.snapshot.<room>` subject.
 pub fn room_of(subject: &str) -> Option<RoomId> {
-    let id = subject.strip_prefix(ROOM_PREFIX).or_else(|| subject.strip_prefix(LIVE_PREFIX))?;
+    let id = subject
+        .strip_prefix(ROOM_PREFIX)
+        .or_else(|| subject.strip_prefix(LIVE_PREFIX))
+        .or_else(|| subject.strip_prefix(SNAPSHOT_PREFIX))?;
     RoomId::new(id).ok()
 }
 
@@ -36,8 +50,10 @@ pub mod headers {
         NATS_LAST_SEQUENCE as LAST_SEQUENCE, NATS_MESSAGE_ID as MESSAGE_ID,
         NATS_SEQUENCE as SEQUENCE,
     };
-    /// The commit's room version.
+    /// The commit's room version (on a snapshot: the version it folds up to).
     pub const VERSION: &str = "Chanshare-Version";
+    /// On a snapshot: the room stream sequence of the commit at its version.
+    pub const ROOM_SEQUENCE: &str = "Chanshare-Room-Sequence";
     /// The payload's codec schema.
     pub const SCHEMA: &str = "Chanshare-Schema";
     /// W3C trace context of the command that produced the commit.

@@ -139,6 +139,7 @@ pub const ROUTES: &[Route] = &[
             (200, "commits and the version to continue after"),
             (400, "bad parameters"),
             (404, "no such room"),
+            (410, "the commits after that version have left the log (the archive holds them)"),
             (503, "unavailable"),
         ],
         handler: || get(events),
@@ -351,14 +352,25 @@ async fn events(
         return Err(ApiError::invalid("limit must be 1 to 1000"));
     }
     let log = &app.inner.log;
-    if log.head(&room).await.map_err(|e| ApiError::unavailable(e.to_string()))?.is_none() {
+    let unavailable = |e: eventlog::LogError| ApiError::unavailable(e.to_string());
+    if log.head(&room).await.map_err(unavailable)?.is_none()
+        && log.snapshot(&room).await.map_err(unavailable)?.is_none()
+    {
         return Err(ApiError::not_found("no such room"));
     }
-    let mut commits = log
-        .read(&room, page.after)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .take(page.limit);
+    let mut commits = match log.read(&room, page.after).await {
+        Ok(commits) => commits.take(page.limit),
+        Err(eventlog::LogError::Expired { after }) => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "expired",
+                format!(
+                    "the commits after version {after} have left the log; the archive holds them"
+                ),
+            ));
+        }
+        Err(e) => return Err(unavailable(e)),
+    };
     let mut out = Vec::new();
     let mut next = page.after;
     while let Some(stored) = commits.next().await {

@@ -155,7 +155,7 @@ impl App {
         {
             return Ok((snapshot.version, snapshot.state_json));
         }
-        let state = self.inner.log.fold_while(room, |_| true).await?;
+        let state = self.inner.log.fold_while(room, |_, _| true).await?;
         Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
     }
 

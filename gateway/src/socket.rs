@@ -212,16 +212,31 @@ async fn join(
     let head =
         inner.log.head(room).await.map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?;
     let head = head.map_or(0, |h| h.version);
-    let resumable = params.epoch.as_deref() == Some(inner.epoch.as_str())
-        && params.resume.is_some_and(|v| v <= head && head - v <= inner.limits.resume_cap);
-    let (mut last, snapshot) = if resumable {
-        (params.resume.unwrap_or_default(), None)
-    } else {
-        let (version, state) = app
-            .state_json(room)
-            .await
-            .map_err(|_| Closing(close::UNAVAILABLE, "state unavailable"))?;
-        (version, Some(state))
+    let resume = params.resume.filter(|&v| {
+        params.epoch.as_deref() == Some(inner.epoch.as_str())
+            && v <= head
+            && head - v <= inner.limits.resume_cap
+    });
+    // The commits after the client's version, unless they have left the log (retention).
+    let missed = match resume {
+        Some(v) if v < head => match inner.log.read(room, v).await {
+            Ok(commits) => Some((v, Some(commits))),
+            Err(eventlog::LogError::Expired { .. }) => None,
+            Err(_) => return Err(Closing(close::UNAVAILABLE, "log unavailable")),
+        },
+        Some(v) => Some((v, None)),
+        None => None,
+    };
+    let resumable = missed.is_some();
+    let (mut last, snapshot, missed) = match missed {
+        Some((v, commits)) => (v, None, commits),
+        None => {
+            let (version, state) = app
+                .state_json(room)
+                .await
+                .map_err(|_| Closing(close::UNAVAILABLE, "state unavailable"))?;
+            (version, Some(state), None)
+        }
     };
     app.metrics_resume(resumable);
     let welcome =
@@ -230,7 +245,7 @@ async fn join(
     if let Some(state) = snapshot {
         send(app, socket, frames::snapshot(last, &state).into()).await?;
     }
-    last = catch_up(app, socket, room, last, head).await?;
+    last = catch_up(app, socket, room, last, head, missed).await?;
     Ok(Joined { member, last, commits, _guard: member_guard })
 }
 
@@ -242,23 +257,28 @@ async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// Sends the room's commits after `last` up to `until` from the log.
+/// Sends the room's commits after `last` up to `until` from `commits`, or from the log when
+/// they have not been read yet.
 async fn catch_up(
     app: &App,
     socket: &mut WebSocket,
     room: &RoomId,
     mut last: u64,
     until: u64,
+    commits: Option<eventlog::Commits>,
 ) -> Result<u64, Closing> {
     if until <= last {
         return Ok(last);
     }
-    let mut commits = app
-        .inner
-        .log
-        .read(room, last)
-        .await
-        .map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?;
+    let mut commits = match commits {
+        Some(commits) => commits,
+        None => app
+            .inner
+            .log
+            .read(room, last)
+            .await
+            .map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?,
+    };
     while let Some(item) = commits.next().await {
         let stored = item.map_err(|_| Closing(close::UNAVAILABLE, "log unreadable"))?;
         if stored.commit.version != last + 1 || stored.commit.version > until {
@@ -285,7 +305,7 @@ async fn deliver(
     let last = if frame.version == last + 1 {
         last
     } else {
-        Box::pin(catch_up(app, socket, room, last, frame.version - 1)).await?
+        Box::pin(catch_up(app, socket, room, last, frame.version - 1, None)).await?
     };
     if frame.version != last + 1 {
         return Err(Closing(close::UNAVAILABLE, "commits missing from the log: reconnect"));

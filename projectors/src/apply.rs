@@ -96,13 +96,18 @@ pub async fn apply(
     Err(ApplyError::Views(ViewError::Encode(format!("room {room}: the view kept moving"))))
 }
 
-/// Folds the room's commits after `base` from the log, up to its head.
+/// Folds the room's commits after `base` from the log, up to its head; from the room's snapshot
+/// when that is ahead of `base` (a missing view, or commits that have expired).
 async fn catch_up(
     log: &EventLog,
     room: &RoomId,
     mut base: Projection,
 ) -> Result<Projection, ApplyError> {
-    let mut commits = log.read(room, base.state.version).await?;
+    let eventlog::snapshot::CatchUp { snapshot, mut commits } =
+        log.catch_up(room, base.state.version).await?;
+    if let Some(snapshot) = snapshot {
+        base = Projection::from_state(snapshot.state, snapshot.seq);
+    }
     while let Some(stored) = commits.next().await {
         let stored = stored?;
         if stored.commit.version != base.state.version + 1 {

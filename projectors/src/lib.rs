@@ -30,7 +30,7 @@ use tracing::{Instrument as _, error, info, warn};
 use views::Views;
 
 pub use apply::{Applied, ApplyError};
-pub use rebuild::{Progress, Rebuilt, rebuild};
+pub use rebuild::{Folded, Progress, Rebuilt, fold_log, rebuild};
 
 /// Where poison commits are reported: `{"room", "seq", "reason"}`.
 pub const DEADLETTER_SUBJECT: &str = "chanshare.deadletter";

@@ -45,6 +45,44 @@ pub async fn rebuild(
         views.clear().await?;
     }
     views.set_epoch().await?;
+    let Folded { rooms, poisoned, mut report } = fold_log(log, &mut progress).await?;
+    let mut rebuilt = Rebuilt { commits: report.commits, ..Rebuilt::default() };
+    for projection in rooms.values() {
+        match views.store(projection, Expect::Older).await? {
+            Write::Written | Write::Version { .. } | Write::Parked => {}
+            Write::NoEpoch => return Err(ApplyError::NeedsRebuild),
+        }
+        report.rooms_written += 1;
+        if report.rooms_written.is_multiple_of(500) {
+            progress(report);
+        }
+    }
+    for (room, reason) in poisoned {
+        views.park(&room, &reason).await?;
+        rebuilt.parked.push((room, reason));
+    }
+    rebuilt.rooms = report.rooms_written;
+    progress(report);
+    Ok(rebuilt)
+}
+
+/// Every room folded from the log, in memory.
+pub struct Folded {
+    /// The rooms, as their views should be.
+    pub rooms: HashMap<RoomId, Projection>,
+    /// Rooms that cannot be folded (a poison commit, a gap), with the reason.
+    pub poisoned: HashMap<RoomId, String>,
+    /// How far it got.
+    pub report: Progress,
+}
+
+/// Folds the whole log into projections, calling `progress` every few thousand commits. A room
+/// whose first commits have expired starts from its snapshot; a room with no commit left in the
+/// stream is its snapshot.
+pub async fn fold_log(
+    log: &EventLog,
+    progress: &mut impl FnMut(Progress),
+) -> Result<Folded, ApplyError> {
     let last_seq = log.last_seq().await?;
     let mut rooms: HashMap<RoomId, Projection> = HashMap::new();
     let mut poisoned: HashMap<RoomId, String> = HashMap::new();
@@ -58,7 +96,21 @@ pub async fn rebuild(
                 if poisoned.contains_key(&room) {
                     continue;
                 }
-                let projection = rooms.entry(room.clone()).or_default();
+                if !rooms.contains_key(&room) {
+                    // Expired commits: the snapshot holds them (and maybe more).
+                    let snapshot = match stored.commit.version {
+                        1 => None,
+                        _ => log.snapshot(&room).await?,
+                    };
+                    let start = snapshot.map_or_else(Projection::default, |s| {
+                        Projection::from_state(s.state, s.seq)
+                    });
+                    rooms.insert(room.clone(), start);
+                }
+                let Some(projection) = rooms.get_mut(&room) else { continue };
+                if stored.commit.version <= projection.state.version {
+                    continue; // in the snapshot
+                }
                 if stored.commit.version != projection.state.version + 1 {
                     let reason = format!(
                         "version {} follows {}",
@@ -89,22 +141,13 @@ pub async fn rebuild(
             progress(report);
         }
     }
-    let mut rebuilt = Rebuilt { commits: report.commits, ..Rebuilt::default() };
-    for projection in rooms.values() {
-        match views.store(projection, Expect::Older).await? {
-            Write::Written | Write::Version { .. } | Write::Parked => {}
-            Write::NoEpoch => return Err(ApplyError::NeedsRebuild),
+    for room in log.snapshot_rooms().await? {
+        if rooms.contains_key(&room) || poisoned.contains_key(&room) {
+            continue;
         }
-        report.rooms_written += 1;
-        if report.rooms_written.is_multiple_of(500) {
-            progress(report);
+        if let Some(s) = log.snapshot(&room).await? {
+            rooms.insert(room, Projection::from_state(s.state, s.seq));
         }
     }
-    for (room, reason) in poisoned {
-        views.park(&room, &reason).await?;
-        rebuilt.parked.push((room, reason));
-    }
-    rebuilt.rooms = report.rooms_written;
-    progress(report);
-    Ok(rebuilt)
+    Ok(Folded { rooms, poisoned, report })
 }

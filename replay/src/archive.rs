@@ -124,6 +124,10 @@ pub struct Report {
     pub last_seq: u64,
     /// Rows in the archive in all.
     pub total_rows: u64,
+    /// Stream sequences (first, last) that left the log before any export took them: the
+    /// archive has a hole there. Run exports more often than the stream's max age.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired: Option<(u64, u64)>,
 }
 
 /// Exports the commits after the checkpoint (only events at or after `since`, if given).
@@ -142,8 +146,14 @@ pub async fn export(
         Err(error) => return Err(error).context("cannot read the checkpoint"),
     };
     let last = log.last_seq().await?;
-    let mut report =
-        Report { last_seq: checkpoint.last_seq, total_rows: checkpoint.rows, ..Report::default() };
+    let first = log.first_seq().await?;
+    let expired = (first > checkpoint.last_seq + 1).then(|| (checkpoint.last_seq + 1, first - 1));
+    let mut report = Report {
+        last_seq: checkpoint.last_seq,
+        total_rows: checkpoint.rows,
+        expired,
+        ..Report::default()
+    };
     if last <= checkpoint.last_seq {
         return Ok(report);
     }

@@ -120,9 +120,13 @@ fn print(stored: &Stored, format: Format, out: &mut impl Write) -> std::io::Resu
     }
 }
 
+/// The room's version: its head, or its snapshot's when every commit has expired.
 async fn require_room(log: &EventLog, room: &RoomId) -> anyhow::Result<u64> {
-    match log.head(room).await? {
-        Some(head) => Ok(head.version),
+    if let Some(head) = log.head(room).await? {
+        return Ok(head.version);
+    }
+    match log.snapshot(room).await? {
+        Some(snapshot) => Ok(snapshot.state.version),
         None => anyhow::bail!("room {room} has no commits in the log"),
     }
 }
@@ -167,9 +171,9 @@ pub async fn fold(log: &EventLog, room: &RoomId, at: At) -> anyhow::Result<RoomS
         anyhow::ensure!(version <= head, "room {room} is at version {head}, not {version}");
     }
     let state = log
-        .fold_while(room, |commit| match at {
-            At::Version(version) => commit.version <= version,
-            At::Time(ms) => commit.at_ms <= ms,
+        .fold_while(room, |version, at_ms| match at {
+            At::Version(upto) => version <= upto,
+            At::Time(ms) => at_ms <= ms,
             At::Now => true,
         })
         .await

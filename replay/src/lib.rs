@@ -177,6 +177,14 @@ pub async fn run(command: Command, context: Context) -> anyhow::Result<ExitCode>
                     "exported {} events of {} commits into {} files (log up to stream sequence {})",
                     report.rows, report.commits, report.files, report.last_seq
                 )?;
+                if let Some((from, to)) = report.expired {
+                    writeln!(
+                        out,
+                        "warning: stream sequences {from} to {to} expired before they were \
+                         exported; the archive has a hole there (export more often than \
+                         CHANSHARE_STREAM_MAX_AGE_SECS)"
+                    )?;
+                }
             }
             ExitCode::SUCCESS
         }

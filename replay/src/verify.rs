@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use eventlog::{EventLog, LogError};
+use eventlog::EventLog;
 use events::RoomId;
-use futures::StreamExt;
-use views::{Loaded, Projection, Views};
+use projectors::Folded;
+use views::{Loaded, Views};
 
 /// Folds the log and compares each room's view; prints each drift; exit code 1 on drift.
 pub async fn verify(
@@ -18,21 +18,25 @@ pub async fn verify(
 ) -> anyhow::Result<ExitCode> {
     let bar = crate::inspect::progress("folding the log");
     bar.set_length(log.last_seq().await?);
-    let mut rooms: BTreeMap<RoomId, Projection> = BTreeMap::new();
-    let mut commits = log.read_all(1).await?;
-    while let Some(item) = commits.next().await {
-        bar.inc(1);
-        match item {
-            Ok(stored) => rooms
-                .entry(stored.commit.room.clone())
-                .or_default()
-                .apply(&stored.commit, stored.seq),
-            Err(LogError::Decode { .. } | LogError::MissingHeader { .. }) => {}
-            Err(error) => return Err(error.into()),
+    let Folded { rooms, poisoned, .. } =
+        projectors::fold_log(log, &mut |p| bar.set_position(p.commits)).await?;
+    bar.finish_and_clear();
+    let rooms: BTreeMap<RoomId, _> = rooms.into_iter().collect();
+    let mut drifts = 0;
+    let mut report = |room: &RoomId, problem: String| -> std::io::Result<()> {
+        drifts += 1;
+        if json {
+            writeln!(out, "{}", serde_json::json!({"room": room, "drift": problem}))
+        } else {
+            writeln!(out, "{room}: {problem}")
+        }
+    };
+    // A room the log cannot fold must have a parked view.
+    for (room, reason) in &poisoned {
+        if !matches!(views.load(room).await?, Loaded::Parked { .. }) {
+            report(room, format!("not parked, but the log cannot be folded: {reason}"))?;
         }
     }
-    bar.finish_and_clear();
-    let mut drifts = 0;
     for (room, expected) in &rooms {
         let problem = match views.load(room).await? {
             Loaded::At(actual) if *actual == *expected => None,
@@ -50,16 +54,12 @@ pub async fn verify(
             Loaded::Parked { reason } => Some(format!("parked: {reason}")),
         };
         if let Some(problem) = problem {
-            drifts += 1;
-            if json {
-                writeln!(out, "{}", serde_json::json!({"room": room, "drift": problem}))?;
-            } else {
-                writeln!(out, "{room}: {problem}")?;
-            }
+            report(room, problem)?;
         }
     }
     if !json {
-        writeln!(out, "{} rooms checked, {drifts} drifted", rooms.len())?;
+        let checked = rooms.len() + poisoned.len();
+        writeln!(out, "{checked} rooms checked, {drifts} drifted")?;
     }
     Ok(if drifts == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -91,16 +91,17 @@ async fn dev_cluster_smoke_test() {
 async fn nats_permissions_keep_room_subjects_to_the_commands_role() {
     let cluster = DevCluster::up();
     let (room, _) = create_room(&cluster.gateway(1)).await;
-    let subject = format!("chanshare.room.{room}");
     for user in ["gateway", "projectors", "content", "replay"] {
         let js = async_nats::jetstream::new(cluster.client_as(user).await);
-        // A forged append on purpose: this is the bypass the permissions must stop.
-        #[allow(clippy::disallowed_methods)]
-        let published = tokio::time::timeout(Duration::from_secs(3), async {
-            js.publish(subject.clone(), "forged".into()).await?.await
-        })
-        .await;
-        assert!(!matches!(published, Ok(Ok(_))), "{user} could append to a room: {published:?}");
+        // Forged appends and snapshots on purpose: the bypasses the permissions must stop.
+        for subject in [format!("chanshare.room.{room}"), format!("chanshare.snapshot.{room}")] {
+            #[allow(clippy::disallowed_methods)]
+            let published = tokio::time::timeout(Duration::from_secs(3), async {
+                js.publish(subject.clone(), "forged".into()).await?.await
+            })
+            .await;
+            assert!(!matches!(published, Ok(Ok(_))), "{user} could write {subject}: {published:?}");
+        }
     }
     // Nothing forged reached the log; the room still folds.
     let commits = stored(&cluster, &room).await;

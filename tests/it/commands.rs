@@ -57,6 +57,7 @@ impl Replica {
             )),
             presence: presence::Presence::new(redis),
             reaper,
+            snapshot_interval: Duration::from_secs(60),
             metrics,
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -360,3 +360,57 @@ async fn concurrent_writers_keep_versions_contiguous() {
     assert_eq!(ids.len(), 2000, "every command once");
     assert_eq!(ids, expected);
 }
+
+/// Retention: commits leave the stream after `max_age`; snapshots keep rooms readable, never go
+/// backwards, and readers behind an expired stretch are told so instead of folding a gap.
+#[tokio::test]
+async fn snapshots_cover_expired_commits() {
+    let server = NatsServer::start();
+    let settings =
+        eventlog::StreamSettings { replicas: 1, max_age: Duration::from_secs(1), max_bytes: None };
+    let (log, _) = EventLog::connect(server.client().await, settings).await.unwrap();
+    let r = room("rexpiring");
+    assert_eq!(log.refresh_snapshot(&r).await.unwrap(), None, "no commits: nothing to save");
+    append_n(&log, &r, 3).await;
+    assert_eq!(log.refresh_snapshot(&r).await.unwrap(), Some(3));
+    assert_eq!(log.refresh_snapshot(&r).await.unwrap(), None, "already at the head");
+    let three = log.snapshot(&r).await.unwrap().unwrap();
+    append_n(&log, &r, 2).await;
+    // A cold reader starts from the snapshot; a warm one reads on from its own version.
+    let cold = log.catch_up(&r, 0).await.unwrap();
+    assert_eq!(cold.snapshot.as_ref().map(|s| s.state.version), Some(3));
+    assert_eq!(versions(&collect(cold.commits).await), [4, 5]);
+    let warm = log.catch_up(&r, 4).await.unwrap();
+    assert!(warm.snapshot.is_none());
+    assert_eq!(versions(&collect(warm.commits).await), [5]);
+
+    // Everything expires: only the snapshot at 3 is left, so 4 and 5 are lost to readers, who
+    // are told (nothing folds a gap).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log.head(&r).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "commits never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after_expiry = log.catch_up(&r, 0).await.unwrap();
+    let snapshot = after_expiry.snapshot.unwrap();
+    assert_eq!(
+        (snapshot.state.version, snapshot.seq),
+        (3, 0),
+        "next append expects an empty subject"
+    );
+    assert!(collect(after_expiry.commits).await.is_empty());
+    assert_eq!(log.fold_while(&r, |_, _| true).await.unwrap(), three.state);
+    assert!(matches!(
+        log.fold_while(&r, |version, _| version <= 2).await,
+        Err(LogError::Expired { after: 0 })
+    ));
+
+    // The room goes on from the snapshot; a reader at 3 misses nothing, one at 1 is told.
+    let appended = log.append(0, &commit(&r, 4, new_id()), None).await.unwrap();
+    assert_eq!(appended.position.version, 4);
+    assert_eq!(versions(&collect(log.read(&r, 3).await.unwrap()).await), [4]);
+    assert!(matches!(log.read(&r, 1).await.err(), Some(LogError::Expired { after: 1 })));
+    assert_eq!(log.refresh_snapshot(&r).await.unwrap(), Some(4));
+    assert_eq!(log.rooms().await.unwrap(), std::slice::from_ref(&r));
+    assert_eq!(log.snapshot_rooms().await.unwrap(), [r]);
+}

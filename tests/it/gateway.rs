@@ -17,14 +17,7 @@ use crate::ws::{
 const SECRET: &str = "gateway-test-secret-gateway-test-secret";
 
 fn serve(nats: &NatsServer, redis: &RedisServer, extra: &[(&str, String)]) -> Chanshare {
-    let mut env = vec![
-        ("CHANSHARE_NATS_URL", nats.url()),
-        ("CHANSHARE_REDIS_URL", redis.url()),
-        ("CHANSHARE_SECRET", SECRET.to_owned()),
-        // Never contacted in these tests: no chan rooms.
-        ("CHANSHARE_CHAN_API_URL", "http://127.0.0.1:9".to_owned()),
-        ("CHANSHARE_CHAN_MEDIA_URL", "http://127.0.0.1:9".to_owned()),
-    ];
+    let mut env = tests::chanshare::env(nats, redis, SECRET);
     env.extend(extra.iter().cloned());
     Chanshare::start("serve", &env)
 }

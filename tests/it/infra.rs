@@ -69,6 +69,10 @@ fn every_kubernetes_overlay_renders_and_validates() {
         for role in ["gateway", "commands", "projectors", "content"] {
             assert!(yaml.contains(&format!("- {role}\n")), "{overlay}: {role} runs its role");
         }
+        // Production expires commits by age and bytes (decision 0005); development keeps all.
+        let retention = yaml.contains("CHANSHARE_STREAM_MAX_AGE_SECS: \"2592000\"")
+            && yaml.contains("CHANSHARE_STREAM_MAX_BYTES: \"53687091200\"");
+        assert_eq!(retention, overlay == "prod", "{overlay}: retention settings");
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &yaml).unwrap();
         let checked = Command::new(venv_tool("kubernetes-validate"))

@@ -17,6 +17,7 @@ mod infra;
 mod observability;
 mod projectors;
 mod replay;
+mod retention;
 mod serve;
 mod tidy;
 mod workload;

@@ -9,16 +9,8 @@ use eventlog::EventLog;
 use events::{Actor, ChatMessage, CommandId, Commit, Event, MemberId, MessageId, RoomId};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use tests::chanshare::replay;
 use tests::{Chanshare, NatsServer, RedisServer, S3Server};
-
-fn replay(env: &[(&str, String)], args: &[&str]) -> Output {
-    let mut command = Command::new(tests::chanshare::binary());
-    command.arg("replay").args(args);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().unwrap()
-}
 
 fn stdout(output: &Output) -> String {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -1,13 +1,14 @@
 //! The `chanshare` binary as a child process.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::http;
 use crate::process::{Guard, free_port, wait_for_port};
+use crate::{NatsServer, RedisServer};
 
 /// The `chanshare` binary of the same build as this executable: beside it (the `bench` binary)
 /// or one level up (test executables live in `deps/`). `./dev/test` and `./dev/bench` build it.
@@ -18,6 +19,28 @@ pub fn binary() -> PathBuf {
     candidates.into_iter().flatten().find(|bin| bin.is_file()).unwrap_or_else(|| {
         panic!("no chanshare binary near {}: run `cargo build --bin chanshare`", exe.display())
     })
+}
+
+/// What every role needs: `nats` and `redis`, the token key `secret`, and a 4chan that is never
+/// contacted (rooms from URL lists only).
+pub fn env(nats: &NatsServer, redis: &RedisServer, secret: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHANSHARE_NATS_URL", nats.url()),
+        ("CHANSHARE_REDIS_URL", redis.url()),
+        ("CHANSHARE_SECRET", secret.to_owned()),
+        ("CHANSHARE_CHAN_API_URL", "http://127.0.0.1:9".to_owned()),
+        ("CHANSHARE_CHAN_MEDIA_URL", "http://127.0.0.1:9".to_owned()),
+    ]
+}
+
+/// Runs `chanshare replay <args>` with `env` to completion.
+pub fn replay(env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut command = Command::new(binary());
+    command.arg("replay").args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run chanshare replay")
 }
 
 /// A running `chanshare` process.

@@ -58,6 +58,12 @@ pub struct Rendered {
 }
 
 impl Projection {
+    /// Starts from a room state whose last commit is at stream sequence `seq` (a snapshot): the
+    /// chat view holds what the state keeps, its last few messages.
+    pub fn from_state(state: RoomState, seq: u64) -> Self {
+        Self { chat: state.chat.clone(), state, seq }
+    }
+
     /// Folds one commit in.
     pub fn apply(&mut self, commit: &Commit, seq: u64) {
         self.state = std::mem::take(&mut self.state).apply(commit);

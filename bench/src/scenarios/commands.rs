@@ -117,7 +117,7 @@ async fn closed_loop_raw(
     duration: Duration,
 ) -> anyhow::Result<(f64, Latencies)> {
     let js = jetstream::new(stack.client.clone());
-    let (_, mut config) = eventlog::setup::rooms_stream_config(1)?;
+    let (_, mut config) = eventlog::setup::rooms_stream_config(1.into())?;
     config.name = "BENCH".to_owned();
     config.subjects = vec!["bench.>".to_owned()];
     config.republish = None;

@@ -1,0 +1,155 @@
+//! Room snapshots: a room's folded state at a version, kept in the `CHANSHARE_SNAPSHOTS` stream
+//! (subject `chanshare.snapshot.<room>`, the latest one per room).
+//!
+//! They let the room stream expire old commits (retention by age or bytes) without making any
+//! room unreadable, and let cold readers start near the head instead of at the first commit. A
+//! snapshot is only ever the fold of commits that were in the log, so starting from it or from
+//! the first commit gives the same state. Saves are compare-and-set on the snapshot subject: a
+//! snapshot never replaces a newer one.
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::DirectGetErrorKind;
+use events::{RoomId, RoomState};
+use futures::StreamExt;
+
+use crate::error::LogError;
+use crate::subjects::{self, headers};
+use crate::{Commits, EventLog, header_u64};
+
+/// A room's folded state and where in the room stream its last commit was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The fold up to `state.version`.
+    pub state: RoomState,
+    /// The room stream sequence of the commit at `state.version`; after [`EventLog::catch_up`],
+    /// 0 when no commit of the room is left in the stream (the next append expects 0).
+    pub seq: u64,
+    /// Where the snapshot itself is in the snapshot stream (what a save compares against).
+    stored_seq: u64,
+}
+
+/// What a reader behind the head folds: a snapshot to start over from, then commits.
+pub struct CatchUp {
+    /// Replaces the reader's state when present.
+    pub snapshot: Option<Snapshot>,
+    /// The commits after the snapshot, or after the reader's version when there is none.
+    pub commits: Commits,
+}
+
+impl EventLog {
+    /// The room's latest snapshot, `None` when it has none.
+    pub async fn snapshot(&self, room: &RoomId) -> Result<Option<Snapshot>, LogError> {
+        let message =
+            match self.snapshots.direct_get_last_for_subject(subjects::snapshot(room)).await {
+                Ok(message) => message,
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(LogError::unavailable(e)),
+            };
+        let stored_seq = message.sequence;
+        let seq = header_u64(&message.headers, headers::ROOM_SEQUENCE, stored_seq)
+            .ok_or(LogError::MissingHeader { seq: stored_seq, header: headers::ROOM_SEQUENCE })?;
+        let state: RoomState = serde_json::from_slice(&message.payload).map_err(|e| {
+            LogError::Invalid(format!("snapshot of room {room} at {stored_seq}: {e}"))
+        })?;
+        Ok(Some(Snapshot { state, seq, stored_seq }))
+    }
+
+    /// Where a reader whose state is at version `after` (0: nothing yet) goes on from: the
+    /// room's snapshot when it is ahead of `after` (a cold reader, or one whose next commits
+    /// have expired), then the commits after that.
+    pub async fn catch_up(&self, room: &RoomId, after: u64) -> Result<CatchUp, LogError> {
+        let Some(mut snapshot) = self.snapshot(room).await?.filter(|s| s.state.version > after)
+        else {
+            return Ok(CatchUp { snapshot: None, commits: self.read(room, after).await? });
+        };
+        if self.head(room).await?.is_none() {
+            // Every commit of the room has expired: the next append expects an empty subject.
+            snapshot.seq = 0;
+        }
+        let commits = self.read(room, snapshot.state.version).await?;
+        Ok(CatchUp { snapshot: Some(snapshot), commits })
+    }
+
+    /// Brings the room's snapshot up to its head: folds the commits after the current snapshot
+    /// and saves the result. Returns the version saved, `None` when the snapshot was already at
+    /// the head or another writer saved one first.
+    pub async fn refresh_snapshot(&self, room: &RoomId) -> Result<Option<u64>, LogError> {
+        let current = self.snapshot(room).await?;
+        let Some(head) = self.head(room).await? else { return Ok(None) };
+        if current.as_ref().is_some_and(|s| s.state.version >= head.version) {
+            return Ok(None);
+        }
+        let stored_seq = current.as_ref().map_or(0, |s| s.stored_seq);
+        let (mut state, mut seq) = current.map_or((RoomState::default(), 0), |s| (s.state, s.seq));
+        let mut commits = self.read(room, state.version).await?;
+        while let Some(stored) = commits.next().await {
+            let stored = stored?;
+            if stored.commit.version != state.version + 1 {
+                return Err(LogError::Invalid(format!(
+                    "room {room} jumps from version {} to {}",
+                    state.version, stored.commit.version
+                )));
+            }
+            seq = stored.seq;
+            state = state.apply(&stored.commit);
+        }
+        if state.version == 0 {
+            return Ok(None);
+        }
+        self.save(room, &state, seq, stored_seq).await
+    }
+
+    /// Saves `state` (whose last commit is at room stream sequence `seq`) unless the snapshot
+    /// subject moved past `expected` (the snapshot stream sequence of the snapshot it replaces).
+    async fn save(
+        &self,
+        room: &RoomId,
+        state: &RoomState,
+        seq: u64,
+        expected: u64,
+    ) -> Result<Option<u64>, LogError> {
+        let payload = serde_json::to_vec(state).map_err(|e| LogError::Invalid(e.to_string()))?;
+        let publish = PublishMessage::build()
+            .payload(payload.into())
+            .expected_last_subject_sequence(expected)
+            .header(headers::VERSION, state.version.to_string().as_str())
+            .header(headers::ROOM_SEQUENCE, seq.to_string().as_str());
+        let ack = match self.js.send_publish(subjects::snapshot(room), publish).await {
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(_) => Ok(Some(state.version)),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                Err(LogError::Invalid(e.to_string()))
+            }
+            Err(e) => Err(LogError::unavailable(e)),
+        }
+    }
+
+    /// Every room with at least one commit in the room stream.
+    pub async fn rooms(&self) -> Result<Vec<RoomId>, LogError> {
+        rooms_of(&self.stream, subjects::ROOMS).await
+    }
+
+    /// Every room with a snapshot.
+    pub async fn snapshot_rooms(&self) -> Result<Vec<RoomId>, LogError> {
+        rooms_of(&self.snapshots, subjects::SNAPSHOTS).await
+    }
+}
+
+/// The rooms of the subjects matching `filter` that hold messages in `stream`.
+async fn rooms_of(
+    stream: &async_nats::jetstream::stream::Stream,
+    filter: &str,
+) -> Result<Vec<RoomId>, LogError> {
+    let mut listing = stream.info_with_subjects(filter).await.map_err(LogError::unavailable)?;
+    let mut rooms = Vec::new();
+    while let Some(item) = listing.next().await {
+        let (subject, _) = item.map_err(LogError::unavailable)?;
+        rooms.extend(subjects::room_of(&subject));
+    }
+    Ok(rooms)
+}
