@@ -311,6 +311,16 @@ async fn bad_frames_floods_and_tokens() {
         "forbidden",
     )
     .await;
+    // Regression: the server reads in 1 KiB chunks; a valid frame of several chunks is whole.
+    let long = "😀".repeat(480);
+    send(&mut ws, command(json!({"type": "chat", "text": long}))).await;
+    loop {
+        let reply = next(&mut ws).await.unwrap();
+        if reply["type"] == "commit" && reply["events"][0]["message"]["text"] == long {
+            break;
+        }
+        assert_ne!(reply["type"], "reject", "{reply}");
+    }
 
     // A flood: the burst passes, the rest is rate limited, the socket lives on.
     for k in 0..40 {
