@@ -23,7 +23,7 @@ use crate::Size;
 use crate::baseline::Broadcast;
 use crate::client::{connect, field, next_text, source};
 use crate::report::{Latencies, Report, fmt, ms};
-use crate::stack::{Room, Stack, seek};
+use crate::stack::{CpuMeter, Room, Stack, seek};
 
 /// Sizes: rooms, members per room, commits per second (over all rooms), seconds measured.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +40,8 @@ struct Run {
     delivered: usize,
     per_s: f64,
     latencies: Latencies,
+    /// CPU per frame delivered, by process.
+    cpu: String,
 }
 
 pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
@@ -55,8 +57,10 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
     let gateway: SocketAddr = stack.gateway.addr().parse()?;
     let broadcast = Broadcast::start(&stack.nats.url())?;
 
-    let mut through_gateway = measure(&stack, &rooms, gateway, load).await?;
-    let mut through_baseline = measure(&stack, &rooms, broadcast.addr, load).await?;
+    let mut processes = stack.processes();
+    let mut through_gateway = measure(&stack, &rooms, gateway, load, &processes).await?;
+    processes.push(("baseline", broadcast.pid()));
+    let mut through_baseline = measure(&stack, &rooms, broadcast.addr, load, &processes).await?;
     drop(broadcast);
 
     let mut report = Report::new(
@@ -90,6 +94,8 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
         "{} rooms × {} members, {} commits/s for {} s.",
         load.rooms, load.members, load.commits_per_s, load.seconds
     ));
+    report.note(format!("CPU per frame delivered, through the gateway: {}", through_gateway.cpu));
+    report.note(format!("CPU per frame delivered, through the baseline: {}", through_baseline.cpu));
     let ratio = through_gateway.per_s / through_baseline.per_s;
     report.at_least("gateway / baseline frames per second", ratio, ">= 0.8", 0.8);
     let p99 = through_baseline.latencies.quantile(0.99).as_secs_f64()
@@ -104,6 +110,7 @@ async fn measure(
     rooms: &[Room],
     server: SocketAddr,
     load: Load,
+    processes: &[(&'static str, u32)],
 ) -> anyhow::Result<Run> {
     let (stop_tx, stop) = watch::channel(false);
     let (ready_tx, mut ready) = mpsc::channel(256);
@@ -123,6 +130,7 @@ async fn measure(
     // Let the joins' own commits drain before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    let cpu = CpuMeter::start(processes)?;
     let sent: Arc<Mutex<HashMap<u128, Instant>>> = Arc::default();
     let period = Duration::from_millis(10);
     let per_tick = (load.commits_per_s / 100).max(1);
@@ -161,8 +169,9 @@ async fn measure(
         }
     }
     let delivered = latencies.len();
+    let cpu = cpu.per_op(delivered)?;
     let window = elapsed.saturating_sub(Duration::from_secs(2)).as_secs_f64();
-    Ok(Run { sent: sent.len(), delivered, per_s: delivered as f64 / window, latencies })
+    Ok(Run { sent: sent.len(), delivered, per_s: delivered as f64 / window, latencies, cpu })
 }
 
 /// One member: joins, reports ready, then notes the arrival of every commit frame until told
