@@ -40,6 +40,11 @@ pub(crate) struct Config {
     #[arg(long, env = "CHANSHARE_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<String>,
 
+    /// Days a member or host token stays valid (tokens are issued by the commands role for hosts
+    /// and by the gateway for members).
+    #[arg(long, env = "CHANSHARE_TOKEN_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub(crate) token_days: u64,
+
     /// JetStream replicas of the room and snapshot streams (3 in a cluster).
     #[arg(long, env = "CHANSHARE_STREAM_REPLICAS", default_value_t = 1)]
     pub(crate) stream_replicas: usize,
@@ -108,10 +113,6 @@ pub(crate) struct CommandsConfig {
     /// Milliseconds between two presence checks.
     #[arg(long, env = "CHANSHARE_REAP_INTERVAL_MS", default_value_t = 5000)]
     pub(crate) reap_interval_ms: u64,
-
-    /// Days a member token stays valid.
-    #[arg(long, env = "CHANSHARE_TOKEN_DAYS", default_value_t = 30)]
-    pub(crate) token_days: u64,
 
     /// Seconds between two passes that bring every room's snapshot up to its head. At most a
     /// quarter of `CHANSHARE_STREAM_MAX_AGE_SECS`, so no commit expires before a snapshot holds it.

@@ -138,7 +138,7 @@ pub(crate) async fn commands(
         log,
         signer(config)?,
         limits,
-        Duration::from_secs(commands.token_days * 24 * 3600),
+        Duration::from_secs(config.token_days * 24 * 3600),
     );
     Ok(commands::Service {
         handler: Arc::new(handler),
@@ -218,7 +218,7 @@ pub(crate) async fn gateway(
             command_burst: 2.0 * f64::from(settings.commands_per_second),
             ..gateway::limits::Limits::default()
         },
-        token_ttl: Duration::from_secs(30 * 24 * 3600),
+        token_ttl: Duration::from_secs(config.token_days * 24 * 3600),
         shutdown,
         metrics: gateway::Metrics::new(registry).context("failed to register gateway metrics")?,
     };

@@ -560,6 +560,29 @@ async fn a_client_that_never_reads_is_dropped_and_others_keep_up() {
     assert_eq!(code, Some(4008), "the slow consumer was told why");
 }
 
+/// Regression: member tokens from the gateway lived 30 days whatever CHANSHARE_TOKEN_DAYS said;
+/// host tokens (from the commands role) and member tokens now both follow it.
+#[tokio::test]
+async fn tokens_live_as_long_as_configured() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[("CHANSHARE_TOKEN_DAYS", "2".to_owned())]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut ws = connect(&gateway, &room, "name=short").await;
+    let member_token = welcome(&mut ws).await.welcome["token"].as_str().unwrap().to_owned();
+    let signer = tokens::Signer::new(SECRET.as_bytes());
+    let room = events::RoomId::new(&room).unwrap();
+    let now_s =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let two_days = 2 * 24 * 3600;
+    for token in [&host_token, &member_token] {
+        assert!(signer.verify(token, &room, now_s + two_days - 60).is_ok());
+        assert!(matches!(
+            signer.verify(token, &room, now_s + two_days + 60),
+            Err(tokens::TokenError::Expired)
+        ));
+    }
+}
+
 /// SIGTERM tells sockets to go away (1001) so clients move to another gateway; idle sockets
 /// are closed; addresses are limited in sockets and room creations.
 #[tokio::test]
