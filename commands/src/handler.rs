@@ -92,6 +92,10 @@ impl Handler {
                         if let Err(error) = self.catch_up(room, entry).await {
                             return unavailable(room, &error);
                         }
+                        // Bounded like conflicts: a head that never matches must not spin.
+                        if started.elapsed() > RETRY_BUDGET {
+                            break;
+                        }
                         continue;
                     }
                     Ok(_) => {}
@@ -170,10 +174,15 @@ impl Handler {
     /// Reads the room's commits after the cached version and folds them in, starting over from
     /// the room's snapshot when that is ahead (a cold load, or commits that have expired).
     async fn catch_up(&self, room: &RoomId, entry: &mut Room) -> Result<(), LogError> {
-        let eventlog::snapshot::CatchUp { snapshot, mut commits } =
+        let eventlog::snapshot::CatchUp { snapshot, mut commits, head } =
             self.log.catch_up(room, entry.state.version).await?;
         if let Some(snapshot) = snapshot {
             entry.restore(snapshot);
+        }
+        if head.is_none() {
+            // Every commit has expired (retention) while the room was cached: appends now expect
+            // an empty subject, not the sequence of the last commit this replica saw.
+            entry.seq = 0;
         }
         while let Some(stored) = commits.next().await {
             let stored = stored?;

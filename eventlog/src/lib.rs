@@ -192,7 +192,17 @@ impl EventLog {
     /// The room's commits with versions after `after_version`, in order, up to its head when
     /// called. [`LogError::Expired`] when the first of them has left the stream (retention).
     pub async fn read(&self, room: &RoomId, after_version: u64) -> Result<Commits, LogError> {
-        let mut commits = self.read_unchecked(room, after_version).await?.peekable();
+        self.read_at(room, after_version, self.head(room).await?).await
+    }
+
+    /// [`Self::read`] up to `head`, the room's head read just before.
+    async fn read_at(
+        &self,
+        room: &RoomId,
+        after_version: u64,
+        head: Option<Position>,
+    ) -> Result<Commits, LogError> {
+        let mut commits = self.read_unchecked(room, after_version, head).await?.peekable();
         if let Some(Ok(first)) = std::pin::Pin::new(&mut commits).peek().await
             && first.commit.version != after_version + 1
         {
@@ -201,8 +211,13 @@ impl EventLog {
         Ok(commits.boxed())
     }
 
-    async fn read_unchecked(&self, room: &RoomId, after_version: u64) -> Result<Commits, LogError> {
-        let Some(head) = self.head(room).await? else {
+    async fn read_unchecked(
+        &self,
+        room: &RoomId,
+        after_version: u64,
+        head: Option<Position>,
+    ) -> Result<Commits, LogError> {
+        let Some(head) = head else {
             return Ok(stream::empty().boxed());
         };
         if head.version <= after_version {

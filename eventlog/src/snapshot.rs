@@ -15,7 +15,7 @@ use futures::StreamExt;
 
 use crate::error::LogError;
 use crate::subjects::{self, headers};
-use crate::{Commits, EventLog, header_u64};
+use crate::{Commits, EventLog, Position, header_u64};
 
 /// A room's folded state and where in the room stream its last commit was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,9 @@ pub struct CatchUp {
     pub snapshot: Option<Snapshot>,
     /// The commits after the snapshot, or after the reader's version when there is none.
     pub commits: Commits,
+    /// The room's head when read (`None`: no commit of the room is in the stream, so the next
+    /// append expects sequence 0).
+    pub head: Option<Position>,
 }
 
 impl EventLog {
@@ -59,16 +62,17 @@ impl EventLog {
     /// room's snapshot when it is ahead of `after` (a cold reader, or one whose next commits
     /// have expired), then the commits after that.
     pub async fn catch_up(&self, room: &RoomId, after: u64) -> Result<CatchUp, LogError> {
-        let Some(mut snapshot) = self.snapshot(room).await?.filter(|s| s.state.version > after)
-        else {
-            return Ok(CatchUp { snapshot: None, commits: self.read(room, after).await? });
-        };
-        if self.head(room).await?.is_none() {
+        let head = self.head(room).await?;
+        let mut snapshot = self.snapshot(room).await?.filter(|s| s.state.version > after);
+        if let Some(snapshot) = snapshot.as_mut()
+            && head.is_none()
+        {
             // Every commit of the room has expired: the next append expects an empty subject.
             snapshot.seq = 0;
         }
-        let commits = self.read(room, snapshot.state.version).await?;
-        Ok(CatchUp { snapshot: Some(snapshot), commits })
+        let from = snapshot.as_ref().map_or(after, |s| s.state.version);
+        let commits = self.read_at(room, from, head).await?;
+        Ok(CatchUp { snapshot, commits, head })
     }
 
     /// Brings the room's snapshot up to its head: folds the commits after the current snapshot

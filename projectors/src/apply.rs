@@ -103,7 +103,7 @@ async fn catch_up(
     room: &RoomId,
     mut base: Projection,
 ) -> Result<Projection, ApplyError> {
-    let eventlog::snapshot::CatchUp { snapshot, mut commits } =
+    let eventlog::snapshot::CatchUp { snapshot, mut commits, .. } =
         log.catch_up(room, base.state.version).await?;
     if let Some(snapshot) = snapshot {
         base = Projection::from_state(snapshot.state, snapshot.seq);

@@ -149,3 +149,41 @@ async fn rooms_outlive_their_expired_commits() {
     assert_eq!(report["expired"][0], 1, "{report}");
     assert_eq!(report["expired"][1], report["last_seq"].as_u64().unwrap() - (last - version));
 }
+
+/// Regression: a room cached by the commands role while all its commits expired. Appends expected
+/// the sequence of the last commit the replica had seen, which no longer existed: every command
+/// conflicted until it gave up, and a no-op spun on the head check.
+#[tokio::test]
+async fn a_cached_room_goes_on_after_its_commits_expire() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis);
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/rooms", gateway.addr()))
+        .header("content-type", "application/json")
+        .body(json!({"source": {"urls": ["https://example.com/a.webm"]}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let created: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    let room = created["room_id"].as_str().unwrap().to_owned();
+    let token = created["host_token"].as_str().unwrap();
+    let mut host = connect(&gateway, &room, &format!("token={token}")).await;
+    let mut seen = welcome(&mut host).await;
+    send(&mut host, command(json!({"type": "chat", "text": "before"}))).await;
+    await_answers(&mut host, &mut seen, 1).await;
+
+    let log = EventLog::open(nats.client().await).await.unwrap();
+    let id = RoomId::new(&room).unwrap();
+    eventually(Duration::from_secs(MAX_AGE * 5), "every commit of the room expires", || async {
+        log.head(&id).await.unwrap().is_none()
+    })
+    .await;
+    // A no-op (the room is paused already), then a command that stores a commit.
+    send(&mut host, command(json!({"type": "pause"}))).await;
+    send(&mut host, command(json!({"type": "chat", "text": "after"}))).await;
+    await_answers(&mut host, &mut seen, 2).await;
+    let answers = &seen.acks[seen.acks.len() - 2..];
+    assert!(answers.iter().all(|a| a["type"] == "ack"), "{answers:?}");
+    let head = log.head(&id).await.unwrap().expect("the chat is stored");
+    assert_eq!(answers[1]["version"], head.version);
+}
