@@ -66,6 +66,13 @@ impl Provisioner {
         };
         for _ in 0..ID_ATTEMPTS {
             let room = RoomId::readable(random());
+            // The append below expects an empty subject, which only rules out live commits: an
+            // id whose commits have all expired is still taken.
+            match self.log.is_free(&room).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => return creation_failed(&error),
+            }
             let ctx = Ctx {
                 room: room.clone(),
                 actor: Actor::Member(host.clone()),
@@ -111,13 +118,7 @@ impl Provisioner {
                 Err(LogError::Invalid(message)) => {
                     return CreateReply::Rejected { code: RejectCode::Invalid, message };
                 }
-                Err(error) => {
-                    warn!(%error, "room creation failed");
-                    return CreateReply::Error {
-                        code: RejectCode::Unavailable,
-                        message: error.to_string(),
-                    };
-                }
+                Err(error) => return creation_failed(&error),
             }
         }
         CreateReply::Error {
@@ -167,4 +168,9 @@ impl Provisioner {
 
 fn random() -> u64 {
     uuid::Uuid::new_v4().as_u128() as u64
+}
+
+fn creation_failed(error: &LogError) -> CreateReply {
+    warn!(%error, "room creation failed");
+    CreateReply::Error { code: RejectCode::Unavailable, message: error.to_string() }
 }

@@ -133,6 +133,12 @@ impl EventLog {
         }
     }
 
+    /// Whether no room has the id `room`: no commit in the stream and no snapshot (a room whose
+    /// commits have all expired lives on in its snapshot).
+    pub async fn is_free(&self, room: &RoomId) -> Result<bool, LogError> {
+        Ok(self.head(room).await?.is_none() && self.snapshot(room).await?.is_none())
+    }
+
     /// Every room with at least one commit in the room stream.
     pub async fn rooms(&self) -> Result<Vec<RoomId>, LogError> {
         rooms_of(&self.stream, subjects::ROOMS).await

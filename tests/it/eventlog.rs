@@ -370,6 +370,7 @@ async fn snapshots_cover_expired_commits() {
         eventlog::StreamSettings { replicas: 1, max_age: Duration::from_secs(1), max_bytes: None };
     let (log, _) = EventLog::connect(server.client().await, settings).await.unwrap();
     let r = room("rexpiring");
+    assert!(log.is_free(&r).await.unwrap());
     assert_eq!(log.refresh_snapshot(&r).await.unwrap(), None, "no commits: nothing to save");
     append_n(&log, &r, 3).await;
     assert_eq!(log.refresh_snapshot(&r).await.unwrap(), Some(3));
@@ -399,6 +400,7 @@ async fn snapshots_cover_expired_commits() {
         "next append expects an empty subject"
     );
     assert!(collect(after_expiry.commits).await.is_empty());
+    assert!(!log.is_free(&r).await.unwrap(), "the id stays taken: room creation must not reuse it");
     assert_eq!(log.fold_while(&r, |_, _| true).await.unwrap(), three.state);
     assert!(matches!(
         log.fold_while(&r, |version, _| version <= 2).await,
