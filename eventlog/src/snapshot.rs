@@ -12,6 +12,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use events::{RoomId, RoomState};
 use futures::StreamExt;
+use tracing::warn;
 
 use crate::error::LogError;
 use crate::subjects::{self, headers};
@@ -41,8 +42,26 @@ pub struct CatchUp {
 }
 
 impl EventLog {
-    /// The room's latest snapshot, `None` when it has none.
+    /// The room's latest snapshot, `None` when it has none. A snapshot this version cannot decode
+    /// (written by another version, or damaged) counts as none: readers fold from the log, and
+    /// the next refresh replaces it.
     pub async fn snapshot(&self, room: &RoomId) -> Result<Option<Snapshot>, LogError> {
+        Ok(match self.latest_snapshot(room).await? {
+            Some((_, Ok(snapshot))) => Some(snapshot),
+            Some((stored_seq, Err(error))) => {
+                warn!(%room, stored_seq, %error, "snapshot ignored");
+                None
+            }
+            None => None,
+        })
+    }
+
+    /// The latest message on the room's snapshot subject: where it is in the snapshot stream,
+    /// and the snapshot if it decodes.
+    async fn latest_snapshot(
+        &self,
+        room: &RoomId,
+    ) -> Result<Option<(u64, Result<Snapshot, LogError>)>, LogError> {
         let message =
             match self.snapshots.direct_get_last_for_subject(subjects::snapshot(room)).await {
                 Ok(message) => message,
@@ -50,12 +69,15 @@ impl EventLog {
                 Err(e) => return Err(LogError::unavailable(e)),
             };
         let stored_seq = message.sequence;
-        let seq = header_u64(&message.headers, headers::ROOM_SEQUENCE, stored_seq)
-            .ok_or(LogError::MissingHeader { seq: stored_seq, header: headers::ROOM_SEQUENCE })?;
-        let state: RoomState = serde_json::from_slice(&message.payload).map_err(|e| {
-            LogError::Invalid(format!("snapshot of room {room} at {stored_seq}: {e}"))
-        })?;
-        Ok(Some(Snapshot { state, seq, stored_seq }))
+        let decoded = header_u64(&message.headers, headers::ROOM_SEQUENCE, stored_seq)
+            .ok_or(LogError::MissingHeader { seq: stored_seq, header: headers::ROOM_SEQUENCE })
+            .and_then(|seq| {
+                let state: RoomState = serde_json::from_slice(&message.payload).map_err(|e| {
+                    LogError::Invalid(format!("snapshot of room {room} at {stored_seq}: {e}"))
+                })?;
+                Ok(Snapshot { state, seq, stored_seq })
+            });
+        Ok(Some((stored_seq, decoded)))
     }
 
     /// Where a reader whose state is at version `after` (0: nothing yet) goes on from: the
@@ -79,12 +101,14 @@ impl EventLog {
     /// and saves the result. Returns the version saved, `None` when the snapshot was already at
     /// the head or another writer saved one first.
     pub async fn refresh_snapshot(&self, room: &RoomId) -> Result<Option<u64>, LogError> {
-        let current = self.snapshot(room).await?;
+        let latest = self.latest_snapshot(room).await?;
         let Some(head) = self.head(room).await? else { return Ok(None) };
+        // An undecodable snapshot is replaced by a fold from the first commit.
+        let stored_seq = latest.as_ref().map_or(0, |(stored_seq, _)| *stored_seq);
+        let current = latest.and_then(|(_, decoded)| decoded.ok());
         if current.as_ref().is_some_and(|s| s.state.version >= head.version) {
             return Ok(None);
         }
-        let stored_seq = current.as_ref().map_or(0, |s| s.stored_seq);
         let (mut state, mut seq) = current.map_or((RoomState::default(), 0), |s| (s.state, s.seq));
         let mut commits = self.read(room, state.version).await?;
         while let Some(stored) = commits.next().await {
@@ -136,7 +160,7 @@ impl EventLog {
     /// Whether no room has the id `room`: no commit in the stream and no snapshot (a room whose
     /// commits have all expired lives on in its snapshot).
     pub async fn is_free(&self, room: &RoomId) -> Result<bool, LogError> {
-        Ok(self.head(room).await?.is_none() && self.snapshot(room).await?.is_none())
+        Ok(self.head(room).await?.is_none() && self.latest_snapshot(room).await?.is_none())
     }
 
     /// Every room with at least one commit in the room stream.

@@ -416,3 +416,32 @@ async fn snapshots_cover_expired_commits() {
     assert_eq!(log.rooms().await.unwrap(), std::slice::from_ref(&r));
     assert_eq!(log.snapshot_rooms().await.unwrap(), [r]);
 }
+
+/// A snapshot this version cannot read (another version's, or damaged) is not trusted: readers
+/// fold from the log, the id stays taken, and the next refresh replaces it.
+#[tokio::test]
+async fn an_unreadable_snapshot_is_replaced() {
+    let server = NatsServer::start();
+    let log = log(&server).await;
+    let r = room("rdamaged");
+    append_n(&log, &r, 3).await;
+    let js = async_nats::jetstream::new(server.client().await);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(subjects::headers::VERSION, "2");
+    headers.insert(subjects::headers::ROOM_SEQUENCE, "2");
+    // A forged snapshot on purpose: what a damaged or foreign one looks like.
+    #[allow(clippy::disallowed_methods)]
+    js.publish_with_headers(subjects::snapshot(&r), headers, "not a room".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(log.snapshot(&r).await.unwrap(), None);
+    let cold = log.catch_up(&r, 0).await.unwrap();
+    assert!(cold.snapshot.is_none());
+    assert_eq!(versions(&collect(cold.commits).await), [1, 2, 3], "folded from the log");
+    assert_eq!(log.fold_while(&r, |_, _| true).await.unwrap().version, 3);
+    assert!(!log.is_free(&r).await.unwrap());
+    assert_eq!(log.refresh_snapshot(&r).await.unwrap(), Some(3));
+    assert_eq!(log.snapshot(&r).await.unwrap().unwrap().state.version, 3);
+}
