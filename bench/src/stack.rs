@@ -51,6 +51,30 @@ impl Stack {
         Ok(stack)
     }
 
+    /// Waits (up to 60 s) until no commit has been made for a second and the projectors have
+    /// applied every one, so that a measurement does not start while the system still works
+    /// through a backlog (2 000 joins, or the leaves of the sockets of the previous run).
+    pub(crate) async fn settle(&self) -> anyhow::Result<()> {
+        let log = eventlog::EventLog::open(self.client.clone()).await?;
+        let durable = log.durable(eventlog::consumer::PROJECTOR).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = (log.last_seq().await?, Instant::now());
+        loop {
+            let seq = log.last_seq().await?;
+            if seq != last.0 {
+                last = (seq, Instant::now());
+            } else if last.1.elapsed() >= Duration::from_secs(1)
+                && durable.lag().await?.commits == 0
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the log did not settle within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every process of the run, this one (the clients) included, by name.
     pub(crate) fn processes(&self) -> Vec<(&'static str, u32)> {
         let mut processes = vec![

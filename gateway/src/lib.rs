@@ -155,6 +155,24 @@ impl App {
         {
             return Ok((snapshot.version, snapshot.state_json));
         }
+        self.folded(room).await
+    }
+
+    /// The room's state JSON for a joining socket: the Redis view even when it trails the head
+    /// (the socket then sends the commits after it from the log), else folded from the log
+    /// (Redis down or flushed). Folding for every join while the projectors lag would start a
+    /// log read per join: a burst of joins hit JetStream's consumer limit (fanout benchmark).
+    pub(crate) async fn join_state(
+        &self,
+        room: &RoomId,
+    ) -> Result<(u64, String), eventlog::LogError> {
+        if let Ok(Some(snapshot)) = self.inner.views.snapshot(room).await {
+            return Ok((snapshot.version, snapshot.state_json));
+        }
+        self.folded(room).await
+    }
+
+    async fn folded(&self, room: &RoomId) -> Result<(u64, String), eventlog::LogError> {
         let state = self.inner.log.fold_while(room, |_, _| true).await?;
         Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
     }

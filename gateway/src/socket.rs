@@ -10,7 +10,7 @@ use events::{Command, MemberId, RejectCode, RoomId};
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{Instrument as _, debug};
+use tracing::{Instrument as _, debug, warn};
 
 use crate::App;
 use crate::frames::{self, ClientFrame, Reply, Welcome, close, text};
@@ -231,10 +231,10 @@ async fn join(
     let (mut last, snapshot, missed) = match missed {
         Some((v, commits)) => (v, None, commits),
         None => {
-            let (version, state) = app
-                .state_json(room)
-                .await
-                .map_err(|_| Closing(close::UNAVAILABLE, "state unavailable"))?;
+            let (version, state) = app.join_state(room).await.map_err(|error| {
+                warn!(%room, %error, "cannot read the room state for a join");
+                Closing(close::UNAVAILABLE, "state unavailable")
+            })?;
             (version, Some(state), None)
         }
     };

@@ -560,6 +560,48 @@ async fn a_client_that_never_reads_is_dropped_and_others_keep_up() {
     assert_eq!(code, Some(4008), "the slow consumer was told why");
 }
 
+/// Regression: a join while the views trail the log folded the room from the log, one log read
+/// per join; a burst of joins hit JetStream's consumer limit (found by the fanout benchmark).
+/// Now a joiner gets the view as it is, then the commits after it.
+#[tokio::test]
+async fn joins_while_the_views_trail_start_from_the_view() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let mut env = tests::chanshare::env(&nats, &redis, SECRET);
+    env.push(("CHANSHARE_COMMANDS_PER_SECOND", "1000".to_owned()));
+    let _commands = Chanshare::start("commands", &env);
+    let mut projectors = Chanshare::start("projectors", &env);
+    let gateway = Chanshare::start("gateway", &env);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let mut host_seen = welcome(&mut host).await;
+    let views = views::Views::new(
+        redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap(),
+    );
+    let id = events::RoomId::new(&room).unwrap();
+    let at = head(&nats, &room).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while views.snapshot(&id).await.unwrap().is_none_or(|s| s.version < at) {
+        assert!(Instant::now() < deadline, "the view never reached {at}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    projectors.terminate(Duration::from_secs(10));
+    for k in 0..100 {
+        send(&mut host, command(json!({"type": "chat", "text": format!("unprojected {k}")}))).await;
+    }
+    await_answers(&mut host, &mut host_seen, 100).await;
+    let now = head(&nats, &room).await;
+    assert!(now >= at + 100);
+
+    let mut joiner = connect(&gateway, &room, "name=late").await;
+    let mut seen = welcome(&mut joiner).await;
+    let snapshot = seen.snapshot.as_ref().unwrap();
+    assert_eq!(snapshot["version"], at, "the view as it is, not a fold of the log");
+    read_until(&mut joiner, &mut seen, now).await;
+    // Every commit after the view, in order.
+    assert_eq!(seen.order[..100], (at + 1..=at + 100).collect::<Vec<_>>());
+    assert_eq!(*seen.order.last().unwrap(), now);
+}
+
 /// Regression: member tokens from the gateway lived 30 days whatever CHANSHARE_TOKEN_DAYS said;
 /// host tokens (from the commands role) and member tokens now both follow it.
 #[tokio::test]
