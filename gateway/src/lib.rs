@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use eventlog::EventLog;
 use events::{Actor, Command, MemberId, RejectCode, RoomId};
+use futures::StreamExt as _;
 use tokio::sync::watch;
 use tracing::warn;
 use views::Views;
@@ -172,8 +173,28 @@ impl App {
         self.folded(room).await
     }
 
+    /// The room folded up to the log's head: from the Redis view's fold when it has one (only
+    /// the commits after it are read, usually a few direct gets), else from the log's snapshot.
     async fn folded(&self, room: &RoomId) -> Result<(u64, String), eventlog::LogError> {
-        let state = self.inner.log.fold_while(room, |_, _| true).await?;
+        let log = &self.inner.log;
+        let state = match self.inner.views.load(room).await {
+            Ok(views::Loaded::At(projection)) => {
+                let mut state = projection.state;
+                match log.read(room, state.version).await {
+                    Ok(mut commits) => {
+                        while let Some(stored) = commits.next().await {
+                            state = state.apply(&stored?.commit);
+                        }
+                        state
+                    }
+                    Err(eventlog::LogError::Expired { .. }) => {
+                        log.fold_while(room, |_, _| true).await?
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            _ => log.fold_while(room, |_, _| true).await?,
+        };
         Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
     }
 

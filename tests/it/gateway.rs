@@ -591,6 +591,11 @@ async fn joins_while_the_views_trail_start_from_the_view() {
     await_answers(&mut host, &mut host_seen, 100).await;
     let now = head(&nats, &room).await;
     assert!(now >= at + 100);
+    // The HTTP state still reads its writes: the view's fold plus the commits after it.
+    let response = reqwest::get(format!("http://{}/api/rooms/{room}", gateway.addr())).await;
+    let state: Value = serde_json::from_slice(&response.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(state["version"], now);
+    assert_eq!(state["chat"].as_array().unwrap().last().unwrap()["text"], "unprojected 99");
 
     let mut joiner = connect(&gateway, &room, "name=late").await;
     let mut seen = welcome(&mut joiner).await;
