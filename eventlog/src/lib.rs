@@ -183,10 +183,14 @@ impl EventLog {
         }
     }
 
-    /// The commit at stream sequence `seq`.
-    pub async fn get(&self, seq: u64) -> Result<Stored, LogError> {
-        let message = self.stream.direct_get(seq).await.map_err(LogError::unavailable)?;
-        stored(message.sequence, &message.headers, &message.payload)
+    /// The commit at stream sequence `seq`, `None` when the stream does not hold it (never
+    /// stored, or expired by retention).
+    pub async fn get(&self, seq: u64) -> Result<Option<Stored>, LogError> {
+        match self.stream.direct_get(seq).await {
+            Ok(message) => stored(message.sequence, &message.headers, &message.payload).map(Some),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LogError::unavailable(e)),
+        }
     }
 
     /// The room's commits with versions after `after_version`, in order, up to its head when
@@ -196,7 +200,7 @@ impl EventLog {
     }
 
     /// [`Self::read`] up to `head`, the room's head read just before.
-    async fn read_at(
+    pub(crate) async fn read_at(
         &self,
         room: &RoomId,
         after_version: u64,
@@ -316,10 +320,12 @@ impl EventLog {
         Ok(info.created.unix_timestamp_nanos().to_string())
     }
 
-    /// The stream's first sequence still stored (retention moves it; `last_seq + 1` when empty).
-    pub async fn first_seq(&self) -> Result<u64, LogError> {
+    /// The stream's first sequence still stored (retention moves it; `last + 1` when empty) and
+    /// its last sequence, from one stream info.
+    pub async fn seq_range(&self) -> Result<(u64, u64), LogError> {
         let mut stream = self.stream.clone();
-        Ok(stream.info().await.map_err(LogError::unavailable)?.state.first_sequence)
+        let state = &stream.info().await.map_err(LogError::unavailable)?.state;
+        Ok((state.first_sequence, state.last_sequence))
     }
 
     /// The stream's last sequence (0 when empty).
@@ -350,12 +356,8 @@ impl EventLog {
         let mut commits = Vec::with_capacity((head.version - after_version) as usize);
         let mut seq = head.seq;
         while seq != 0 {
-            let commit = match self.stream.direct_get(seq).await {
-                Ok(message) => stored(message.sequence, &message.headers, &message.payload)?,
-                // Expired: `read` reports the gap.
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(LogError::unavailable(e)),
-            };
+            // Expired: `read` reports the gap.
+            let Some(commit) = self.get(seq).await? else { break };
             if commit.commit.version <= after_version {
                 break;
             }

@@ -23,8 +23,8 @@ use crate::{Commits, EventLog, Position, header_u64};
 pub struct Snapshot {
     /// The fold up to `state.version`.
     pub state: RoomState,
-    /// The room stream sequence of the commit at `state.version`; after [`EventLog::catch_up`],
-    /// 0 when no commit of the room is left in the stream (the next append expects 0).
+    /// The room stream sequence of the commit at `state.version` (which retention may have
+    /// removed since: [`CatchUp::head`] says what the stream holds).
     pub seq: u64,
     /// Where the snapshot itself is in the snapshot stream (what a save compares against).
     stored_seq: u64,
@@ -81,17 +81,18 @@ impl EventLog {
     }
 
     /// Where a reader whose state is at version `after` (0: nothing yet) goes on from: the
-    /// room's snapshot when it is ahead of `after` (a cold reader, or one whose next commits
-    /// have expired), then the commits after that.
+    /// commits after it while the stream holds them (a warm reader pays no snapshot read), else
+    /// the room's snapshot when that is ahead of `after` (a cold reader, one whose next commits
+    /// have expired, or a room with no commit left), then the commits after that.
     pub async fn catch_up(&self, room: &RoomId, after: u64) -> Result<CatchUp, LogError> {
         let head = self.head(room).await?;
-        let mut snapshot = self.snapshot(room).await?.filter(|s| s.state.version > after);
-        if let Some(snapshot) = snapshot.as_mut()
-            && head.is_none()
-        {
-            // Every commit of the room has expired: the next append expects an empty subject.
-            snapshot.seq = 0;
+        if after > 0 && head.is_some() {
+            match self.read_at(room, after, head).await {
+                Err(LogError::Expired { .. }) => {}
+                read => return read.map(|commits| CatchUp { snapshot: None, commits, head }),
+            }
         }
+        let snapshot = self.snapshot(room).await?.filter(|s| s.state.version > after);
         let from = snapshot.as_ref().map_or(after, |s| s.state.version);
         let commits = self.read_at(room, from, head).await?;
         Ok(CatchUp { snapshot, commits, head })
@@ -110,7 +111,7 @@ impl EventLog {
             return Ok(None);
         }
         let (mut state, mut seq) = current.map_or((RoomState::default(), 0), |s| (s.state, s.seq));
-        let mut commits = self.read(room, state.version).await?;
+        let mut commits = self.read_at(room, state.version, Some(head)).await?;
         while let Some(stored) = commits.next().await {
             let stored = stored?;
             if stored.commit.version != state.version + 1 {

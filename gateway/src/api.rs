@@ -353,9 +353,7 @@ async fn events(
     }
     let log = &app.inner.log;
     let unavailable = |e: eventlog::LogError| ApiError::unavailable(e.to_string());
-    if log.head(&room).await.map_err(unavailable)?.is_none()
-        && log.snapshot(&room).await.map_err(unavailable)?.is_none()
-    {
+    if log.is_free(&room).await.map_err(unavailable)? {
         return Err(ApiError::not_found("no such room"));
     }
     let mut commits = match log.read(&room, page.after).await {

@@ -176,25 +176,16 @@ impl App {
     /// The room folded up to the log's head: from the Redis view's fold when it has one (only
     /// the commits after it are read, usually a few direct gets), else from the log's snapshot.
     async fn folded(&self, room: &RoomId) -> Result<(u64, String), eventlog::LogError> {
-        let log = &self.inner.log;
-        let state = match self.inner.views.load(room).await {
-            Ok(views::Loaded::At(projection)) => {
-                let mut state = projection.state;
-                match log.read(room, state.version).await {
-                    Ok(mut commits) => {
-                        while let Some(stored) = commits.next().await {
-                            state = state.apply(&stored?.commit);
-                        }
-                        state
-                    }
-                    Err(eventlog::LogError::Expired { .. }) => {
-                        log.fold_while(room, |_, _| true).await?
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            _ => log.fold_while(room, |_, _| true).await?,
+        let base = match self.inner.views.load(room).await {
+            Ok(views::Loaded::At(projection)) => projection.state,
+            _ => events::RoomState::default(),
         };
+        let eventlog::snapshot::CatchUp { snapshot, mut commits, .. } =
+            self.inner.log.catch_up(room, base.version).await?;
+        let mut state = snapshot.map_or(base, |s| s.state);
+        while let Some(stored) = commits.next().await {
+            state = state.apply(&stored?.commit);
+        }
         Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
     }
 

@@ -145,8 +145,7 @@ pub async fn export(
         Err(object_store::Error::NotFound { .. }) => Checkpoint::default(),
         Err(error) => return Err(error).context("cannot read the checkpoint"),
     };
-    let last = log.last_seq().await?;
-    let first = log.first_seq().await?;
+    let (first, last) = log.seq_range().await?;
     let expired = (first > checkpoint.last_seq + 1).then(|| (checkpoint.last_seq + 1, first - 1));
     let mut report = Report {
         last_seq: checkpoint.last_seq,

@@ -393,12 +393,8 @@ async fn snapshots_cover_expired_commits() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let after_expiry = log.catch_up(&r, 0).await.unwrap();
-    let snapshot = after_expiry.snapshot.unwrap();
-    assert_eq!(
-        (snapshot.state.version, snapshot.seq),
-        (3, 0),
-        "next append expects an empty subject"
-    );
+    assert_eq!(after_expiry.snapshot.unwrap().state.version, 3);
+    assert!(after_expiry.head.is_none(), "the next append expects an empty subject");
     assert!(collect(after_expiry.commits).await.is_empty());
     assert!(!log.is_free(&r).await.unwrap(), "the id stays taken: room creation must not reuse it");
     assert_eq!(log.fold_while(&r, |_, _| true).await.unwrap(), three.state);

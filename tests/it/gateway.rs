@@ -579,11 +579,10 @@ async fn joins_while_the_views_trail_start_from_the_view() {
     );
     let id = events::RoomId::new(&room).unwrap();
     let at = head(&nats, &room).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while views.snapshot(&id).await.unwrap().is_none_or(|s| s.version < at) {
-        assert!(Instant::now() < deadline, "the view never reached {at}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tests::eventually(Duration::from_secs(10), "the view reaches the head", || async {
+        views.snapshot(&id).await.unwrap().is_some_and(|s| s.version >= at)
+    })
+    .await;
     projectors.terminate(Duration::from_secs(10));
     for k in 0..100 {
         send(&mut host, command(json!({"type": "chat", "text": format!("unprojected {k}")}))).await;

@@ -1,13 +1,13 @@
 //! Retention: the room stream expires commits by age (`CHANSHARE_STREAM_MAX_AGE_SECS`) and rooms
 //! stay whole, from their snapshots (decision 0005).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eventlog::EventLog;
 use events::RoomId;
 use serde_json::{Value, json};
 use tests::chanshare::replay;
-use tests::{Chanshare, NatsServer, RedisServer};
+use tests::{Chanshare, NatsServer, RedisServer, eventually};
 
 use crate::ws::{await_answers, command, connect, send, welcome};
 
@@ -32,15 +32,6 @@ async fn get(gateway: &Chanshare, path: &str) -> (u16, Value) {
     let response = reqwest::get(format!("http://{}{path}", gateway.addr())).await.unwrap();
     let status = response.status().as_u16();
     (status, serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null))
-}
-
-/// Polls `check` every 100 ms until it holds, for at most `limit`.
-async fn eventually<F: Future<Output = bool>>(limit: Duration, what: &str, check: impl Fn() -> F) {
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

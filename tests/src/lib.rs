@@ -22,3 +22,16 @@ pub use cluster::DevCluster;
 pub use nats::{NatsCluster, NatsServer};
 pub use redis::RedisServer;
 pub use s3::S3Server;
+
+/// Polls `check` every 50 ms until it holds; panics naming `what` after `limit`.
+pub async fn eventually<F: Future<Output = bool>>(
+    limit: std::time::Duration,
+    what: &str,
+    check: impl Fn() -> F,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
