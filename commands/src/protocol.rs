@@ -154,6 +154,10 @@ pub enum ResolveReply {
         /// The thread is archived or closed (it will not grow).
         #[serde(default)]
         archived: bool,
+        /// The thread's subject, or the first words of its opening comment, as plain text
+        /// (absent when it has neither, and from content services older than this field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
     },
     /// The thread does not exist (404 upstream).
     NotFound {

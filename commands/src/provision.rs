@@ -44,12 +44,12 @@ impl Provisioner {
 
     /// Creates a room from `request`.
     pub async fn create(&self, request: CreateRequest) -> CreateReply {
-        let items = match &request.source {
+        let (items, thread_title) = match &request.source {
             Source::Chan { board, thread } => match self.resolve(board, *thread).await {
-                Ok(items) => items,
+                Ok(resolved) => resolved,
                 Err(reply) => return reply,
             },
-            Source::Urls(_) => Vec::new(),
+            Source::Urls(_) => (Vec::new(), None),
         };
         let host = MemberId::generate(random());
         let settings = Settings {
@@ -57,8 +57,14 @@ impl Provisioner {
             listed: request.listed.unwrap_or(true),
         };
         let source = request.source;
+        // The creator's title, else the thread's; empty lets the domain derive one.
+        let title = request
+            .title
+            .filter(|title| !title.trim().is_empty())
+            .or_else(|| thread_title.filter(|title| self.fits_title(title)))
+            .unwrap_or_default();
         let command = Command::CreateRoom {
-            title: request.title.unwrap_or_default(),
+            title,
             source: source.clone(),
             settings,
             name: request.name.unwrap_or_else(|| "host".to_owned()),
@@ -139,8 +145,21 @@ impl Provisioner {
         }
     }
 
-    /// Asks the content service for a thread's playable media.
-    async fn resolve(&self, board: &str, thread: u64) -> Result<Vec<events::Media>, CreateReply> {
+    /// Whether a title from the content service is one the domain accepts (a content service
+    /// of another version might send one it refuses; the room is then titled by its thread).
+    fn fits_title(&self, title: &str) -> bool {
+        let title = title.trim();
+        !title.is_empty()
+            && title.chars().count() <= self.limits.max_title_chars
+            && !title.chars().any(char::is_control)
+    }
+
+    /// Asks the content service for a thread's playable media and its title.
+    async fn resolve(
+        &self,
+        board: &str,
+        thread: u64,
+    ) -> Result<(Vec<events::Media>, Option<String>), CreateReply> {
         let unavailable =
             |message: String| CreateReply::Error { code: RejectCode::Unavailable, message };
         let body = serde_json::to_vec(&ResolveRequest { board: board.to_owned(), thread })
@@ -153,7 +172,7 @@ impl Provisioner {
         .map_err(|_| unavailable("the content service did not answer in time".into()))?
         .map_err(|e| unavailable(format!("the content service is unavailable: {e}")))?;
         match serde_json::from_slice::<ResolveReply>(&response.payload) {
-            Ok(ResolveReply::Resolved { items, .. }) => Ok(items),
+            Ok(ResolveReply::Resolved { items, title, .. }) => Ok((items, title)),
             Ok(ResolveReply::NotFound { message }) => {
                 Err(CreateReply::Rejected { code: RejectCode::NotFound, message })
             }

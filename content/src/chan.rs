@@ -48,6 +48,12 @@ pub struct Post {
     /// The thread is closed (opening post only).
     #[serde(default)]
     pub closed: Option<u8>,
+    /// Subject, HTML-escaped (usually only the opening post has one).
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// Comment, as HTML (`<br>`, quote links, `&gt;` greentext).
+    #[serde(default)]
+    pub com: Option<String>,
 }
 
 /// Extensions that become playlist items, with their content types.
@@ -83,6 +89,8 @@ pub struct Resolved {
     pub files: Vec<MediaFile>,
     /// Archived or closed: it will not grow.
     pub archived: bool,
+    /// A title for a room made from the thread: see [`Thread::title`].
+    pub title: Option<String>,
 }
 
 impl Thread {
@@ -120,8 +128,157 @@ impl Thread {
         }
         let op = self.posts.first();
         let archived = op.is_some_and(|op| op.archived == Some(1) || op.closed == Some(1));
-        Resolved { items, files, archived }
+        Resolved { items, files, archived, title: self.title() }
     }
+
+    /// The thread's title as plain text: the opening post's subject, or else the first words
+    /// of its comment (at most [`COMMENT_TITLE_CHARS`] characters); `None` when both are empty.
+    /// Always a valid room title: at most [`MAX_TITLE_CHARS`] characters, no control, bidi or
+    /// invisible format characters.
+    pub fn title(&self) -> Option<String> {
+        let op = self.posts.first()?;
+        let from = |html: Option<&str>, max| Some(html_title(html?, max)).filter(|t| !t.is_empty());
+        from(op.sub.as_deref(), MAX_TITLE_CHARS)
+            .or_else(|| from(op.com.as_deref(), COMMENT_TITLE_CHARS))
+    }
+}
+
+/// The longest room title (the domain's limit).
+pub const MAX_TITLE_CHARS: usize = 120;
+/// A title taken from a comment keeps about this many characters, cut at a word.
+pub const COMMENT_TITLE_CHARS: usize = 80;
+
+/// 4chan HTML (`sub` or `com`) as a one-line title of at most `max_chars` characters: tags
+/// dropped (`<br>` is a space), entities decoded, control and invisible format characters
+/// removed, whitespace collapsed, and a longer text cut at a word boundary with an ellipsis.
+pub fn html_title(html: &str, max_chars: usize) -> String {
+    let text = decode_entities(&strip_tags(html));
+    let mut words = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        let word: String = word.chars().filter(|c| !invisible(*c)).collect();
+        if word.is_empty() {
+            continue;
+        }
+        if !words.is_empty() {
+            words.push(' ');
+        }
+        words.push_str(&word);
+    }
+    shorten(&words, max_chars)
+}
+
+/// `text` if it has at most `max_chars` characters; else its longest prefix that ends at a word
+/// boundary and leaves room for `…` (a hard cut when the last boundary is before half of it).
+fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let keep = max_chars.saturating_sub(1);
+    let Some((cut, next)) = text.char_indices().nth(keep) else {
+        return text.to_owned();
+    };
+    let prefix = &text[..cut];
+    let at_word = if next == ' ' {
+        prefix
+    } else {
+        match prefix.rfind(' ') {
+            Some(space) if prefix[..space].chars().count() >= keep / 2 => &prefix[..space],
+            _ => prefix,
+        }
+    };
+    let trimmed = at_word.trim_end_matches(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                ',' | ';' | ':' | '-' | '\u{2013}' | '\u{2014}' | '\u{200c}' | '\u{200d}'
+            )
+    });
+    format!("{trimmed}\u{2026}")
+}
+
+/// Drops HTML tags; `<br>` (and the ends of block elements) become a space, `<wbr>` nothing.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            // A lone `<` is text (the API escapes it, but be lenient).
+            rest = &rest[open..];
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim_start_matches('/').trim_start();
+        let name: String = tag
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if matches!(name.as_str(), "br" | "p" | "div" | "li" | "pre" | "tr") {
+            out.push(' ');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Decodes `&amp;` `&lt;` `&gt;` `&quot;` `&apos;` `&nbsp;` and numeric references; anything
+/// else (an unknown name, a reference to a control character or a surrogate) stays as written.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        // The longest reference decoded is `&#x10ffff;`: look for its `;` in the next 10 bytes.
+        let semi = rest.bytes().skip(1).take(10).position(|b| b == b';');
+        let decoded = semi.and_then(|semi| {
+            let name = &rest[1..=semi];
+            let c = match name {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                "nbsp" => ' ',
+                _ => {
+                    let code = match name.strip_prefix('#') {
+                        Some(hex) if hex.starts_with(['x', 'X']) => {
+                            u32::from_str_radix(&hex[1..], 16).ok()?
+                        }
+                        Some(decimal) => decimal.parse().ok()?,
+                        None => return None,
+                    };
+                    char::from_u32(code).filter(|c| !c.is_control())?
+                }
+            };
+            Some((c, semi + 2))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Characters a title must not carry: controls, bidirectional overrides and isolates, and
+/// invisible format characters (zero-width space, word joiner, BOM, soft hyphen, …). The
+/// zero-width (non-)joiners stay: emoji sequences and Persian or Indic words need them.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}' | '\u{200b}' | '\u{200e}' | '\u{200f}'
+            | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{feff}'
+            | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
 /// Whether `board` is a board name: `[a-z0-9]{1,10}`.
@@ -236,5 +393,106 @@ mod tests {
         let odd: Thread = serde_json::from_str(r#"{"posts": [{"no": 1, "tim": -5, "ext": ".webm", "fsize": 1, "md5": "x"},
             {"no": 2, "tim": 9, "ext": ".webm"}, {"no": 3, "tim": 10, "ext": "/../x", "fsize": 1, "md5": "x"}]}"#).unwrap();
         assert!(odd.resolve("wsg", 1).items.is_empty());
+    }
+
+    fn thread(mut op: serde_json::Value) -> Thread {
+        op["no"] = 1.into();
+        serde_json::from_value(serde_json::json!({"posts": [op, {"no": 2, "sub": "a reply"}]}))
+            .unwrap()
+    }
+
+    #[test]
+    fn thread_titles_prefer_the_subject_then_the_comment() {
+        let cases = [
+            (serde_json::json!({"sub": "YGYL thread", "com": "Post them"}), Some("YGYL thread")),
+            (
+                serde_json::json!({"sub": "Tom &amp; Jerry&#039;s &quot;best&quot;"}),
+                Some("Tom & Jerry's \"best\""),
+            ),
+            (
+                serde_json::json!({"sub": "  ", "com": "Webms with sound.<br>No reposts"}),
+                Some("Webms with sound. No reposts"),
+            ),
+            (serde_json::json!({"sub": "<b></b>", "com": "&gt;be me"}), Some(">be me")),
+            (serde_json::json!({"com": "<br><br>"}), None),
+            (serde_json::json!({"sub": "\u{202e}\u{200b}", "com": ""}), None),
+            (serde_json::json!({}), None),
+        ];
+        for (op, expected) in cases {
+            assert_eq!(thread(op.clone()).title().as_deref(), expected, "{op}");
+        }
+        assert_eq!(Thread { posts: Vec::new() }.title(), None);
+        // The title reaches the resolution.
+        let resolved = thread(serde_json::json!({"sub": "s"})).resolve("wsg", 1);
+        assert_eq!(resolved.title.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn comments_become_one_line_of_plain_text() {
+        let cases = [
+            (
+                "Webms with sound.<br>No reposts, no loud ones.",
+                "Webms with sound. No reposts, no loud ones.",
+            ),
+            (
+                "<a href=\"#p5830000\" class=\"quotelink\">&gt;&gt;5830000</a><br>lmao",
+                ">>5830000 lmao",
+            ),
+            ("<span class=\"quote\">&gt;implying</span><br/>kek", ">implying kek"),
+            ("line one<BR>line two< br >three", "line one line two three"),
+            ("long<wbr>word", "longword"),
+            ("tabs\tand\n\nnewlines   and  spaces", "tabs and newlines and spaces"),
+            ("&lt;script&gt;alert(1)&lt;/script&gt;", "<script>alert(1)</script>"),
+            (
+                "&#x41;&#66;&#0067; &amp;amp; &bogus; & alone &#1114112; &#0; &#x7f; &#;",
+                "ABC &amp; &bogus; & alone &#1114112; &#0; &#x7f; &#;",
+            ),
+            ("&nbsp;&nbsp;padded&#160;", "padded"),
+            ("a < b", "a < b"),
+            ("unclosed <tag", "unclosed <tag"),
+            (
+                "\u{202e}evil\u{202c} \u{2066}iso\u{2069} zero\u{200b}width \u{feff}bom soft\u{ad}hyphen",
+                "evil iso zerowidth bom softhyphen",
+            ),
+            ("bell\u{7}char &#x202E;rtl", "bellchar rtl"),
+            (
+                "emoji 👨\u{200d}👩\u{200d}👧 and می\u{200c}خواهم",
+                "emoji 👨\u{200d}👩\u{200d}👧 and می\u{200c}خواهم",
+            ),
+            ("кот и пылесос ねこ", "кот и пылесос ねこ"),
+        ];
+        for (html, expected) in cases {
+            assert_eq!(html_title(html, 200), expected, "{html:?}");
+        }
+    }
+
+    #[test]
+    fn long_comments_are_cut_at_a_word_with_an_ellipsis() {
+        let words = "the quick brown fox jumps over the lazy dog ".repeat(5);
+        // The 80th character is inside "lazy": the cut is before it.
+        assert_eq!(
+            html_title(&words, 80),
+            "the quick brown fox jumps over the lazy dog the quick brown fox jumps over the…"
+        );
+        // Exactly at the limit: kept whole; one more word: cut.
+        let eighty = "x".repeat(75) + " abcd";
+        assert_eq!(html_title(&eighty, 80), eighty);
+        assert_eq!(html_title(&(eighty.clone() + " e"), 80), format!("{}…", "x".repeat(75)));
+        // No space in reach (a URL, Japanese): a hard cut at the limit.
+        let japanese = "猫".repeat(100);
+        assert_eq!(html_title(&japanese, 80), format!("{}…", "猫".repeat(79)));
+        let url = format!("see https://example.com/{}", "a".repeat(200));
+        let cut = html_title(&url, 80);
+        assert_eq!(cut.chars().count(), 80);
+        assert!(cut.starts_with("see https://"), "{cut}");
+        // Trailing punctuation and joiners do not sit before the ellipsis.
+        let commas = format!("{}, more words here", "w".repeat(70));
+        assert_eq!(html_title(&commas, 75), format!("{}…", "w".repeat(70)));
+        // Every title from the hostile fixture characters is a valid room title.
+        for html in [&"&#x202e;".repeat(200), &"a\u{300}".repeat(200), &"&amp;".repeat(200)] {
+            let title = html_title(html, MAX_TITLE_CHARS);
+            assert!(title.chars().count() <= MAX_TITLE_CHARS, "{title}");
+            assert!(!title.chars().any(|c| c.is_control() || invisible(c)), "{title:?}");
+        }
     }
 }

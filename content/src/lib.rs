@@ -67,9 +67,20 @@ struct WatchRequest {
 #[derive(Debug, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum ResolveReply {
-    Resolved { items: Vec<events::Media>, archived: bool },
-    NotFound { message: String },
-    Error { code: RejectCode, message: String },
+    Resolved {
+        items: Vec<events::Media>,
+        archived: bool,
+        /// The thread's subject or first words (absent when it has neither).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
+    NotFound {
+        message: String,
+    },
+    Error {
+        code: RejectCode,
+        message: String,
+    },
 }
 
 /// Everything the content role runs.
@@ -152,6 +163,7 @@ async fn resolve(content: &Content, payload: &[u8]) -> ResolveReply {
         Ok(resolution) => ResolveReply::Resolved {
             items: resolution.resolved.items,
             archived: resolution.resolved.archived,
+            title: resolution.resolved.title,
         },
         Err(ResolveError::NotFound) => {
             ResolveReply::NotFound { message: "thread not found".into() }

@@ -139,6 +139,7 @@ async fn resolving_threads() {
     assert_eq!(items[1]["post_url"], "https://boards.4chan.org/wsg/thread/5812345#p5812351");
     assert_eq!(items[0]["size"], 34336);
     assert_eq!(items[0]["md5"], "JpDgWvkXN/aiaJ60UD4xQQ==");
+    assert_eq!(live["title"], "YGYL thread", "the opening post's subject");
 
     let archived = resolve(&nats, "wsg", 5800000).await;
     assert_eq!(
@@ -422,7 +423,7 @@ async fn chan_rooms_follow_their_thread() {
     let state = room_state(&log, &room).await;
     let titles: Vec<_> = state.playlist.iter().map(|i| i.media.title.as_str()).collect();
     assert_eq!(titles, THREAD_TITLES);
-    assert_eq!(state.title, "/wsg/ 5812345");
+    assert_eq!(state.title, "YGYL thread", "titled by the thread's subject");
 
     // The first three items are fetched into the cache in the background.
     let first_three = ["1743100200123456.webm", "1743100437554012.mp4", "1743100655000817.gif"];
@@ -484,6 +485,77 @@ async fn chan_rooms_follow_their_thread() {
     commands.stop().await;
     a.stop().await;
     b.stop().await;
+}
+
+/// A room made from a thread without a title is titled by the thread: its subject, else the
+/// first words of its opening comment as plain text, else `/board/ number`; the creator's title
+/// wins over all of them.
+#[tokio::test]
+async fn chan_rooms_are_titled_by_their_thread() {
+    let (nats, redis, fixture) =
+        (NatsServer::start(), RedisServer::start(), ChanFixture::start().await);
+    let media = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(media.path()).unwrap());
+    let content = Replica::start(&nats, &redis, &fixture, store).await;
+    let commands =
+        crate::commands::Replica::start(&nats, &redis, crate::commands::quiet_reaper()).await;
+    // The large fixture thread with another opening post: no subject and a hostile comment;
+    // then neither subject nor comment.
+    let mut big: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures_dir().join("api/wsg/thread/5830000.json")).unwrap(),
+    )
+    .unwrap();
+    let op = big["posts"][0].as_object_mut().unwrap();
+    op.remove("sub");
+    op.insert(
+        "com".into(),
+        concat!(
+            "<span class=\"quote\">&gt;sound on</span><br>Tom &amp; Jerry&#039;s ",
+            "\u{202e}reversed\u{202c} \u{200b}clips<br><br>   <b>only</b> the <wbr>best\tones, ",
+            "no &quot;loud&quot; ones, no reposts, no <s>spoilers</s> and please no porn either"
+        )
+        .into(),
+    );
+    fixture.serve_thread("wsg", 5830001, serde_json::to_vec(&big).unwrap());
+    let op = big["posts"][0].as_object_mut().unwrap();
+    op.insert("sub".into(), "".into());
+    op.insert("com".into(), "<br>".into());
+    fixture.serve_thread("wsg", 5830002, serde_json::to_vec(&big).unwrap());
+
+    let client = nats.client().await;
+    let (log, _) = eventlog::EventLog::connect(nats.client().await, 1).await.unwrap();
+    for (thread, title, expected) in [
+        (5830000, None, "Sound on thread #412"),
+        (
+            5830001,
+            None,
+            ">sound on Tom & Jerry's reversed clips only the best ones, no \"loud\" ones, no…",
+        ),
+        (5830002, None, "/wsg/ 5830002"),
+        (5830000, Some("movie night"), "movie night"),
+        (
+            5830001,
+            Some("   "),
+            ">sound on Tom & Jerry's reversed clips only the best ones, no \"loud\" ones, no…",
+        ),
+    ] {
+        let mut body = serde_json::json!({"source": {"chan": {"board": "wsg", "thread": thread}}});
+        if let Some(title) = title {
+            body["title"] = title.into();
+        }
+        let reply =
+            client.request("chanshare.rooms.create", body.to_string().into()).await.unwrap();
+        let created: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(created["status"], "created", "{thread}: {created}");
+        let room = events::RoomId::new(created["room_id"].as_str().unwrap()).unwrap();
+        let state = room_state(&log, &room).await;
+        assert_eq!(state.title, expected, "thread {thread}, title {title:?}");
+        assert!(state.title.chars().count() <= 80 || title.is_some(), "{}", state.title);
+        assert!(!state.playlist.is_empty(), "thread {thread} has its items");
+    }
+    commands.stop().await;
+    content.stop().await;
 }
 
 async fn history(log: &eventlog::EventLog, room: &events::RoomId) -> Vec<eventlog::Stored> {

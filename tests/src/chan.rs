@@ -1,7 +1,8 @@
 //! A fake 4chan: the API and the CDN served from `../shared/fixtures/chan/`, with the knobs tests
-//! need (If-Modified-Since, Range, latency, faults, the after-refresh thread, a request log).
+//! need (If-Modified-Since, Range, latency, faults, the after-refresh thread, threads a test
+//! writes, a request log).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,8 @@ struct Knobs {
     api_faults: Mutex<VecDeque<Fault>>,
     media_faults: Mutex<VecDeque<Fault>>,
     seen: Mutex<Vec<Seen>>,
+    /// Thread JSON by `{board}/{no}`, served in place of (or beside) the files.
+    threads: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,16 @@ impl ChanFixture {
         self.knobs.after_refresh.store(true, Ordering::SeqCst);
     }
 
+    /// Serves `json` as thread `board`/`no` from now on (a thread the fixtures do not have, or
+    /// another version of one they have).
+    pub fn serve_thread(&self, board: &str, no: u64, json: impl Into<Vec<u8>>) {
+        self.knobs
+            .threads
+            .lock()
+            .expect("fixture lock")
+            .insert(format!("{board}/{no}"), json.into());
+    }
+
     /// Delays every answer by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         *self.knobs.latency.lock().expect("fixture lock") = latency;
@@ -173,7 +186,11 @@ async fn thread(
     let Some(no) = file.strip_suffix(".json") else { return StatusCode::NOT_FOUND.into_response() };
     let refreshed = fx.knobs.after_refresh.load(Ordering::SeqCst) && no == "5812345";
     let name = if refreshed { format!("{no}.after-refresh.json") } else { format!("{no}.json") };
-    let Ok(body) = std::fs::read(fx.root.join("api").join(&board).join("thread").join(name)) else {
+    let written =
+        fx.knobs.threads.lock().expect("fixture lock").get(&format!("{board}/{no}")).cloned();
+    let Some(body) = written
+        .or_else(|| std::fs::read(fx.root.join("api").join(&board).join("thread").join(name)).ok())
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let last_modified = if refreshed { LAST_MODIFIED_AFTER } else { LAST_MODIFIED };
