@@ -96,9 +96,28 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/api/rooms",
-        summary: "The lobby: listed open rooms, most recently active first",
-        query: &[],
-        responses: &[(200, "rooms"), (503, "unavailable")],
+        summary: "The lobby: listed open rooms, most recently active first, a page at a time",
+        query: &[
+            ("limit", "rooms per page, 1 to 200 (default 50)"),
+            (
+                "cursor",
+                "the next_cursor of the previous page (opaque): the page after it; a room \
+                 that becomes active meanwhile moves to the front and is not repeated",
+            ),
+            (
+                "q",
+                "only rooms whose title contains this text, ignoring case (at most 100 characters)",
+            ),
+        ],
+        responses: &[
+            (
+                200,
+                "rooms, and next_cursor (null on the last page; a search page may hold fewer \
+                 than limit rooms and still have one)",
+            ),
+            (400, "bad limit, cursor or q"),
+            (503, "unavailable"),
+        ],
         handler: || get(lobby),
     },
     Route {
@@ -301,10 +320,66 @@ async fn create(
     }
 }
 
-async fn lobby(State(app): State<App>) -> Result<Response, ApiError> {
-    let rooms =
-        app.inner.views.lobby(100).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
-    Ok(axum::Json(json!({"rooms": rooms})).into_response())
+/// `GET /api/rooms` query parameters.
+#[derive(Debug, Deserialize)]
+struct LobbyQuery {
+    #[serde(default = "default_lobby_limit")]
+    limit: usize,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+fn default_lobby_limit() -> usize {
+    50
+}
+
+/// The longest lobby search.
+const MAX_SEARCH_CHARS: usize = 100;
+
+/// A lobby cursor on the wire: base64url of `v1:{updated_ms}:{room}`. Opaque to clients.
+fn encode_cursor(cursor: &views::LobbyCursor) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("v1:{}:{}", cursor.updated_ms, cursor.room))
+}
+
+fn decode_cursor(text: &str) -> Option<views::LobbyCursor> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (updated_ms, room) = text.strip_prefix("v1:")?.split_once(':')?;
+    let room = RoomId::new(room).ok()?;
+    Some(views::LobbyCursor { updated_ms: updated_ms.parse().ok()?, room: room.to_string() })
+}
+
+async fn lobby(
+    State(app): State<App>,
+    query: Result<Query<LobbyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if !(1..=200).contains(&query.limit) {
+        return Err(ApiError::invalid("limit must be 1 to 200"));
+    }
+    let after = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(decode_cursor(text).ok_or_else(|| {
+            ApiError::invalid("bad cursor: pass the next_cursor of a previous page")
+        })?),
+    };
+    let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if search.is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+        return Err(ApiError::invalid(format!("q is longer than {MAX_SEARCH_CHARS} characters")));
+    }
+    let page = app
+        .inner
+        .views
+        .lobby_page(after.as_ref(), query.limit, search)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let next_cursor = page.next.as_ref().map(encode_cursor);
+    Ok(axum::Json(json!({"rooms": page.rooms, "next_cursor": next_cursor})).into_response())
 }
 
 async fn state(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -697,3 +697,124 @@ async fn shutdown_idle_and_per_address_limits() {
     }
     assert_eq!(codes, [Some(1001), Some(1001)]);
 }
+
+/// `GET /api/rooms` pages with an opaque cursor (every listed room once, newest first, also
+/// while rooms become active), searches titles ignoring case, and refuses bad parameters with
+/// the error envelope.
+#[tokio::test]
+async fn the_lobby_pages_with_a_cursor_and_searches() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[("CHANSHARE_CREATIONS_PER_MINUTE", "100".to_owned())]);
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", gateway.addr());
+    let mut titles: Vec<String> = (0..12).map(|n| format!("room {n:02}")).collect();
+    titles.extend(["Movie Night ÄÖ".to_owned(), "late MOVIE show".to_owned()]);
+    let mut hosts = BTreeMap::new();
+    for (title, listed) in
+        titles.iter().map(|t| (t.as_str(), true)).chain([("hidden movie", false)])
+    {
+        let body = json!({"title": title, "listed": listed, "source": {"urls": ["https://example.com/a.webm"]}});
+        let response =
+            http.post(format!("{base}/api/rooms")).body(body.to_string()).send().await.unwrap();
+        assert_eq!(response.status(), 201, "{title}");
+        let created: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        hosts.insert(created["room_id"].as_str().unwrap().to_owned(), created["member_id"].clone());
+    }
+    let get = |query: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let response = http.get(format!("{base}/api/rooms{query}")).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).unwrap())
+        }
+    };
+    // A column of a page's rooms.
+    let rooms = |body: &Value, field: &str| -> Vec<String> {
+        body["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Every page of `query` from `cursor` on: their sizes, and the rooms in order.
+    let page_on = async |query: &str, mut cursor: Option<String>| {
+        let (mut sizes, mut ids) = (Vec::new(), Vec::new());
+        loop {
+            let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let (status, page) = get(format!("?{query}{after}")).await;
+            assert_eq!(status, 200, "{page}");
+            let found = rooms(&page, "room_id");
+            sizes.push(found.len());
+            ids.extend(found);
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return (sizes, ids),
+            }
+        }
+    };
+    tests::eventually(Duration::from_secs(10), "every listed room in the lobby", || async {
+        get(String::new()).await.1["rooms"].as_array().unwrap().len() == 14
+    })
+    .await;
+    let (status, all) = get(String::new()).await;
+    assert_eq!(
+        (status, &all["next_cursor"]),
+        (200, &Value::Null),
+        "one page holds 14 (default 50)"
+    );
+    let all = rooms(&all, "room_id");
+
+    // Pages of 5: 5, 5, 4, each room once, in the order of the whole list.
+    assert_eq!(page_on("limit=5", None).await, (vec![5, 5, 4], all.clone()));
+
+    // A room of the first page becomes active while a client pages: it moves to the front
+    // and the client does not see it again; every other room still comes once.
+    let (_, first) = get("?limit=5".to_owned()).await;
+    let active = rooms(&first, "room_id")[2].clone();
+    let host = hosts[&active].as_str().unwrap();
+    crate::replay::command(&nats, &active, host, json!({"type": "chat", "text": "hi"})).await;
+    tests::eventually(Duration::from_secs(10), "the active room first", || async {
+        rooms(&get("?limit=1".to_owned()).await.1, "room_id") == [active.clone()]
+    })
+    .await;
+    let (_, rest) = page_on("limit=5", first["next_cursor"].as_str().map(str::to_owned)).await;
+    assert_eq!(rest, all[5..], "the rest, none repeated");
+
+    // Search: titles, ignoring case (Unicode too), never unlisted rooms; it pages like a list.
+    let titles_of = |body: &Value| rooms(body, "title");
+    let (status, movies) = get("?q=MoViE".to_owned()).await;
+    assert_eq!(status, 200);
+    let mut found = titles_of(&movies);
+    found.sort();
+    assert_eq!(found, ["Movie Night ÄÖ", "late MOVIE show"]);
+    assert_eq!(
+        titles_of(&get("?q=%20night%20%C3%A4%C3%B6%20".to_owned()).await.1),
+        ["Movie Night ÄÖ"]
+    );
+    assert_eq!(titles_of(&get("?q=nothing%20like%20it".to_owned()).await.1), Vec::<String>::new());
+    assert_eq!(page_on("q=room&limit=10", None).await.0, [10, 2]);
+    assert_eq!(get(format!("?q={}", "a".repeat(100))).await.0, 200);
+
+    // Bad parameters: 400 with the error envelope.
+    // base64url of "v1:x:not-room" and of "v1:5:NOT A ROOM"
+    let (forged, forged_room) = ("djE6eDpub3Qtcm9vbQ", "djE6NTpOT1QgQSBST09N");
+    for query in [
+        "?limit=0".to_owned(),
+        "?limit=201".to_owned(),
+        "?limit=-1".to_owned(),
+        "?limit=ten".to_owned(),
+        "?cursor=not-a-cursor!".to_owned(),
+        format!("?cursor={forged}"),
+        format!("?cursor={forged_room}"),
+        format!("?q={}", "a".repeat(101)),
+    ] {
+        let (status, body) = get(query.clone()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid")),
+            "{query}: {body}"
+        );
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{query}");
+    }
+}

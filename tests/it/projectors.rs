@@ -243,3 +243,64 @@ async fn dump(redis: &RedisServer) -> BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>> 
     }
     dump
 }
+
+/// The lobby pages by position, not offset: rooms active in the same millisecond are ordered by
+/// id and each is listed once; a search that matches little stops after `LOBBY_SCAN` rooms and
+/// goes on with the next page.
+#[tokio::test]
+async fn lobby_pages_through_ties_and_bounds_a_search() {
+    let redis = RedisServer::start();
+    let views = views(&redis).await;
+    let mut conn =
+        redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    // 2100 rooms, ten in each millisecond; only the oldest is about cats.
+    let rooms = 2100u64;
+    let mut pipe = redis::pipe();
+    for n in 0..rooms {
+        let (room, at) = (format!("room-{n:04}"), 1_000 + n / 10);
+        let title = if n == 0 { "Cat videos".to_owned() } else { format!("room {n}") };
+        let entry = serde_json::json!({"room_id": room, "title": title, "members": 1, "online": 1,
+            "now_playing": null, "thumb_url": null, "updated_ms": at, "version": 1});
+        pipe.hset(format!("chanshare:view:{room}"), "lobby", entry.to_string()).ignore();
+        pipe.zadd("chanshare:lobby", &room, at).ignore();
+    }
+    pipe.query_async::<()>(&mut conn).await.unwrap();
+    // The order: newest first, ties by id, descending (as ZREVRANGE has it).
+    let mut expected: Vec<(u64, String)> =
+        (0..rooms).map(|n| (1_000 + n / 10, format!("room-{n:04}"))).collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = expected.into_iter().map(|(_, room)| room).collect();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        // 7 does not divide 10: pages end inside a millisecond.
+        let page = views.lobby_page(cursor.as_ref(), 7, None).await.unwrap();
+        pages += 1;
+        assert!(page.rooms.len() == 7 || page.next.is_none(), "only the last page is short");
+        seen.extend(page.rooms.into_iter().map(|r| r.room_id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2100usize.div_ceil(7));
+    assert_eq!(seen, expected, "every room once, in order");
+    assert_eq!(views.lobby(5).await.unwrap().len(), 5);
+
+    // The cat room is the 2100th: the first page looks at 2000 rooms, finds none, and says where
+    // to go on; the next finds it, case-insensitively.
+    let first = views.lobby_page(None, 50, Some("CAT")).await.unwrap();
+    assert!(first.rooms.is_empty());
+    let next = first.next.expect("a search that stopped early has a next page");
+    assert_eq!(next.room, expected[views::LOBBY_SCAN - 1]);
+    let second = views.lobby_page(Some(&next), 50, Some("cAt")).await.unwrap();
+    let titles: Vec<_> = second.rooms.iter().map(|r| r.title.as_str()).collect();
+    assert_eq!((titles, second.next), (vec!["Cat videos"], None));
+    // A search that matches many pages like a plain listing.
+    let page = views.lobby_page(None, 3, Some("room 20")).await.unwrap();
+    let titles: Vec<_> = page.rooms.iter().map(|r| r.title.as_str()).collect();
+    assert_eq!(titles, ["room 2099", "room 2098", "room 2097"]);
+    assert!(page.next.is_some());
+}

@@ -21,7 +21,8 @@ fn lines(output: &Output) -> Vec<Value> {
     stdout(output).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-async fn command(nats: &NatsServer, room: &str, actor: &str, body: Value) {
+/// Sends `body` to `room` as `actor` over NATS; it must be accepted.
+pub(crate) async fn command(nats: &NatsServer, room: &str, actor: &str, body: Value) {
     let request = json!({"id": uuid::Uuid::new_v4().to_string(), "actor": actor, "command": body});
     let reply = nats
         .client()

@@ -6,7 +6,8 @@
 //! - `chanshare:view:{room}` — hash: `version`, `seq`, `fold` (binary [`Projection`]), `view`
 //!   (the pinned state JSON), `members` (JSON), `chat` (JSON, last 200), `lobby` (JSON or empty),
 //!   and `status` when the room's projection is parked.
-//! - `chanshare:lobby` — sorted set: listed open rooms by time of last commit.
+//! - `chanshare:lobby` — sorted set: listed open rooms by time of last commit (ties by id);
+//!   [`Views::lobby_page`] pages it with a cursor (a position, not an offset).
 //! - `chanshare:views:applied` — the highest stream sequence whose effect is in the views.
 //! - `chanshare:views:epoch` — present while the views are complete; a flushed or restarted Redis
 //!   loses it, writes then refuse, and the projectors rebuild.
@@ -28,7 +29,34 @@ const EPOCH: &str = "chanshare:views:epoch";
 const VIEW_PREFIX: &str = "chanshare:view:";
 
 fn view_key(room: &RoomId) -> String {
+    view_key_str(room.as_str())
+}
+
+fn view_key_str(room: &str) -> String {
     format!("{VIEW_PREFIX}{room}")
+}
+
+/// Lobby rooms read per Redis round trip.
+const LOBBY_BATCH: usize = 200;
+/// The most lobby rooms one page looks at (a search that matches little stops here).
+pub const LOBBY_SCAN: usize = 2000;
+
+/// A position in the lobby's order: just after the room `room`, last active at `updated_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LobbyCursor {
+    /// The score of the room in the lobby set: the time of its last commit.
+    pub updated_ms: u64,
+    /// The room.
+    pub room: String,
+}
+
+/// A page of the lobby.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LobbyPage {
+    /// The rooms, most recently active first.
+    pub rooms: Vec<LobbyEntry>,
+    /// Where the next page starts, when there may be more.
+    pub next: Option<LobbyCursor>,
 }
 
 /// What went wrong with the views.
@@ -227,26 +255,109 @@ impl Views {
         Ok(redis::cmd("HGET").arg(view_key(room)).arg(field).query_async(&mut self.conn()).await?)
     }
 
-    /// The lobby: listed open rooms, most recently active first.
+    /// The lobby's first `limit` rooms, most recently active first.
     pub async fn lobby(&self, limit: usize) -> Result<Vec<LobbyEntry>, ViewError> {
-        let rooms: Vec<String> = redis::cmd("ZREVRANGE")
-            .arg(LOBBY)
-            .arg(0)
-            .arg(limit.saturating_sub(1))
-            .query_async(&mut self.conn())
-            .await?;
-        let mut entries = Vec::with_capacity(rooms.len());
-        for room in rooms {
-            let json: Option<String> = redis::cmd("HGET")
-                .arg(format!("{VIEW_PREFIX}{room}"))
-                .arg("lobby")
-                .query_async(&mut self.conn())
-                .await?;
-            if let Some(entry) = json.and_then(|j| serde_json::from_str(&j).ok()) {
-                entries.push(entry);
+        Ok(self.lobby_page(None, limit, None).await?.rooms)
+    }
+
+    /// A page of the lobby: up to `limit` rooms after `after` (from the start when `None`),
+    /// most recently active first, whose titles contain `search` ignoring case.
+    ///
+    /// The order is the lobby set's: last activity, newest first, ties by room id. A cursor is
+    /// a position in that order, not an offset, so paging on while rooms come, go or become
+    /// active never repeats a room; a room that becomes active meanwhile moves to the front,
+    /// before the cursor. A search looks at no more than [`LOBBY_SCAN`] rooms per page: a page
+    /// may then hold fewer than `limit` rooms and still have a `next` cursor.
+    pub async fn lobby_page(
+        &self,
+        after: Option<&LobbyCursor>,
+        limit: usize,
+        search: Option<&str>,
+    ) -> Result<LobbyPage, ViewError> {
+        let search = search.map(str::to_lowercase).filter(|s| !s.is_empty());
+        let mut rooms: Vec<LobbyEntry> = Vec::new();
+        let mut last: Option<LobbyCursor> = None;
+        let mut position = after.cloned();
+        let mut scanned = 0;
+        while scanned < LOBBY_SCAN {
+            let batch = self.lobby_positions(position.as_ref(), LOBBY_BATCH).await?;
+            let mut pipe = redis::pipe();
+            for cursor in &batch {
+                pipe.hget(view_key_str(&cursor.room), "lobby");
+            }
+            let entries: Vec<Option<String>> = if batch.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut self.conn()).await?
+            };
+            let full_batch = batch.len() == LOBBY_BATCH;
+            for (cursor, json) in batch.into_iter().zip(entries) {
+                scanned += 1;
+                let entry = json.and_then(|j| serde_json::from_str::<LobbyEntry>(&j).ok());
+                if let Some(entry) = entry.filter(|e| {
+                    search.as_deref().is_none_or(|s| e.title.to_lowercase().contains(s))
+                }) {
+                    if rooms.len() == limit {
+                        // One more room matches: the page is full and has a next one.
+                        return Ok(LobbyPage { rooms, next: last });
+                    }
+                    rooms.push(entry);
+                    last = Some(cursor.clone());
+                }
+                position = Some(cursor);
+            }
+            if !full_batch {
+                return Ok(LobbyPage { rooms, next: None });
             }
         }
-        Ok(entries)
+        // The scan budget is spent: go on from the last room looked at.
+        Ok(LobbyPage { rooms, next: position })
+    }
+
+    /// Up to `count` lobby positions after `after`, in the lobby's order.
+    async fn lobby_positions(
+        &self,
+        after: Option<&LobbyCursor>,
+        count: usize,
+    ) -> Result<Vec<LobbyCursor>, ViewError> {
+        let mut conn = self.conn();
+        let read = |rows: Vec<(String, f64)>| {
+            rows.into_iter().map(|(room, score)| LobbyCursor { updated_ms: score as u64, room })
+        };
+        let Some(after) = after else {
+            let rows: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+                .arg(LOBBY)
+                .arg(0)
+                .arg(count.saturating_sub(1))
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await?;
+            return Ok(read(rows).collect());
+        };
+        // Rooms active in the same millisecond as the cursor's come first, by id, then the older.
+        let ties: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+            .arg(LOBBY)
+            .arg(after.updated_ms)
+            .arg(after.updated_ms)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        let mut positions: Vec<LobbyCursor> =
+            read(ties).filter(|p| p.room < after.room).take(count).collect();
+        if positions.len() < count {
+            let older: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(LOBBY)
+                .arg(format!("({}", after.updated_ms))
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(count - positions.len())
+                .query_async(&mut conn)
+                .await?;
+            positions.extend(read(older));
+        }
+        Ok(positions)
     }
 
     /// The highest stream sequence applied, `None` if unknown (flushed).
