@@ -12,6 +12,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", "text/css; charset=utf-8", include_str!("../ui/app.css")),
     ("lobby.js", "text/javascript; charset=utf-8", include_str!("../ui/lobby.js")),
     ("room.js", "text/javascript; charset=utf-8", include_str!("../ui/room.js")),
+    ("icon.svg", "image/svg+xml", include_str!("../ui/icon.svg")),
 ];
 
 fn asset(name: &str) -> Response {
@@ -30,10 +31,12 @@ fn asset(name: &str) -> Response {
     }
 }
 
-/// `/` (the lobby), `/r/{id}` (a room) and `/ui/{file}` (their assets).
+/// `/` (the lobby), `/r/{id}` (a room), `/ui/{file}` (their assets) and `/favicon.ico` (the
+/// icon, as SVG, for clients that ask for it without reading the pages' `<link rel="icon">`).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { asset("index.html") }))
+        .route("/favicon.ico", get(|| async { asset("icon.svg") }))
         .route("/r/{id}", get(|_: Path<String>| async { asset("room.html") }))
         .route("/ui/{file}", get(|Path(file): Path<String>| async move { asset(&file) }))
 }

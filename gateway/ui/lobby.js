@@ -1,16 +1,42 @@
-// The lobby: create a room, list the public ones. All user text goes through textContent.
+// The lobby: create a room, list the public ones (a page at a time, searchable). All user text
+// goes through textContent.
 "use strict";
 
 const form = document.getElementById("create");
 const roomsBox = document.getElementById("rooms");
+const statusLine = document.getElementById("rooms-status");
+const moreButton = document.getElementById("more");
+const searchForm = document.getElementById("search");
+const searchInput = document.getElementById("q");
+// Rooms per "Show more"; a refresh reloads as many as are shown, up to 200 per request.
+const PAGE = 50;
+const MAX_LIMIT = 200;
+// Requests one load may make: a search that matches little is answered in short pages.
+const MAX_REQUESTS = 10;
 let tab = "chan";
 form.name.value = localStorage.getItem("chanshare:name") || "";
 
-for (const button of form.querySelectorAll("[data-tab]")) {
-  button.addEventListener("click", () => {
-    tab = button.dataset.tab;
-    for (const b of form.querySelectorAll("[data-tab]")) b.classList.toggle("active", b === button);
-    for (const pane of form.querySelectorAll("[data-pane]")) pane.hidden = pane.dataset.pane !== tab;
+const tabs = [...form.querySelectorAll("[data-tab]")];
+function selectTab(button) {
+  tab = button.dataset.tab;
+  for (const b of tabs) {
+    const on = b === button;
+    b.classList.toggle("active", on);
+    b.setAttribute("aria-selected", String(on));
+    b.tabIndex = on ? 0 : -1;
+  }
+  for (const pane of form.querySelectorAll("[data-pane]")) pane.hidden = pane.dataset.pane !== tab;
+}
+for (const button of tabs) {
+  button.addEventListener("click", () => selectTab(button));
+  // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
+  button.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (!step) return;
+    const next = tabs[(tabs.indexOf(button) + step + tabs.length) % tabs.length];
+    selectTab(next);
+    next.focus();
+    event.preventDefault();
   });
 }
 
@@ -50,6 +76,7 @@ function card(room) {
   const a = document.createElement("a");
   a.className = "room-card panel";
   a.href = `/r/${encodeURIComponent(room.room_id)}`;
+  a.dataset.room = room.room_id;
   if (room.thumb_url) {
     const img = document.createElement("img");
     img.src = room.thumb_url;
@@ -61,7 +88,7 @@ function card(room) {
   title.textContent = room.title;
   const meta = document.createElement("span");
   meta.className = "muted";
-  meta.textContent = `${room.online} online · ${room.members} members`;
+  meta.textContent = `${room.online} online · ${room.members} ${room.members === 1 ? "member" : "members"}`;
   const now = document.createElement("span");
   now.className = "muted";
   now.textContent = room.now_playing ? `Playing: ${room.now_playing}` : "nothing playing";
@@ -69,14 +96,117 @@ function card(room) {
   return a;
 }
 
-async function refresh() {
+// What the list shows: the search, how many rooms are wanted, and where the next page starts.
+const list = { query: "", wanted: PAGE, rooms: [], cursor: null, generation: 0, busy: false };
+// Cards by room, reused while the room's entry is unchanged (no image reloads, no flicker).
+const cards = new Map();
+
+async function fetchPage(query, cursor, limit) {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (query) params.set("q", query);
+  if (cursor) params.set("cursor", cursor);
+  const response = await fetch(`/api/rooms?${params}`);
+  if (!response.ok) throw new Error(`lobby answered ${response.status}`);
+  return response.json();
+}
+
+// Loads `count` more rooms after `cursor` (all from the start when `cursor` is null and `from`
+// is empty), for the search `query`.
+async function collect(query, from, cursor, count) {
+  const rooms = [...from];
+  const ids = new Set(rooms.map((r) => r.room_id));
+  let next = cursor;
+  for (let requests = 0; requests < MAX_REQUESTS; requests += 1) {
+    const missing = count - (rooms.length - from.length);
+    if (missing <= 0) break;
+    const page = await fetchPage(query, next, Math.min(MAX_LIMIT, missing));
+    for (const room of page.rooms) if (!ids.has(room.room_id)) { ids.add(room.room_id); rooms.push(room); }
+    next = page.next_cursor || null;
+    if (!next) break;
+  }
+  return { rooms, cursor: next };
+}
+
+function render() {
+  const seen = new Set();
+  const elements = list.rooms.map((room) => {
+    const json = JSON.stringify(room);
+    seen.add(room.room_id);
+    const known = cards.get(room.room_id);
+    if (known && known.json === json) return known.element;
+    const element = card(room);
+    cards.set(room.room_id, { json, element });
+    return element;
+  });
+  for (const id of cards.keys()) if (!seen.has(id)) cards.delete(id);
+  roomsBox.replaceChildren(...elements);
+  const n = list.rooms.length;
+  if (!n) statusLine.textContent = list.query ? `No public room matches “${list.query}”.` : "No public rooms yet: start one.";
+  else statusLine.textContent = `${n} ${n === 1 ? "room" : "rooms"}${list.query ? ` matching “${list.query}”` : ""}${list.cursor ? ", more below" : ""}`;
+  moreButton.hidden = !list.cursor;
+}
+
+// Runs `load` unless a newer load started meanwhile (a search typed on, a click).
+async function run(load) {
+  const generation = ++list.generation;
+  list.busy = true;
   try {
-    const response = await fetch("/api/rooms");
-    const { rooms } = await response.json();
-    roomsBox.replaceChildren(...(rooms.length ? rooms.map(card) : [Object.assign(document.createElement("p"), { className: "muted", textContent: "No public rooms yet: start one." })]));
+    const result = await load();
+    if (generation !== list.generation) return;
+    Object.assign(list, result);
+    render();
   } catch {
     // Keep the last list; the next refresh may work.
+  } finally {
+    if (generation === list.generation) list.busy = false;
   }
 }
-refresh();
-setInterval(refresh, 5000);
+
+// From the start: a new search, or the periodic refresh of what is shown.
+function reload() {
+  const { query, wanted } = list;
+  return run(async () => ({ ...(await collect(query, [], null, wanted)), query, wanted }));
+}
+
+let showingMore = false;
+moreButton.addEventListener("click", async () => {
+  const { query, rooms, cursor } = list;
+  if (!cursor || showingMore) return;
+  showingMore = true;
+  moreButton.setAttribute("aria-busy", "true");
+  const before = rooms.length;
+  await run(async () => {
+    const result = await collect(query, rooms, cursor, PAGE);
+    return { ...result, wanted: result.rooms.length };
+  });
+  showingMore = false;
+  moreButton.removeAttribute("aria-busy");
+  // The last page hides the button: keep the keyboard where the new rooms start.
+  if (moreButton.hidden && document.activeElement === document.body) roomsBox.children[before]?.focus();
+});
+
+let typing;
+searchInput.addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => {
+    list.query = searchInput.value.trim().slice(0, 100);
+    list.wanted = PAGE;
+    reload();
+  }, 250);
+});
+searchForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  clearTimeout(typing);
+  list.query = searchInput.value.trim().slice(0, 100);
+  list.wanted = PAGE;
+  reload();
+});
+
+reload();
+setInterval(() => {
+  // Not while hidden, loading, or while a card has the focus (a re-render would drop it).
+  if (document.hidden || list.busy || roomsBox.contains(document.activeElement)) return;
+  reload();
+}, 5000);
+// The browser tests read the list state.
+window.chanshareLobby = { list, reload };

@@ -818,3 +818,29 @@ async fn the_lobby_pages_with_a_cursor_and_searches() {
         assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{query}");
     }
 }
+
+/// `/favicon.ico` and the icon the pages link to are images, and the lobby links it.
+#[tokio::test]
+async fn the_favicon_is_served() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", gateway.addr());
+    for path in ["/favicon.ico", "/ui/icon.svg"] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let content_type =
+            response.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("image/"), "{path}: {content_type}");
+        let body = response.text().await.unwrap();
+        assert!(
+            body.trim_start().starts_with("<svg") && body.trim_end().ends_with("</svg>"),
+            "{path}"
+        );
+    }
+    let lobby = http.get(&base).send().await.unwrap().text().await.unwrap();
+    assert!(
+        lobby.contains(r#"<link rel="icon" href="/ui/icon.svg" type="image/svg+xml">"#),
+        "{lobby}"
+    );
+}
