@@ -40,9 +40,20 @@ fn tracing_configured() -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
-/// Installs the global subscriber.
-pub(crate) fn init(format: LogFormat) -> anyhow::Result<Logging> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The level at a verbosity: 0 error, 1 warn, 2 info, 3 debug, 4 and more trace.
+pub(crate) fn level(verbosity: u8) -> &'static str {
+    match verbosity {
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    }
+}
+
+/// Installs the global subscriber, logging at `level` unless `RUST_LOG` says otherwise.
+pub(crate) fn init(format: LogFormat, level: &str) -> anyhow::Result<Logging> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let provider = if tracing_configured() {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()

@@ -24,6 +24,11 @@ struct Cli {
     #[arg(long, global = true, env = "CHANSHARE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
+    /// More log detail, once per step: the servers log `info` (`-v` debug, `-vv` trace),
+    /// `replay` only warnings (`-v` info, `-vv` debug). `RUST_LOG`, when set, decides instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -74,7 +79,10 @@ enum Command {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    let _logging = logging::init(cli.log_format)?;
+    // A CLI is quiet unless asked; a server says what it does.
+    let quiet = matches!(cli.command, Command::Replay { .. });
+    let level = logging::level(if quiet { 1 } else { 2 } + cli.verbose);
+    let _logging = logging::init(cli.log_format, level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

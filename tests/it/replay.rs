@@ -153,6 +153,43 @@ async fn dumps_states_diffs_and_verification() {
     assert!(replay(&env, &["verify"]).status.success());
 }
 
+/// `replay` is a CLI: its output is its answer, without the connection's INFO lines, unless
+/// `-v` (before or after `replay`) or `RUST_LOG` asks for them.
+#[tokio::test]
+async fn replay_is_quiet_unless_asked() {
+    let nats = NatsServer::start();
+    let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
+    let room = RoomId::new("quiet-room").unwrap();
+    fill(&log, std::slice::from_ref(&room), 1, 1).await;
+    let run = |args: &[&str], rust_log: Option<&str>| {
+        let mut command = Command::new(tests::chanshare::binary());
+        command.args(args).env("CHANSHARE_NATS_URL", nats.url()).env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.contains("quiet-room"), "{args:?} answers: {stdout}");
+        format!("{stdout}{}", String::from_utf8_lossy(&output.stderr))
+    };
+    let info = |output: &str| output.lines().filter(|l| l.contains("INFO")).count();
+
+    let quiet = run(&["replay", "rooms", "--json"], None);
+    assert_eq!(info(&quiet), 0, "{quiet}");
+    assert_eq!(quiet.lines().count(), 1, "only the answer: {quiet}");
+    for args in [
+        &["replay", "-v", "rooms", "--json"][..],
+        &["-v", "replay", "rooms", "--json"],
+        &["replay", "rooms", "--json", "--verbose"],
+    ] {
+        let loud = run(args, None);
+        assert!(info(&loud) > 0, "{args:?} logs at info: {loud}");
+    }
+    let asked = run(&["replay", "rooms", "--json"], Some("info"));
+    assert!(info(&asked) > 0, "RUST_LOG=info: {asked}");
+}
+
 fn chat_commit(room: &RoomId, version: u64, events: usize, at_ms: u64) -> Commit {
     let member = MemberId::new("marchivist").unwrap();
     let events = (0..events)
