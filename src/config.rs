@@ -93,6 +93,11 @@ pub(crate) struct GatewayConfig {
     /// Commands per second one socket may sustain (bursts of twice that are allowed).
     #[arg(long, env = "CHANSHARE_COMMANDS_PER_SECOND", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) commands_per_second: u32,
+
+    /// Milliseconds a member whose last socket closed cleanly has to come back before they are
+    /// shown offline (a reload or a quick reconnect does not flap the member list); at most 5000.
+    #[arg(long, env = "CHANSHARE_LEAVE_GRACE_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=5000))]
+    pub(crate) leave_grace_ms: u64,
 }
 
 /// Settings of the commands role.

@@ -216,6 +216,7 @@ pub(crate) async fn gateway(
             idle: Duration::from_secs(settings.idle_secs),
             commands_per_second: f64::from(settings.commands_per_second),
             command_burst: 2.0 * f64::from(settings.commands_per_second),
+            leave_grace: Duration::from_millis(settings.leave_grace_ms),
             ..gateway::limits::Limits::default()
         },
         token_ttl: Duration::from_secs(config.token_days * 24 * 3600),

@@ -36,7 +36,7 @@ impl History {
             1 => (self.members[0].clone(), create()),
             2..=21 => (
                 self.members[(n - 1) as usize].clone(),
-                Command::Join { name: format!("viewer{n}") },
+                Command::Join { name: format!("viewer{n}"), address: None },
             ),
             _ => (member, self.scripted(n)),
         };
@@ -45,6 +45,7 @@ impl History {
             actor: Actor::Member(actor),
             now_ms: self.now_ms,
             limits: Limits::default(),
+            entropy: n,
         };
         let events = match decide(&self.state, command, &ctx) {
             Ok(events) if !events.is_empty() => events,

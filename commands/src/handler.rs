@@ -82,6 +82,8 @@ impl Handler {
                 actor: request.actor.clone(),
                 now_ms: now_ms(),
                 limits: self.limits,
+                // Shuffle draws from the command's own id: a retry decides the same way.
+                entropy: request.id.0.as_u128() as u64,
             };
             let decision = decide(&entry.state, request.command.clone(), &ctx);
             if !matches!(&decision, Ok(events) if !events.is_empty()) {

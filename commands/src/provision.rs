@@ -84,6 +84,7 @@ impl Provisioner {
                 actor: Actor::Member(host.clone()),
                 now_ms: now_ms(),
                 limits: self.limits,
+                entropy: 0,
             };
             let events = match decide(&RoomState::default(), command.clone(), &ctx) {
                 Ok(events) => events,

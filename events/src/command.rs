@@ -78,6 +78,10 @@ pub enum Command {
     Join {
         /// Nickname; empty for a listed member keeps their name (a reconnect).
         name: String,
+        /// A keyed fingerprint of the client's address (never the address itself), made by the
+        /// gateway: a kick bars the kicked member's address for the room's life.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
     },
     /// Leaves the room (`left`) or is timed out by the presence reaper (`timeout`).
     Leave {
@@ -127,6 +131,23 @@ pub enum Command {
         /// The thread's playable items as resolved now; only unseen ones are added.
         items: Vec<Media>,
     },
+    /// Sets how long an image is shown before the room moves on (host only).
+    SetImageSeconds {
+        /// Seconds, 1 to [`crate::Limits::max_image_seconds`].
+        seconds: u32,
+    },
+    /// Turns shuffle on or off: `next` picks an item not played yet in this round.
+    SetShuffle {
+        /// On or off.
+        shuffle: bool,
+    },
+    /// Turns loop on or off: after the last item (or the last of a shuffle round) the playlist
+    /// starts again.
+    SetLoop {
+        /// On or off.
+        #[serde(rename = "loop")]
+        looping: bool,
+    },
 }
 
 /// Why a member leaves.
@@ -138,6 +159,8 @@ pub enum LeaveReason {
     Left,
     /// Their connection has been gone for the presence timeout: they stay listed, offline.
     Timeout,
+    /// Their last socket closed cleanly (the tab was closed): they stay listed, offline at once.
+    Disconnected,
 }
 
 impl Command {
@@ -166,6 +189,9 @@ impl Command {
             Self::TransferHost { .. } => "transfer_host",
             Self::Close => "close",
             Self::RefreshThread { .. } => "refresh_thread",
+            Self::SetImageSeconds { .. } => "set_image_seconds",
+            Self::SetShuffle { .. } => "set_shuffle",
+            Self::SetLoop { .. } => "set_loop",
         }
     }
 
@@ -196,6 +222,8 @@ impl Command {
                 | Self::Previous { .. }
                 | Self::Jump { .. }
                 | Self::SetRate { .. }
+                | Self::SetShuffle { .. }
+                | Self::SetLoop { .. }
         )
     }
 }

@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_url_bytes: usize,
     /// The furthest position a seek may go to.
     pub max_position_ms: u64,
+    /// The longest an image may be shown.
+    pub max_image_seconds: u32,
 }
 
 impl Default for Limits {
@@ -40,6 +42,7 @@ impl Default for Limits {
             max_urls_per_command: 100,
             max_url_bytes: 2048,
             max_position_ms: 24 * 3600 * 1000,
+            max_image_seconds: 600,
         }
     }
 }
@@ -55,12 +58,14 @@ pub struct Ctx {
     pub now_ms: u64,
     /// Bounds.
     pub limits: Limits,
+    /// Randomness for the rules that need it (shuffle); decisions are deterministic given it.
+    pub entropy: u64,
 }
 
 impl Ctx {
-    /// A context with default limits.
+    /// A context with default limits and no randomness.
     pub fn new(room: RoomId, actor: Actor, now_ms: u64) -> Self {
-        Self { room, actor, now_ms, limits: Limits::default() }
+        Self { room, actor, now_ms, limits: Limits::default(), entropy: 0 }
     }
 }
 
@@ -100,7 +105,7 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
     }
     match command {
         Command::CreateRoom { .. } => Err(Rejection::conflict("room already exists")),
-        Command::Join { name } => d.join(me, name),
+        Command::Join { name, address } => d.join(me, name, address),
         Command::AddItems { urls } => d.add_items(urls),
         Command::RemoveItem { item_id } => d.remove_item(&item_id),
         Command::MoveItem { item_id, to } => d.move_item(item_id, to),
@@ -132,7 +137,36 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         Command::RefreshThread { .. } => {
             Err(Rejection::forbidden("only the thread watcher refreshes a thread"))
         }
+        Command::SetImageSeconds { seconds } => {
+            d.host_only(me)?;
+            if seconds == 0 || seconds > d.limits.max_image_seconds {
+                return Err(Rejection::invalid(format!(
+                    "an image is shown for 1 to {} seconds",
+                    d.limits.max_image_seconds
+                )));
+            }
+            let unchanged = state.play_mode.image_seconds == seconds;
+            Ok(changed(!unchanged, Event::ImageSecondsChanged { seconds }))
+        }
+        Command::SetShuffle { shuffle } => {
+            Ok(changed(state.play_mode.shuffle != shuffle, Event::ShuffleChanged { shuffle }))
+        }
+        Command::SetLoop { looping } => {
+            Ok(changed(state.play_mode.looping != looping, Event::LoopChanged { looping }))
+        }
     }
+}
+
+/// A guarded `next` that would restart the item it names (a loop of one item) is a late
+/// duplicate while that item has played less than this.
+const SAME_ITEM_GUARD_MS: u64 = 1000;
+
+/// Spreads the bits of `x` (SplitMix64's finalizer), so that close entropy values pick far apart.
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 fn changed(is_change: bool, event: Event) -> Vec<Event> {
@@ -217,9 +251,22 @@ impl Decision<'_> {
         Ok(events)
     }
 
-    fn join(&self, me: &MemberId, name: String) -> Result<Vec<Event>, Rejection> {
+    fn join(
+        &self,
+        me: &MemberId,
+        name: String,
+        address: Option<String>,
+    ) -> Result<Vec<Event>, Rejection> {
+        let removed = || Rejection::forbidden("you were removed from this room");
         if self.state.banned.contains(me) {
-            return Err(Rejection::forbidden("you were removed from this room"));
+            return Err(removed());
+        }
+        // A new identity from a kicked member's address is the kicked member, as far as the
+        // server can tell (best effort: addresses are shared and change).
+        if self.state.member(me).is_none()
+            && address.as_ref().is_some_and(|a| self.state.banned_addresses.contains(a))
+        {
+            return Err(removed());
         }
         // A listed member may come back without a name (a reconnect): they keep theirs.
         let name = match self.state.member(me) {
@@ -246,6 +293,11 @@ impl Decision<'_> {
         if let Some(member) = self.state.member(me).filter(|m| m.name != name) {
             events.push(Event::MemberRenamed { member_id: member.member_id.clone(), name });
         }
+        if let Some(address) = address
+            && self.state.addresses.get(me) != Some(&address)
+        {
+            events.push(Event::MemberAddressSeen { member_id: me.clone(), address });
+        }
         // Someone online must be host: the joiner takes over from an absent or offline host
         // (a pruned member was offline). A returning host is host still.
         let host_stays = match &self.state.host {
@@ -266,10 +318,10 @@ impl Decision<'_> {
             LeaveReason::Left => {
                 vec![Event::MemberLeft { member_id: me.clone(), reason: RemovalReason::Left }]
             }
-            LeaveReason::Timeout if member.online => {
+            LeaveReason::Timeout | LeaveReason::Disconnected if member.online => {
                 vec![Event::MemberWentOffline { member_id: me.clone() }]
             }
-            LeaveReason::Timeout => return Vec::new(),
+            LeaveReason::Timeout | LeaveReason::Disconnected => return Vec::new(),
         };
         if self.is_host(me) {
             let successor = self.successor(me);
@@ -277,7 +329,7 @@ impl Decision<'_> {
                 (Some(next), _) => events.push(Event::HostChanged { member_id: Some(next) }),
                 (None, LeaveReason::Left) => events.push(Event::HostChanged { member_id: None }),
                 // Nobody else is online: the host stays host, offline, until someone comes.
-                (None, LeaveReason::Timeout) => {}
+                (None, LeaveReason::Timeout | LeaveReason::Disconnected) => {}
             }
         }
         events
@@ -499,7 +551,27 @@ impl Decision<'_> {
             return Err(Rejection::conflict("the room already moved on"));
         }
         let cause = if by > 0 { PlaybackCause::Next } else { PlaybackCause::Previous };
-        match current.checked_add_signed(by).and_then(|i| self.state.playlist.get(i)) {
+        let playlist = &self.state.playlist;
+        let mode = &self.state.play_mode;
+        let target = if by > 0 && mode.shuffle {
+            self.shuffled_next(current)
+        } else {
+            match current.checked_add_signed(by).and_then(|i| playlist.get(i)) {
+                Some(item) => Some(item),
+                None if mode.looping && by > 0 => playlist.first(),
+                None if mode.looping => playlist.last(),
+                None => None,
+            }
+        };
+        match target {
+            // Looping a single item: a second report of the same end must not restart it again.
+            Some(item)
+                if expected.is_some()
+                    && Some(&item.item_id) == self.state.playback.item_id.as_ref()
+                    && self.state.playback.position_at(self.ctx.now_ms) < SAME_ITEM_GUARD_MS =>
+            {
+                Err(Rejection::conflict("the room already moved on"))
+            }
             Some(item) => Ok(vec![self.switch(
                 cause,
                 Some(item.item_id.clone()),
@@ -513,6 +585,33 @@ impl Decision<'_> {
             None if by > 0 => Err(Rejection::invalid("already at the last item")),
             None => Err(Rejection::invalid("already at the first item")),
         }
+    }
+
+    /// Under shuffle: a random item not played this round; when every item has been, a new
+    /// round if the room loops (never the item that just ended, unless it is the only one).
+    fn shuffled_next(&self, current: usize) -> Option<&crate::model::Item> {
+        let playlist = &self.state.playlist;
+        let fresh: Vec<_> = playlist
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| *i != current && !self.state.played.contains(&item.item_id))
+            .map(|(_, item)| item)
+            .collect();
+        let candidates = if !fresh.is_empty() {
+            fresh
+        } else if self.state.play_mode.looping {
+            let others: Vec<_> = playlist
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != current)
+                .map(|(_, i)| i)
+                .collect();
+            if others.is_empty() { vec![&playlist[current]] } else { others }
+        } else {
+            return None;
+        };
+        let pick = (splitmix(self.ctx.entropy) % candidates.len() as u64) as usize;
+        candidates.get(pick).copied()
     }
 
     fn jump(&self, item_id: &ItemId) -> Result<Vec<Event>, Rejection> {

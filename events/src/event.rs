@@ -109,6 +109,29 @@ pub enum Event {
         /// Why.
         reason: CloseReason,
     },
+    /// A member was seen joining from an address (a keyed fingerprint, never the address).
+    MemberAddressSeen {
+        /// The member.
+        member_id: MemberId,
+        /// The fingerprint.
+        address: String,
+    },
+    /// How long an image is shown changed.
+    ImageSecondsChanged {
+        /// Seconds.
+        seconds: u32,
+    },
+    /// Shuffle was turned on or off.
+    ShuffleChanged {
+        /// On or off.
+        shuffle: bool,
+    },
+    /// Loop was turned on or off.
+    LoopChanged {
+        /// On or off.
+        #[serde(rename = "loop")]
+        looping: bool,
+    },
 }
 
 /// Why playback changed.
@@ -160,6 +183,13 @@ pub enum CloseReason {
 }
 
 impl Event {
+    /// Whether the event is kept out of what clients see (commit frames, `/events`): it records
+    /// something about a member that other members must not learn (an address fingerprint).
+    /// Folds, snapshots and developer tools still have it.
+    pub fn is_private(&self) -> bool {
+        matches!(self, Self::MemberAddressSeen { .. })
+    }
+
     /// The event's name as in the JSON forms (`"playback_changed"`), for logs and exports.
     pub fn name(&self) -> &'static str {
         match self {
@@ -179,6 +209,10 @@ impl Event {
             Self::ControlChanged { .. } => "control_changed",
             Self::ListedChanged { .. } => "listed_changed",
             Self::RoomClosed { .. } => "room_closed",
+            Self::MemberAddressSeen { .. } => "member_address_seen",
+            Self::ImageSecondsChanged { .. } => "image_seconds_changed",
+            Self::ShuffleChanged { .. } => "shuffle_changed",
+            Self::LoopChanged { .. } => "loop_changed",
         }
     }
 }

@@ -36,7 +36,7 @@ pub use ids::{Actor, CommandId, IdError, ItemId, MemberId, MessageId, RoomId};
 pub use model::{ChatMessage, Control, Item, ItemKind, Media, Member, Settings, Source};
 pub use playback::{Playback, Rate};
 pub use rejection::{RejectCode, Rejection};
-pub use state::{RoomState, evolve};
+pub use state::{DEFAULT_IMAGE_SECONDS, PlayMode, RoomState, evolve};
 
 #[cfg(test)]
 mod tests;

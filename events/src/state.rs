@@ -1,6 +1,6 @@
 //! Room state and `evolve`: how each event changes it. No rules live here, only facts.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,38 @@ pub struct RoomState {
     pub items_added: u64,
     /// How many chat messages were ever posted (the next is `c{messages_posted + 1}`).
     pub messages_posted: u64,
+    /// How the playlist plays: image time, shuffle, loop.
+    #[serde(default)]
+    pub play_mode: PlayMode,
+    /// Items played in the current shuffle round (what `next` under shuffle avoids).
+    #[serde(default)]
+    pub played: BTreeSet<ItemId>,
+    /// The address fingerprint each listed member last joined from.
+    #[serde(default)]
+    pub addresses: BTreeMap<MemberId, String>,
+    /// Address fingerprints of kicked members: new members from them are refused.
+    #[serde(default)]
+    pub banned_addresses: BTreeSet<String>,
+}
+
+/// How the playlist plays; settings any member with control may change (image time: the host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayMode {
+    /// How long an image is shown before the room moves on.
+    pub image_seconds: u32,
+    /// `next` picks an item not played yet in this round.
+    pub shuffle: bool,
+    /// After the last item the playlist starts again.
+    pub looping: bool,
+}
+
+/// Images are shown this long unless the host says otherwise.
+pub const DEFAULT_IMAGE_SECONDS: u32 = 6;
+
+impl Default for PlayMode {
+    fn default() -> Self {
+        Self { image_seconds: DEFAULT_IMAGE_SECONDS, shuffle: false, looping: false }
+    }
 }
 
 impl RoomState {
@@ -113,6 +145,12 @@ impl RoomState {
             None if online > 0 => return Err("members are online but there is no host".into()),
             _ => {}
         }
+        if let Some(stray) = self.played.iter().find(|id| !items.contains(id)) {
+            return Err(format!("played item {stray} is not in the playlist"));
+        }
+        if let Some(stray) = self.addresses.keys().find(|id| !members.contains(id)) {
+            return Err(format!("address of {stray}, who is not a member"));
+        }
         if self.chat.len() > CHAT_TAIL {
             return Err("chat tail is longer than its limit".into());
         }
@@ -133,7 +171,10 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
             state.items_added += items.len() as u64;
             state.playlist.extend(items.iter().cloned());
         }
-        Event::ItemRemoved { item_id } => state.playlist.retain(|i| &i.item_id != item_id),
+        Event::ItemRemoved { item_id } => {
+            state.playlist.retain(|i| &i.item_id != item_id);
+            state.played.remove(item_id);
+        }
         Event::ItemMoved { item_id, to } => {
             if let Some(from) = state.item_index(item_id) {
                 let item = state.playlist.remove(from);
@@ -141,7 +182,18 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
                 state.playlist.insert(to, item);
             }
         }
-        Event::PlaybackChanged { playback, .. } => state.playback = playback.clone(),
+        Event::PlaybackChanged { playback, .. } => {
+            if let Some(item) = &playback.item_id
+                && state.playback.item_id.as_ref() != Some(item)
+            {
+                // Entering an item already played this round starts a new round.
+                if !state.played.insert(item.clone()) {
+                    state.played.clear();
+                    state.played.insert(item.clone());
+                }
+            }
+            state.playback = playback.clone();
+        }
         Event::MemberJoined { member_id, name } => state.members.push(Member {
             member_id: member_id.clone(),
             name: name.clone(),
@@ -161,8 +213,10 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
         }
         Event::MemberLeft { member_id, reason } => {
             state.members.retain(|m| &m.member_id != member_id);
+            let address = state.addresses.remove(member_id);
             if *reason == crate::event::RemovalReason::Kicked {
                 state.banned.insert(member_id.clone());
+                state.banned_addresses.extend(address);
             }
         }
         Event::MemberRenamed { member_id, name } => {
@@ -182,6 +236,17 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
         Event::ControlChanged { control } => state.settings.control = *control,
         Event::ListedChanged { listed } => state.settings.listed = *listed,
         Event::RoomClosed { reason } => state.closed = Some(*reason),
+        Event::MemberAddressSeen { member_id, address } => {
+            state.addresses.insert(member_id.clone(), address.clone());
+        }
+        Event::ImageSecondsChanged { seconds } => state.play_mode.image_seconds = *seconds,
+        Event::ShuffleChanged { shuffle } => {
+            state.play_mode.shuffle = *shuffle;
+            // A round starts with the item playing now.
+            state.played.clear();
+            state.played.extend(state.playback.item_id.clone());
+        }
+        Event::LoopChanged { looping } => state.play_mode.looping = *looping,
     }
     state
 }

@@ -32,7 +32,7 @@ pub struct RoomView<'a> {
     /// Where the playlist comes from.
     pub source: Option<&'a Source>,
     /// Settings.
-    pub settings: &'a Settings,
+    pub settings: SettingsView<'a>,
     /// Items in order.
     pub playlist: &'a [Item],
     /// Playback anchor.
@@ -41,6 +41,21 @@ pub struct RoomView<'a> {
     pub members: Vec<MemberView<'a>>,
     /// The chat tail, oldest first.
     pub chat: Vec<&'a ChatMessage>,
+}
+
+/// The room's settings: `{"control", "listed", "image_seconds", "shuffle", "loop"}`.
+#[derive(Debug, Serialize)]
+pub struct SettingsView<'a> {
+    /// Control and listing.
+    #[serde(flatten)]
+    pub settings: &'a Settings,
+    /// How long an image is shown.
+    pub image_seconds: u32,
+    /// Whether `next` shuffles.
+    pub shuffle: bool,
+    /// Whether the playlist starts again after its end.
+    #[serde(rename = "loop")]
+    pub looping: bool,
 }
 
 /// A member with their role.
@@ -65,7 +80,12 @@ impl RoomState {
             title: &self.title,
             closed: self.closed.is_some(),
             source: self.source.as_ref(),
-            settings: &self.settings,
+            settings: SettingsView {
+                settings: &self.settings,
+                image_seconds: self.play_mode.image_seconds,
+                shuffle: self.play_mode.shuffle,
+                looping: self.play_mode.looping,
+            },
             playlist: &self.playlist,
             playback: &self.playback,
             members: self.members.iter().map(|m| self.member_view(m)).collect(),

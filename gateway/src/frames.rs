@@ -17,8 +17,10 @@ pub mod close {
     pub const BAD_REQUEST: u16 = 4400;
     /// The token is forged, expired or for another room.
     pub const BAD_TOKEN: u16 = 4401;
-    /// The member may not join (kicked).
+    /// The member was removed from the room (kicked), now or earlier: do not reconnect.
     pub const FORBIDDEN: u16 = 4403;
+    /// The room has as many members as it may: retry later.
+    pub const FULL: u16 = 4409;
     /// The room does not exist.
     pub const NOT_FOUND: u16 = 4404;
     /// The room is closed.
@@ -76,8 +78,9 @@ pub struct CommitFrame<'a> {
     at_ms: u64,
     actor: &'a Actor,
     command_id: &'a CommandId,
-    #[serde(with = "events::json::tagged_vec")]
-    events: &'a [Event],
+    /// The commit's events, less the private ones ([`Event::is_private`]).
+    #[serde(serialize_with = "events::json::tagged_vec::serialize")]
+    events: Vec<&'a Event>,
 }
 
 impl<'a> CommitFrame<'a> {
@@ -89,7 +92,7 @@ impl<'a> CommitFrame<'a> {
             at_ms: commit.at_ms,
             actor: &commit.actor,
             command_id: &commit.command_id,
-            events: &commit.events,
+            events: commit.events.iter().filter(|e| !e.is_private()).collect(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Frame {
     pub at_ms: u64,
     /// The `commit` frame's text, shared.
     pub text: Utf8Bytes,
+    /// Members the commit kicked: their sockets close after it.
+    pub kicked: Option<Arc<[events::MemberId]>>,
 }
 
 impl Frame {
@@ -43,8 +45,28 @@ impl Frame {
             version: stored.commit.version,
             at_ms: stored.commit.at_ms,
             text: text(&CommitFrame::new(&stored.commit)).into(),
+            kicked: kicked(&stored.commit),
         }
     }
+
+    /// Whether the commit kicked `member`.
+    pub fn kicks(&self, member: &events::MemberId) -> bool {
+        self.kicked.as_ref().is_some_and(|kicked| kicked.contains(member))
+    }
+}
+
+fn kicked(commit: &events::Commit) -> Option<Arc<[events::MemberId]>> {
+    let kicked: Vec<_> = commit
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            events::Event::MemberLeft { member_id, reason: events::RemovalReason::Kicked } => {
+                Some(member_id.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    (!kicked.is_empty()).then(|| kicked.into())
 }
 
 /// A room's fan-out, alive while any local socket holds it.
@@ -107,6 +129,14 @@ impl Hubs {
                 (room, members)
             })
             .collect()
+    }
+
+    /// Whether `member` has a socket in `room` on this gateway.
+    pub fn has_member(&self, room: &RoomId, member: &events::MemberId) -> bool {
+        let hub = self.lock().get(room).and_then(Weak::upgrade);
+        hub.is_some_and(|hub| {
+            hub.members.lock().unwrap_or_else(|p| p.into_inner()).contains_key(member)
+        })
     }
 
     /// How many rooms have a hub.

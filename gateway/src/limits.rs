@@ -22,6 +22,9 @@ pub struct Limits {
     pub idle: Duration,
     /// The most commits a resume replays; further behind gets a snapshot.
     pub resume_cap: u64,
+    /// How long a member whose last socket closed cleanly may take to come back before they
+    /// are shown offline.
+    pub leave_grace: Duration,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             creations_per_minute: 10,
             idle: Duration::from_secs(60),
             resume_cap: 1000,
+            leave_grace: Duration::from_secs(2),
         }
     }
 }

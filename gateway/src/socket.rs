@@ -34,7 +34,8 @@ struct Closing(u16, &'static str);
 
 /// Runs one socket until it closes.
 pub async fn run(app: App, mut socket: WebSocket, room: RoomId, params: Params, ip: IpAddr) {
-    let result = session(&app, &mut socket, &room, params).await;
+    let mut left = None;
+    let result = session(&app, &mut socket, &room, params, ip, &mut left).await;
     let Closing(code, reason) = match result {
         Ok(closing) | Err(closing) => closing,
     };
@@ -44,6 +45,33 @@ pub async fn run(app: App, mut socket: WebSocket, room: RoomId, params: Params, 
         .await
         .ok();
     app.inner.per_ip.disconnect(ip);
+    if let Some(member) = left {
+        tokio::spawn(leave_after_grace(app, room, member, crate::now_ms()));
+    }
+}
+
+/// A member closed a socket on purpose (the tab was closed): unless they come back within the
+/// grace period (a reload, a quick reconnect to any gateway), they go offline at once instead of
+/// after the presence timeout.
+async fn leave_after_grace(app: App, room: RoomId, member: MemberId, closed_ms: u64) {
+    let inner = &app.inner;
+    tokio::time::sleep(inner.limits.leave_grace).await;
+    if *inner.shutdown.borrow() || inner.hubs.has_member(&room, &member) {
+        return;
+    }
+    // A socket on another gateway beats when it joins: a beat after the close means they are back.
+    if let Ok(seen) = inner.presence.last_seen(&room).await
+        && seen.get(&member).is_some_and(|&at| at > closed_ms)
+    {
+        return;
+    }
+    let leave = Command::Leave { reason: events::LeaveReason::Disconnected };
+    if let Reply::Reject { code, message, .. } =
+        app.command(&room, &member, uuid::Uuid::new_v4().to_string(), leave).await
+        && code != RejectCode::Closed
+    {
+        debug!(%room, %member, %code, %message, "leave on disconnect refused");
+    }
 }
 
 /// A socket that has joined: who it is, where it is, and its place in the room's feed.
@@ -54,16 +82,19 @@ struct Joined {
     _guard: MemberGuard,
 }
 
+/// Runs a socket's join and live loop; `left` is set when the client closed it on purpose.
 async fn session(
     app: &App,
     socket: &mut WebSocket,
     room: &RoomId,
     params: Params,
+    ip: IpAddr,
+    left: &mut Option<MemberId>,
 ) -> Result<Closing, Closing> {
     // The join runs once; boxed, its futures (NATS requests, log and Redis reads) do not size
     // the state every idle socket keeps for its lifetime (7 KB unboxed, docs/benchmarks.md).
     let Joined { member, mut last, mut commits, _guard } =
-        Box::pin(join(app, socket, room, params)).await?;
+        Box::pin(join(app, socket, room, params, ip)).await?;
     let inner = &app.inner;
 
     // Live: commits from the hub (gaps filled from the log), commands and pings from the client.
@@ -83,7 +114,9 @@ async fn session(
             () = stopping(&mut shutdown) => return Ok(Closing(close::GOING_AWAY, "server shutting down: reconnect")),
         };
         match wake {
-            Wake::Commit(Ok(frame)) => last = deliver(app, socket, room, last, frame).await?,
+            Wake::Commit(Ok(frame)) => {
+                last = deliver(app, socket, room, &member, last, frame).await?;
+            }
             Wake::Commit(Err(broadcast::error::RecvError::Lagged(_))) => {
                 return Ok(Closing(close::SLOW_CONSUMER, "too far behind: reconnect and resume"));
             }
@@ -105,7 +138,11 @@ async fn session(
                         message: "binary frames are not part of the protocol".into(),
                     }),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    Some(Ok(Message::Close(_))) | None => return Ok(Closing(1000, "bye")),
+                    Some(Ok(Message::Close(_))) => {
+                        *left = Some(member);
+                        return Ok(Closing(1000, "bye"));
+                    }
+                    None => return Ok(Closing(1000, "bye")),
                     Some(Err(error)) => {
                         debug!(%room, %error, "socket error");
                         return Ok(Closing(close::TOO_BIG, "frame too large or malformed"));
@@ -161,6 +198,7 @@ async fn join(
     socket: &mut WebSocket,
     room: &RoomId,
     params: Params,
+    ip: IpAddr,
 ) -> Result<Joined, Closing> {
     let inner = &app.inner;
     // Who: a verified token keeps the member id; otherwise a new member.
@@ -193,13 +231,17 @@ async fn join(
         .map_err(|_| Closing(close::UNAVAILABLE, "fan-out unavailable"))?;
     let commits = hub.tx.subscribe();
     let member_guard = MemberGuard::new(hub.clone(), member.clone());
-    let joined =
-        app.command(room, &member, uuid::Uuid::new_v4().to_string(), Command::Join { name }).await;
-    if let Reply::Reject { code, .. } = &joined {
+    let address = Some(inner.signer.address_tag(room, ip));
+    let join = Command::Join { name, address };
+    let joined = app.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
+    if let Reply::Reject { code, message, .. } = &joined {
         return Err(match code {
             RejectCode::NotFound => Closing(close::NOT_FOUND, "no such room"),
             RejectCode::Closed => Closing(close::CLOSED, "room is closed"),
-            RejectCode::Forbidden => Closing(close::FORBIDDEN, "not allowed in this room"),
+            RejectCode::Forbidden if message.contains("full") => {
+                Closing(close::FULL, "room is full")
+            }
+            RejectCode::Forbidden => Closing(close::FORBIDDEN, REMOVED),
             RejectCode::Invalid => {
                 Closing(close::BAD_REQUEST, "a name of 1 to 32 characters is required")
             }
@@ -245,7 +287,7 @@ async fn join(
     if let Some(state) = snapshot {
         send(app, socket, frames::snapshot(last, &state).into()).await?;
     }
-    last = catch_up(app, socket, room, last, head, missed).await?;
+    last = catch_up(app, socket, room, &member, last, head, missed).await?;
     Ok(Joined { member, last, commits, _guard: member_guard })
 }
 
@@ -263,6 +305,7 @@ async fn catch_up(
     app: &App,
     socket: &mut WebSocket,
     room: &RoomId,
+    member: &MemberId,
     mut last: u64,
     until: u64,
     commits: Option<eventlog::Commits>,
@@ -285,16 +328,24 @@ async fn catch_up(
             break;
         }
         last = stored.commit.version;
-        send(app, socket, Frame::of(&stored).text).await?;
+        let frame = Frame::of(&stored);
+        send(app, socket, frame.text.clone()).await?;
+        if frame.kicks(member) {
+            return Err(Closing(close::FORBIDDEN, REMOVED));
+        }
     }
     Ok(last)
 }
+
+/// The close reason of a kicked member's sockets, and of a join the room refuses.
+const REMOVED: &str = "removed from this room";
 
 /// Sends a live frame unless the client has it; fills a gap before it from the log.
 async fn deliver(
     app: &App,
     socket: &mut WebSocket,
     room: &RoomId,
+    member: &MemberId,
     last: u64,
     frame: Frame,
 ) -> Result<u64, Closing> {
@@ -305,14 +356,17 @@ async fn deliver(
     let last = if frame.version == last + 1 {
         last
     } else {
-        Box::pin(catch_up(app, socket, room, last, frame.version - 1, None)).await?
+        Box::pin(catch_up(app, socket, room, member, last, frame.version - 1, None)).await?
     };
     if frame.version != last + 1 {
         return Err(Closing(close::UNAVAILABLE, "commits missing from the log: reconnect"));
     }
     let age_ms = crate::now_ms().saturating_sub(frame.at_ms);
     app.inner.metrics.delivery_seconds.observe(age_ms as f64 / 1000.0);
-    send(app, socket, frame.text).await?;
+    send(app, socket, frame.text.clone()).await?;
+    if frame.kicks(member) {
+        return Err(Closing(close::FORBIDDEN, REMOVED));
+    }
     Ok(frame.version)
 }
 

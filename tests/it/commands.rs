@@ -131,7 +131,7 @@ async fn command(
 }
 
 async fn join(client: &async_nats::Client, room: &RoomId, who: &MemberId, name: &str) -> Reply {
-    command(client, room, who, Command::Join { name: name.into() }).await
+    command(client, room, who, Command::Join { name: name.into(), address: None }).await
 }
 
 async fn create(client: &async_nats::Client, request: CreateRequest) -> CreateReply {
@@ -337,7 +337,8 @@ async fn fifty_concurrent_clients_through_two_replicas() {
             tokio::spawn(async move {
                 let me = member(&format!("m{n}"));
                 let mut accepted = Vec::new();
-                let mut sent = vec![(new_id(), Command::Join { name: format!("client {n}") })];
+                let mut sent =
+                    vec![(new_id(), Command::Join { name: format!("client {n}"), address: None })];
                 for k in 0..19 {
                     let command = match k % 4 {
                         0 => Command::Chat { text: format!("hello {k} from {n}") },

@@ -42,7 +42,9 @@ async fn log_commits(nats: &NatsServer, room: &str) -> BTreeMap<u64, Value> {
     let stored: Vec<_> = log.read(&room, 0).await.unwrap().map(|c| c.unwrap()).collect().await;
     stored
         .into_iter()
-        .map(|s| {
+        .map(|mut s| {
+            // Clients never see private events (address fingerprints).
+            s.commit.events.retain(|e| !e.is_private());
             let mut value = serde_json::to_value(&s.commit).unwrap();
             value.as_object_mut().unwrap().remove("room");
             value["type"] = json!("commit");
@@ -843,4 +845,138 @@ async fn the_favicon_is_served() {
         lobby.contains(r#"<link rel="icon" href="/ui/icon.svg" type="image/svg+xml">"#),
         "{lobby}"
     );
+}
+
+/// Reads frames until the socket closes; the close code.
+async fn closed(ws: &mut Ws) -> Option<u16> {
+    loop {
+        if let Err(code) = next(ws).await {
+            return code;
+        }
+    }
+}
+
+/// Every event of the room's log, by name, with the member it is about.
+async fn logged(nats: &NatsServer, room: &str) -> Vec<(String, Option<String>)> {
+    let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
+    let room = events::RoomId::new(room).unwrap();
+    let stored: Vec<_> = log.read(&room, 0).await.unwrap().map(|c| c.unwrap()).collect().await;
+    stored
+        .iter()
+        .flat_map(|s| s.commit.events.iter())
+        .map(|e| {
+            let value = events::json::to_value(e).unwrap();
+            (e.name().to_owned(), value["member_id"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+/// A kick closes the kicked member's sockets at once (4403); neither their token nor a new
+/// identity from their address gets back in; members who were already there stay. Address
+/// fingerprints are in the log but never reach clients.
+#[tokio::test]
+async fn a_kicked_member_is_cut_off_and_stays_out() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let mut host_seen = welcome(&mut host).await;
+    let mut friend = connect(&gateway, &room, "name=friend").await;
+    let friend_seen = welcome(&mut friend).await;
+    let mut guest = connect(&gateway, &room, "name=mallory").await;
+    let guest_seen = welcome(&mut guest).await;
+    let (guest_id, guest_token) = (
+        guest_seen.welcome["member_id"].as_str().unwrap().to_owned(),
+        guest_seen.welcome["token"].as_str().unwrap().to_owned(),
+    );
+    let mut second_tab = connect(&gateway, &room, &format!("token={guest_token}")).await;
+    welcome(&mut second_tab).await;
+
+    send(&mut host, command(json!({"type": "kick", "member_id": guest_id}))).await;
+    await_answers(&mut host, &mut host_seen, 1).await;
+    assert_eq!(host_seen.acks.last().unwrap()["type"], "ack", "{:?}", host_seen.acks);
+    for ws in [&mut guest, &mut second_tab] {
+        assert_eq!(closed(ws).await, Some(4403), "every socket of the kicked member closes");
+    }
+    let mut again = connect(&gateway, &room, &format!("token={guest_token}")).await;
+    assert_eq!(next(&mut again).await.err().flatten(), Some(4403), "the token is banned");
+    let mut fresh = connect(&gateway, &room, "name=not-mallory").await;
+    assert_eq!(
+        next(&mut fresh).await.err().flatten(),
+        Some(4403),
+        "so is a new identity from there"
+    );
+    // A member from the same address who was already there reconnects as before.
+    let friend_token = friend_seen.welcome["token"].as_str().unwrap().to_owned();
+    drop(friend);
+    let mut friend = connect(&gateway, &room, &format!("token={friend_token}")).await;
+    let friend_back = welcome(&mut friend).await;
+    assert_eq!(friend_back.welcome["type"], "welcome");
+    // Another room is not affected by this room's ban.
+    let (other, _) = create_room(&gateway).await;
+    let mut elsewhere = connect(&gateway, &other, "name=mallory").await;
+    assert_eq!(welcome(&mut elsewhere).await.welcome["type"], "welcome");
+
+    // The fingerprints are facts of the log, kept from what clients read.
+    let events = logged(&nats, &room).await;
+    let seen = events.iter().filter(|(name, _)| name == "member_address_seen").count();
+    assert!(seen >= 3, "one fingerprint per member: {events:?}");
+    let url = format!("http://{}/api/rooms/{room}/events?after=0&limit=1000", gateway.addr());
+    let history: Value =
+        serde_json::from_slice(&reqwest::get(url).await.unwrap().bytes().await.unwrap()).unwrap();
+    let text = history.to_string();
+    assert!(text.contains("member_left") && !text.contains("member_address_seen"), "{text}");
+    for frame in host_seen.commits.values() {
+        assert!(!frame.to_string().contains("address"), "{frame}");
+    }
+}
+
+/// A member whose socket closes cleanly goes offline after the grace period, in one commit; a
+/// reconnect within the grace does not flap; a dropped connection waits for the presence timeout.
+#[tokio::test]
+async fn a_clean_close_takes_the_member_offline_after_the_grace() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[("CHANSHARE_LEAVE_GRACE_MS", "800".to_owned())]);
+    let (room, host_token) = create_room(&gateway).await;
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    welcome(&mut host).await;
+    let offline_of = async |member: &str| {
+        logged(&nats, &room)
+            .await
+            .iter()
+            .filter(|(name, id)| name == "member_went_offline" && id.as_deref() == Some(member))
+            .count()
+    };
+
+    // A reload: closed cleanly, back within the grace.
+    let mut guest = connect(&gateway, &room, "name=reloader").await;
+    let seen = welcome(&mut guest).await;
+    let (id, token) = (
+        seen.welcome["member_id"].as_str().unwrap().to_owned(),
+        seen.welcome["token"].as_str().unwrap().to_owned(),
+    );
+    guest.close(None).await.unwrap();
+    let mut guest = connect(&gateway, &room, &format!("token={token}")).await;
+    welcome(&mut guest).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(offline_of(&id).await, 0, "a reconnect within the grace keeps the member online");
+
+    // The tab closes: offline once, soon after the grace.
+    let closed_at = Instant::now();
+    guest.close(None).await.unwrap();
+    tests::eventually(Duration::from_secs(10), "the closed tab's member is offline", || async {
+        offline_of(&id).await == 1
+    })
+    .await;
+    assert!(closed_at.elapsed() >= Duration::from_millis(800), "not before the grace");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(offline_of(&id).await, 1, "one commit");
+
+    // A dropped connection (no close frame) is left to the presence timeout (30 s here).
+    let mut dropper = connect(&gateway, &room, "name=dropper").await;
+    let seen = welcome(&mut dropper).await;
+    let dropper_id = seen.welcome["member_id"].as_str().unwrap().to_owned();
+    drop(dropper);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(offline_of(&dropper_id).await, 0, "an unclean exit waits for the presence timeout");
 }

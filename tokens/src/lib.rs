@@ -80,6 +80,27 @@ impl Signer {
         format!("{signed}.{}", B64.encode(tag.as_ref()))
     }
 
+    /// A fingerprint of a client address in `room`: keyed (nobody without the secret can tell
+    /// which address it is, or test a guess) and scoped to the room (the same address has
+    /// unrelated fingerprints in two rooms). IPv6 addresses count by their /64, which is what
+    /// one subscriber usually holds; IPv4-mapped IPv6 is IPv4.
+    pub fn address_tag(&self, room: &RoomId, ip: std::net::IpAddr) -> String {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut octets = v6.octets();
+                    octets[8..].fill(0);
+                    IpAddr::V6(octets.into())
+                }
+            },
+            v4 => v4,
+        };
+        let tag = hmac::sign(&self.key, format!("address.v1.{room}.{ip}").as_bytes());
+        B64.encode(&tag.as_ref()[..16])
+    }
+
     /// Checks `token` for room `room` at `now_s` (seconds since the Unix epoch).
     pub fn verify(&self, token: &str, room: &RoomId, now_s: u64) -> Result<Claims, TokenError> {
         if token.len() > 1024 {
@@ -115,6 +136,29 @@ mod tests {
             role: Role::Host,
             exp,
         }
+    }
+
+    #[test]
+    fn address_tags_are_keyed_scoped_and_group_an_ipv6_subscriber() {
+        let signer = Signer::new(b"0123456789abcdef0123456789abcdef");
+        let other = Signer::new(b"another secret, another tag space");
+        let (one, two) = (RoomId::new("room-one").unwrap(), RoomId::new("room-two").unwrap());
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let tag = signer.address_tag(&one, ip("203.0.113.7"));
+        assert_eq!(tag, signer.address_tag(&one, ip("203.0.113.7")));
+        assert_eq!(tag, signer.address_tag(&one, ip("::ffff:203.0.113.7")));
+        assert!(!tag.contains("203"));
+        assert_ne!(tag, signer.address_tag(&one, ip("203.0.113.8")));
+        assert_ne!(tag, signer.address_tag(&two, ip("203.0.113.7")));
+        assert_ne!(tag, other.address_tag(&one, ip("203.0.113.7")));
+        assert_eq!(
+            signer.address_tag(&one, ip("2001:db8:1:2:aaaa::1")),
+            signer.address_tag(&one, ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            signer.address_tag(&one, ip("2001:db8:1:2::1")),
+            signer.address_tag(&one, ip("2001:db8:1:3::1"))
+        );
     }
 
     #[test]

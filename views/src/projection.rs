@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// How many chat messages the chat view keeps (the room state keeps fewer).
 pub const CHAT_VIEW: usize = 200;
 /// The binary format of a stored fold; a fold of another format is rebuilt from the log.
-const FOLD_FORMAT: u16 = 1;
+const FOLD_FORMAT: u16 = 2;
 
 /// A room as the projectors fold it: its state plus a longer chat tail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -923,3 +923,295 @@ fn playback() {
         },
     ]);
 }
+
+fn join_from(name: &str, address: &str) -> Command {
+    Command::Join { name: name.into(), address: Some(address.into()) }
+}
+
+#[test]
+fn kicks_hold() {
+    check(vec![
+        Case {
+            name: "a join records the member's address fingerprint once",
+            given: vec![(host(), create_urls(1))],
+            when: (alice(), join_from("alice", "fp-a")),
+            then: EventsAnd(&["member_joined", "member_address_seen"], |s| {
+                s.addresses.get(&id(&alice())).map(String::as_str) == Some("fp-a")
+            }),
+        },
+        Case {
+            name: "a reconnect from the same address records nothing new",
+            given: vec![
+                (host(), create_urls(1)),
+                (alice(), join_from("alice", "fp-a")),
+                (alice(), Command::Leave { reason: LeaveReason::Disconnected }),
+            ],
+            when: (alice(), join_from("", "fp-a")),
+            then: Events(&["member_returned"]),
+        },
+        Case {
+            name: "a kick bars the member's address",
+            given: vec![(host(), create_urls(1)), (alice(), join_from("alice", "fp-a"))],
+            when: (host(), Command::Kick { member_id: id(&alice()) }),
+            then: EventsAnd(&["member_left"], |s| {
+                s.banned.contains(&id(&alice()))
+                    && s.banned_addresses.contains("fp-a")
+                    && !s.addresses.contains_key(&id(&alice()))
+            }),
+        },
+        Case {
+            name: "the kicked member cannot rejoin with their token",
+            given: vec![
+                (host(), create_urls(1)),
+                (alice(), join_from("alice", "fp-a")),
+                (host(), Command::Kick { member_id: id(&alice()) }),
+            ],
+            when: (alice(), join_from("alice", "fp-other")),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a new identity from the kicked address is refused",
+            given: vec![
+                (host(), create_urls(1)),
+                (alice(), join_from("alice", "fp-a")),
+                (host(), Command::Kick { member_id: id(&alice()) }),
+            ],
+            when: (bob(), join_from("not alice", "fp-a")),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a listed member sharing the kicked address stays welcome",
+            given: vec![
+                (host(), create_urls(1)),
+                (alice(), join_from("alice", "fp-a")),
+                (bob(), join_from("bob", "fp-a")),
+                (bob(), Command::Leave { reason: LeaveReason::Disconnected }),
+                (host(), Command::Kick { member_id: id(&alice()) }),
+            ],
+            when: (bob(), join_from("", "fp-a")),
+            then: Events(&["member_returned"]),
+        },
+        Case {
+            name: "a member leaving takes their address out of the room",
+            given: vec![(host(), create_urls(1)), (alice(), join_from("alice", "fp-a"))],
+            when: (alice(), Command::Leave { reason: LeaveReason::Left }),
+            then: EventsAnd(&["member_left"], |s| s.addresses.is_empty()),
+        },
+    ]);
+}
+
+#[test]
+fn leaving_cleanly() {
+    check(vec![
+        Case {
+            name: "a clean disconnect takes the member offline, still listed",
+            given: url_room(),
+            when: (alice(), Command::Leave { reason: LeaveReason::Disconnected }),
+            then: EventsAnd(&["member_went_offline"], |s| {
+                s.member(&id(&alice())).is_some_and(|m| !m.online)
+            }),
+        },
+        Case {
+            name: "the host disconnecting hands over to an online member",
+            given: url_room(),
+            when: (host(), Command::Leave { reason: LeaveReason::Disconnected }),
+            then: EventsAnd(&["member_went_offline", "host_changed"], |s| {
+                s.host == Some(id(&alice()))
+            }),
+        },
+        Case {
+            name: "the last member disconnecting stays host, offline",
+            given: vec![(host(), create_urls(1))],
+            when: (host(), Command::Leave { reason: LeaveReason::Disconnected }),
+            then: EventsAnd(&["member_went_offline"], |s| s.host == Some(id(&host()))),
+        },
+        Case {
+            name: "a disconnect of an offline member is a no-op",
+            given: with(vec![(alice(), Command::Leave { reason: LeaveReason::Timeout })]),
+            when: (alice(), Command::Leave { reason: LeaveReason::Disconnected }),
+            then: Events(&[]),
+        },
+    ]);
+}
+
+fn next_after_end(n: u64) -> Command {
+    Command::Next { expected_item_id: Some(item(n)) }
+}
+
+#[test]
+fn playlist_modes() {
+    check(vec![
+        Case {
+            name: "the host sets the image time",
+            given: url_room(),
+            when: (host(), Command::SetImageSeconds { seconds: 12 }),
+            then: EventsAnd(&["image_seconds_changed"], |s| s.play_mode.image_seconds == 12),
+        },
+        Case {
+            name: "images show for six seconds by default",
+            given: url_room(),
+            when: (host(), Command::SetImageSeconds { seconds: DEFAULT_IMAGE_SECONDS }),
+            then: Events(&[]),
+        },
+        Case {
+            name: "a member cannot set the image time",
+            given: url_room(),
+            when: (alice(), Command::SetImageSeconds { seconds: 3 }),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "an image time of zero",
+            given: url_room(),
+            when: (host(), Command::SetImageSeconds { seconds: 0 }),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "an image time beyond the limit",
+            given: url_room(),
+            when: (host(), Command::SetImageSeconds { seconds: 601 }),
+            then: Reject(RejectCode::Invalid),
+        },
+        Case {
+            name: "anyone with control turns loop on",
+            given: url_room(),
+            when: (alice(), Command::SetLoop { looping: true }),
+            then: EventsAnd(&["loop_changed"], |s| s.play_mode.looping),
+        },
+        Case {
+            name: "loop in host mode is the host's",
+            given: with(vec![host_mode()]),
+            when: (alice(), Command::SetLoop { looping: true }),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "loop already on",
+            given: with(vec![(host(), Command::SetLoop { looping: true })]),
+            when: (host(), Command::SetLoop { looping: true }),
+            then: Events(&[]),
+        },
+        Case {
+            name: "without loop the last item's end stops the room",
+            given: with(vec![(host(), Command::Jump { item_id: item(3) }), play()]),
+            when: (alice(), next_after_end(3)),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(3)) && !s.playback.playing
+            }),
+        },
+        Case {
+            name: "with loop the last item's end starts the playlist again",
+            given: with(vec![
+                (host(), Command::SetLoop { looping: true }),
+                (host(), Command::Jump { item_id: item(3) }),
+                play(),
+            ]),
+            when: (alice(), next_after_end(3)),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(1)) && s.playback.playing
+            }),
+        },
+        Case {
+            name: "with loop, previous at the first item goes to the last",
+            given: with(vec![(host(), Command::SetLoop { looping: true })]),
+            when: (alice(), Command::Previous { expected_item_id: None }),
+            then: EventsAnd(&["playback_changed"], |s| s.playback.item_id == Some(item(3))),
+        },
+        Case {
+            name: "a loop of one item restarts it",
+            given: vec![
+                (host(), create_urls(1)),
+                (host(), Command::SetLoop { looping: true }),
+                play(),
+                (host(), Command::Seek { position_ms: 5_000 }),
+            ],
+            when: (host(), next_after_end(1)),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(1)) && s.playback.position_ms == 0
+            }),
+        },
+        Case {
+            name: "a late second report of a one-item loop's end does not restart it again",
+            given: vec![
+                (host(), create_urls(1)),
+                (alice(), join("alice")),
+                (host(), Command::SetLoop { looping: true }),
+                (host(), Command::Seek { position_ms: 5_000 }),
+                (host(), next_after_end(1)),
+            ],
+            when: (alice(), next_after_end(1)),
+            then: Reject(RejectCode::Conflict),
+        },
+        Case {
+            name: "shuffle on starts a round with the current item",
+            given: url_room(),
+            when: (alice(), Command::SetShuffle { shuffle: true }),
+            then: EventsAnd(&["shuffle_changed"], |s| {
+                s.play_mode.shuffle && s.played.iter().eq([item(1)].iter())
+            }),
+        },
+        Case {
+            name: "shuffle's next is an item not played this round",
+            given: with(vec![
+                (host(), Command::SetShuffle { shuffle: true }),
+                (host(), Command::Jump { item_id: item(2) }),
+            ]),
+            when: (alice(), Command::Next { expected_item_id: None }),
+            then: EventsAnd(&["playback_changed"], |s| s.playback.item_id == Some(item(3))),
+        },
+        Case {
+            name: "shuffle without loop stops when every item was played",
+            given: with(vec![
+                (host(), Command::SetShuffle { shuffle: true }),
+                (host(), Command::Jump { item_id: item(2) }),
+                (host(), Command::Jump { item_id: item(3) }),
+                play(),
+            ]),
+            when: (alice(), next_after_end(3)),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(3)) && !s.playback.playing
+            }),
+        },
+        Case {
+            name: "shuffle with loop starts a new round, never with the item that ended",
+            given: with(vec![
+                (host(), Command::SetShuffle { shuffle: true }),
+                (host(), Command::SetLoop { looping: true }),
+                (host(), Command::Jump { item_id: item(2) }),
+                (host(), Command::Jump { item_id: item(3) }),
+                play(),
+            ]),
+            when: (alice(), next_after_end(3)),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id.as_ref().is_some_and(|i| *i != item(3))
+                    && s.playback.playing
+                    && s.played.len() == 1
+            }),
+        },
+        Case {
+            name: "a removed item leaves the round",
+            given: with(vec![
+                (host(), Command::SetShuffle { shuffle: true }),
+                (host(), Command::Jump { item_id: item(2) }),
+            ]),
+            when: (host(), Command::RemoveItem { item_id: item(1) }),
+            then: EventsAnd(&["item_removed"], |s| !s.played.contains(&item(1))),
+        },
+    ]);
+}
+
+#[test]
+fn shuffle_spreads_over_the_unplayed_items() {
+    let (state, now) = fold(&with(vec![
+        (host(), Command::AddItems { urls: urls(5) }),
+        (host(), Command::SetShuffle { shuffle: true }),
+    ]));
+    let mut seen = std::collections::BTreeSet::new();
+    for entropy in 0..64 {
+        let ctx = Ctx { entropy, ..Ctx::new(room(), alice(), now) };
+        let events = decide(&state, Command::Next { expected_item_id: None }, &ctx).unwrap();
+        let Event::PlaybackChanged { playback, .. } = &events[0] else { panic!("{events:?}") };
+        let next = playback.item_id.clone().unwrap();
+        assert_ne!(next, item(1), "the current item is not next");
+        seen.insert(next);
+    }
+    assert!(seen.len() >= 6, "64 draws over 7 unplayed items reached only {seen:?}");
+}

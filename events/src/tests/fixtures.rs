@@ -64,7 +64,7 @@ pub(super) fn create_chan(tims: &[u64]) -> Command {
     }
 }
 pub(super) fn join(name: &str) -> Command {
-    Command::Join { name: name.into() }
+    Command::Join { name: name.into(), address: None }
 }
 
 /// A URL room of three items with the host and alice online.

@@ -55,6 +55,12 @@ fn pinned_command_shapes_parse() {
             Command::TransferHost { member_id: id(&member("mabc")) },
         ),
         (json!({"type": "close"}), Command::Close),
+        (
+            json!({"type": "set_image_seconds", "seconds": 8}),
+            Command::SetImageSeconds { seconds: 8 },
+        ),
+        (json!({"type": "set_shuffle", "shuffle": true}), Command::SetShuffle { shuffle: true }),
+        (json!({"type": "set_loop", "loop": false}), Command::SetLoop { looping: false }),
     ];
     for (value, expected) in cases {
         let command = parse(value.clone()).unwrap_or_else(|e| panic!("{value}: {e}"));
@@ -79,6 +85,10 @@ fn malformed_commands_are_errors() {
         json!({"type": "jump", "item_id": "../x"}),
         json!({"type": "kick", "member_id": "@system"}),
         json!({"type": "set_control", "control": "anarchy"}),
+        json!({"type": "set_image_seconds", "seconds": -1}),
+        json!({"type": "set_image_seconds", "seconds": 1.5}),
+        json!({"type": "set_loop", "looping": true}),
+        json!({"type": "set_shuffle"}),
     ];
     for value in bad {
         assert!(parse(value.clone()).is_err(), "{value} parsed");
@@ -115,7 +125,10 @@ fn state_view_has_the_pinned_fields() {
     ] {
         assert!(view.get(key).is_some(), "missing {key}");
     }
-    assert_eq!(view["settings"], json!({"control": "everyone", "listed": true}));
+    assert_eq!(
+        view["settings"],
+        json!({"control": "everyone", "listed": true, "image_seconds": 6, "shuffle": false, "loop": false})
+    );
     assert_eq!(
         view["members"][0],
         json!({"member_id": "mhost", "name": "host", "role": "host", "online": true})

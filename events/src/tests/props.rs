@@ -20,8 +20,8 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         2 => (0..4usize).prop_map(create_urls),
         2 => prop::collection::vec(1..20u64, 0..4).prop_map(|t| create_chan(&t)),
-        6 => "[a-z]{0,6}".prop_map(|name| Command::Join { name }),
-        2 => prop_oneof![Just(LeaveReason::Left), Just(LeaveReason::Timeout)].prop_map(|reason| Command::Leave { reason }),
+        6 => ("[a-z]{0,6}", proptest::option::of("a[0-3]")).prop_map(|(name, address)| Command::Join { name, address }),
+        2 => prop_oneof![Just(LeaveReason::Left), Just(LeaveReason::Timeout), Just(LeaveReason::Disconnected)].prop_map(|reason| Command::Leave { reason }),
         3 => (0..3usize).prop_map(|n| Command::AddItems { urls: urls(n) }),
         2 => item_id().prop_map(|item_id| Command::RemoveItem { item_id }),
         2 => (item_id(), 0..6u32).prop_map(|(item_id, to)| Command::MoveItem { item_id, to }),
@@ -42,6 +42,9 @@ fn command() -> impl Strategy<Value = Command> {
         1 => prop::collection::vec(1..25u64, 0..5)
             .prop_map(|t| Command::RefreshThread { items: t.into_iter().map(chan_media).collect() }),
         1 => Just(Command::Close),
+        1 => any::<bool>().prop_map(|shuffle| Command::SetShuffle { shuffle }),
+        1 => any::<bool>().prop_map(|looping| Command::SetLoop { looping }),
+        1 => (0..700u32).prop_map(|seconds| Command::SetImageSeconds { seconds }),
     ]
 }
 
@@ -61,7 +64,7 @@ proptest! {
         ];
         for (actor, command, pause_ms) in prefix.into_iter().chain(steps) {
             now += pause_ms;
-            let ctx = Ctx::new(room(), actor.clone(), now);
+            let ctx = Ctx { entropy: now, ..Ctx::new(room(), actor.clone(), now) };
             let Ok(events) = decide(&state, command, &ctx) else { continue };
             if events.is_empty() {
                 continue;
