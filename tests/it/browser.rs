@@ -1,6 +1,6 @@
 //! The web client in a real Chromium (Debian's, driven by playwright-core from npm), against
 //! `chanshare serve` with real NATS and Redis and the fixture CDN. The scenarios live in
-//! `tests/ui/room.test.mjs`; this test provides the servers and runs them.
+//! `tests/ui/*.test.mjs`; this test provides the servers and runs them, one file at a time.
 
 use std::process::Command;
 
@@ -17,6 +17,9 @@ async fn the_web_client_in_chromium() {
             ("CHANSHARE_REDIS_URL", redis.url()),
             ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
             ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
+            // Every page and the busy room's 200 members come from 127.0.0.1.
+            ("CHANSHARE_CONNECTIONS_PER_IP", "1000".into()),
+            ("CHANSHARE_CREATIONS_PER_MINUTE", "1000".into()),
         ],
     );
     let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
@@ -25,13 +28,25 @@ async fn the_web_client_in_chromium() {
     let base = format!("http://{}", chanshare.addr());
     let media = fixture.media_url();
     let report = shots.join("browser-tests.txt");
+    let mut files: Vec<String> = std::fs::read_dir(&ui)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    // `BROWSER_TESTS=pattern` runs only the scenarios whose names match (while working on one).
+    let only = std::env::var("BROWSER_TESTS").ok().map(|p| format!("--test-name-pattern={p}"));
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .args(["--test", "--test-concurrency=1", "room.test.mjs"])
+            .args(["--test", "--test-concurrency=1"])
+            .args(only)
+            .args(&files)
             .current_dir(&ui)
             .env("BASE_URL", base)
             .env("MEDIA_BASE", media)
             .env("SCREENSHOTS", &shots)
+            // The busy room's members (`bench chatters`); ./dev/test builds it.
+            .env("BENCH_BIN", tests::chanshare::binary().with_file_name("bench"))
             .output()
             .expect("run node (./dev/test installs the browser test tools)")
     })

@@ -3,15 +3,8 @@
 // Run with BASE_URL (the server), MEDIA_BASE (the fixture CDN) and SCREENSHOTS (a directory).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { BASE, DESKTOP, MEDIA, PHONE, SHOTS, api, axe, launch } from "./lib.mjs";
 
-const BASE = process.env.BASE_URL;
-const MEDIA = process.env.MEDIA_BASE;
-const SHOTS = process.env.SCREENSHOTS;
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
 const VIDEO = "1743100800333444.webm";
 // Titles of this run's rooms start with this, so a shared server's other rooms do not matter.
 const RUN = `lobby ${Date.now().toString(36)}`;
@@ -19,19 +12,11 @@ const ROOMS = 60;
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
-      "--disable-background-timer-throttling", "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"],
-  });
-  // Room creation is limited per address and minute (CHANSHARE_CREATIONS_PER_MINUTE, 10 by
-  // default): make this file's rooms from other loopback addresses, 8 from each, as the
-  // benchmark's clients spread over several; a run a few seconds later takes the next eight.
-  const first = 2 + (Math.floor(Date.now() / 1000) % 30) * 8;
+  browser = await launch();
+  // (tests/it/browser.rs raises the per-address creation limit for the whole suite.)
   const made = [];
   for (let n = 0; n < ROOMS; n += 1) {
-    made.push(create(`127.0.0.${first + Math.floor(n / 8)}`, { title: `${RUN} #${String(n).padStart(2, "0")}`, name: "host", source: { urls: [`${MEDIA}/wsg/${VIDEO}`] } }));
+    made.push(api("POST", "/api/rooms", { title: `${RUN} #${String(n).padStart(2, "0")}`, name: "host", source: { urls: [`${MEDIA}/wsg/${VIDEO}`] } }));
   }
   for (const reply of await Promise.all(made)) assert.equal(reply.status, 201, JSON.stringify(reply.body));
   // The views are eventually consistent: wait until the lobby lists them all.
@@ -42,20 +27,6 @@ before(async () => {
   }
 });
 after(async () => { await browser?.close(); });
-
-// POST /api/rooms from `localAddress`.
-function create(localAddress, body) {
-  return new Promise((resolve, reject) => {
-    const request = http.request(`${BASE}/api/rooms`, { method: "POST", localAddress, headers: { "content-type": "application/json" } }, (response) => {
-      let text = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk) => { text += chunk; });
-      response.on("end", () => resolve({ status: response.statusCode, body: text ? JSON.parse(text) : null }));
-    });
-    request.on("error", reject);
-    request.end(JSON.stringify(body));
-  });
-}
 
 // Every listed room (matching `q`), through the API's cursor.
 async function everyRoom(q) {
@@ -86,15 +57,6 @@ async function lobby(viewport) {
 
 const cardIds = (page) => page.$$eval(".room-card", (cards) => cards.map((c) => c.dataset.room));
 
-// Runs axe-core in the page; returns the violations of impact serious or critical.
-const require = createRequire(import.meta.url);
-async function axe(page) {
-  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
-  const result = await page.evaluate(async () => window.axe.run(document, { resultTypes: ["violations"] }));
-  return result.violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
-}
 
 // Every visible control of the create form, with its box and the card's.
 async function overflow(page) {
