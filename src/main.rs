@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     // A CLI is quiet unless asked; a server says what it does.
     let quiet = matches!(cli.command, Command::Replay { .. });
-    let level = logging::level(if quiet { 1 } else { 2 } + cli.verbose);
+    let level = logging::level(cli.verbose.saturating_add(if quiet { 1 } else { 2 }));
     let _logging = logging::init(cli.log_format, level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -83,7 +83,8 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<String>,
     },
-    /// Leaves the room (`left`) or is timed out by the presence reaper (`timeout`).
+    /// Leaves the room (`left`), is timed out by the presence reaper (`timeout`), or closed their
+    /// last socket cleanly (`disconnected`, issued by the gateway after a grace period).
     Leave {
         /// Why.
         #[serde(default)]

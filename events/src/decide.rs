@@ -157,6 +157,9 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
     }
 }
 
+/// The message of the `forbidden` a join gets when the member list is full of online members.
+pub const ROOM_FULL: &str = "room is full";
+
 /// A guarded `next` that would restart the item it names (a loop of one item) is a late
 /// duplicate while that item has played less than this.
 const SAME_ITEM_GUARD_MS: u64 = 1000;
@@ -280,7 +283,7 @@ impl Decision<'_> {
             None => {
                 if self.state.members.len() >= self.limits.max_members {
                     let Some(oldest) = self.state.members.iter().find(|m| !m.online) else {
-                        return Err(Rejection::forbidden("room is full"));
+                        return Err(Rejection::forbidden(ROOM_FULL));
                     };
                     events.push(Event::MemberLeft {
                         member_id: oldest.member_id.clone(),

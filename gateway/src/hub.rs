@@ -36,6 +36,8 @@ pub struct Frame {
     pub text: Utf8Bytes,
     /// Members the commit kicked: their sockets close after it.
     pub kicked: Option<Arc<[events::MemberId]>>,
+    /// Members the commit shows offline: a socket of theirs that is still open says it is back.
+    pub offline: Option<Arc<[events::MemberId]>>,
 }
 
 impl Frame {
@@ -45,7 +47,16 @@ impl Frame {
             version: stored.commit.version,
             at_ms: stored.commit.at_ms,
             text: text(&CommitFrame::new(&stored.commit)).into(),
-            kicked: kicked(&stored.commit),
+            kicked: members(&stored.commit, |event| match event {
+                events::Event::MemberLeft { member_id, reason: events::RemovalReason::Kicked } => {
+                    Some(member_id)
+                }
+                _ => None,
+            }),
+            offline: members(&stored.commit, |event| match event {
+                events::Event::MemberWentOffline { member_id } => Some(member_id),
+                _ => None,
+            }),
         }
     }
 
@@ -53,20 +64,20 @@ impl Frame {
     pub fn kicks(&self, member: &events::MemberId) -> bool {
         self.kicked.as_ref().is_some_and(|kicked| kicked.contains(member))
     }
+
+    /// Whether the commit shows `member` offline.
+    pub fn takes_offline(&self, member: &events::MemberId) -> bool {
+        self.offline.as_ref().is_some_and(|offline| offline.contains(member))
+    }
 }
 
-fn kicked(commit: &events::Commit) -> Option<Arc<[events::MemberId]>> {
-    let kicked: Vec<_> = commit
-        .events
-        .iter()
-        .filter_map(|event| match event {
-            events::Event::MemberLeft { member_id, reason: events::RemovalReason::Kicked } => {
-                Some(member_id.clone())
-            }
-            _ => None,
-        })
-        .collect();
-    (!kicked.is_empty()).then(|| kicked.into())
+/// The members `pick` finds in the commit's events (`None` when there are none: most commits).
+fn members(
+    commit: &events::Commit,
+    pick: impl Fn(&events::Event) -> Option<&events::MemberId>,
+) -> Option<Arc<[events::MemberId]>> {
+    let found: Vec<_> = commit.events.iter().filter_map(pick).cloned().collect();
+    (!found.is_empty()).then(|| found.into())
 }
 
 /// A room's fan-out, alive while any local socket holds it.

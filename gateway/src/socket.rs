@@ -82,6 +82,17 @@ struct Joined {
     _guard: MemberGuard,
 }
 
+/// Brings a member with an open socket back online (a join without a name keeps theirs).
+async fn rejoin(app: App, room: RoomId, member: MemberId, ip: IpAddr) {
+    let address = Some(app.inner.signer.address_tag(&room, ip));
+    let join = Command::Join { name: String::new(), address };
+    if let Reply::Reject { code, message, .. } =
+        app.command(&room, &member, uuid::Uuid::new_v4().to_string(), join).await
+    {
+        debug!(%room, %member, %code, %message, "rejoin refused");
+    }
+}
+
 /// Runs a socket's join and live loop; `left` is set when the client closed it on purpose.
 async fn session(
     app: &App,
@@ -115,7 +126,13 @@ async fn session(
         };
         match wake {
             Wake::Commit(Ok(frame)) => {
+                let offline = frame.takes_offline(&member);
                 last = deliver(app, socket, room, &member, last, frame).await?;
+                if offline {
+                    // Shown offline while connected (a leave that raced a reconnect, another
+                    // tab's clean close, a heartbeat gap): say it is back.
+                    tokio::spawn(rejoin(app.clone(), room.clone(), member.clone(), ip));
+                }
             }
             Wake::Commit(Err(broadcast::error::RecvError::Lagged(_))) => {
                 return Ok(Closing(close::SLOW_CONSUMER, "too far behind: reconnect and resume"));
@@ -238,7 +255,7 @@ async fn join(
         return Err(match code {
             RejectCode::NotFound => Closing(close::NOT_FOUND, "no such room"),
             RejectCode::Closed => Closing(close::CLOSED, "room is closed"),
-            RejectCode::Forbidden if message.contains("full") => {
+            RejectCode::Forbidden if message == events::decide::ROOM_FULL => {
                 Closing(close::FULL, "room is full")
             }
             RejectCode::Forbidden => Closing(close::FORBIDDEN, REMOVED),

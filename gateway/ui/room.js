@@ -116,8 +116,23 @@ function dropDelivered() {
     if (line.version && line.version <= session.version) { line.node.remove(); pendingLines.delete(id); }
   }
 }
+// After a reconnect, the queue goes out in order at a pace the server accepts (it allows a
+// burst of 20 commands, then 10 a second).
 function flushOutbox() {
-  for (const frame of outbox.values()) session.ws.send(JSON.stringify(frame));
+  [...outbox.keys()].forEach((id, n) => setTimeout(() => resend(id), n < 10 ? 0 : (n - 9) * 120));
+}
+function resend(id) {
+  if (session.live && outbox.has(id)) session.ws.send(JSON.stringify(outbox.get(id)));
+}
+// A command refused for now (too fast, or a service down) is sent again with the same id, which
+// makes it land once, after a growing pause; after a few tries the refusal stands.
+const retries = new Map();
+function retryLater(id) {
+  const attempt = retries.get(id) || 0;
+  if (!outbox.has(id) || attempt >= 5) { retries.delete(id); return false; }
+  retries.set(id, attempt + 1);
+  setTimeout(() => resend(id), 400 * 2 ** attempt);
+  return true;
 }
 
 function connect() {
@@ -198,8 +213,10 @@ function onFrame(frame) {
       // The player follows at once: a video the room left must not play on until the next tick.
       tick();
       break;
-    case "ack": settle(frame.id, false, frame.version); break;
+    case "ack": retries.delete(frame.id); settle(frame.id, false, frame.version); break;
     case "reject":
+      if ((frame.code === "rate_limited" || frame.code === "unavailable") && retryLater(frame.id)) break;
+      retries.delete(frame.id);
       settle(frame.id, true, 0);
       if (frame.code !== "conflict") toast(frame.message);
       break;
@@ -410,7 +427,12 @@ const render = {
         list.insertBefore(row, list.children[Math.min(event.to, list.children.length)] || null);
         break;
       }
-      case "playback_changed": optimistic = null; render.playback(); break;
+      case "playback_changed":
+        // A new playback of the same item (a loop, a seek back, play after the end) may end again.
+        optimistic = null;
+        endedSent = null;
+        render.playback();
+        break;
       case "member_joined": $("members").append(memberRow(session.room.members[session.room.members.length - 1])); render.counts(); break;
       case "member_returned": {
         const row = rows.members.get(event.member_id);
@@ -439,7 +461,11 @@ const render = {
       case "chat_posted": {
         const log = $("chat");
         log.append(chatLine(event.message));
-        while (log.childElementCount > CHAT_LINES && !log.firstElementChild.classList.contains("pending")) log.firstElementChild.remove();
+        for (let line = log.firstElementChild; line && log.childElementCount > CHAT_LINES;) {
+          const next = line.nextElementSibling;
+          if (!line.classList.contains("pending")) line.remove();
+          line = next;
+        }
         scrollChat(false);
         break;
       }
@@ -700,7 +726,8 @@ $("image-seconds").onchange = () => {
 };
 $("close-room").onclick = () => confirm("Close the room for everyone?") && command({ type: "close" });
 document.addEventListener("keydown", (event) => {
-  if (event.target.closest("input, textarea, select, button, a") || !session.room) return;
+  if (event.target.closest("input, textarea, select, button, a, [tabindex]") || !session.room) return;
+  if (event.altKey || event.ctrlKey || event.metaKey) return; // the browser's own shortcuts
   if (event.code === "Space") { event.preventDefault(); $("toggle").click(); }
   else if (event.key === "ArrowRight" && event.shiftKey) $("next").click();
   else if (event.key === "ArrowLeft" && event.shiftKey) $("prev").click();

@@ -178,6 +178,24 @@ test("a mixed playlist plays through: images for the room's time, videos to thei
   await closeAll(pages);
 });
 
+test("a looped single item plays again and again", async () => {
+  const room = await createRoom({ urls: [media("1743100437554012.mp4")], title: "loop one" });
+  const host = await open(browser, room, "alice", { token: room.host_token });
+  const guest = await open(browser, room, "bob");
+  await host.click("#loop");
+  await guest.waitForFunction(() => window.chanshare.session.room.settings.loop);
+  await host.click("#toggle");
+  const restarts = async () => {
+    const { body } = await api("GET", `/api/rooms/${room.room_id}/events?after=0&limit=1000`);
+    return body.commits.flatMap((c) => c.events).filter((e) => e.type === "playback_changed" && e.cause === "next").length;
+  };
+  const deadline = Date.now() + 20_000;
+  while ((await restarts()) < 3 && Date.now() < deadline) await sleep(250);
+  assert.ok((await restarts()) >= 3, "the two-second clip restarted three times");
+  assert.ok(await guest.evaluate(() => window.chanshare.session.room.playback.playing), "and plays on");
+  await closeAll([host, guest]);
+});
+
 test("a kicked member is cut off at once, told so, and cannot come back with the token or a new identity", async () => {
   const room = await createRoom({ urls: VIDEOS, title: "kick test" });
   const host = await open(browser, room, "alice", { token: room.host_token });
@@ -237,28 +255,27 @@ test("commands typed while disconnected are shown pending and land once after th
   const room = await createRoom({ urls: VIDEOS, title: "offline test" });
   const a = await open(browser, room, "alice", { token: room.host_token });
   const b = await open(browser, room, "bob");
-  await b.evaluate(() => window.chanshare.offline());
+  // Sent, and cut before its answer: it is sent again after the reconnect, and lands once.
+  await b.evaluate(() => { window.chanshare.command({ type: "chat", text: "zero" }); window.chanshare.offline(); });
   for (const text of ["one", "two", "three"]) {
     await b.fill("#say input", text);
     await b.press("#say input", "Enter");
   }
   await b.click("#toggle");
-  assert.equal(await b.locator("#chat .chat-line.pending").count(), 3, "three lines wait, marked pending");
-  assert.equal(await b.evaluate(() => window.chanshare.pending()), 4);
+  assert.equal(await b.locator("#chat .chat-line.pending").count(), 4, "four lines wait, marked pending");
+  assert.equal(await b.evaluate(() => window.chanshare.pending()), 5);
   if (SHOTS) await b.screenshot({ path: `${SHOTS}/offline-pending.png` });
   await sleep(500);
-  assert.deepEqual(await a.evaluate(() => window.chanshare.chat()), [], "nothing left the page while offline");
   await b.evaluate(() => window.chanshare.online());
   await b.waitForFunction(() => window.chanshare.pending() === 0, null, { timeout: 15_000 });
-  await a.waitForFunction(() => window.chanshare.chat().length === 3 && window.chanshare.session.room.playback.playing);
+  await a.waitForFunction(() => window.chanshare.chat().length === 4 && window.chanshare.session.room.playback.playing);
   await sleep(1000);
-  for (const page of [a, b]) assert.deepEqual(await page.evaluate(() => window.chanshare.chat()), ["one", "two", "three"]);
+  for (const page of [a, b]) assert.deepEqual(await page.evaluate(() => window.chanshare.chat()), ["zero", "one", "two", "three"]);
   assert.equal(await b.locator("#chat .chat-line.pending").count(), 0);
-  // Sending them again (a second reconnect replays nothing already answered; a retry of the same id
-  // is stored once): the log has each line once.
+  // The log has each line once.
   const { body } = await api("GET", `/api/rooms/${room.room_id}/events?after=0&limit=1000`);
   const texts = (body.commits ?? body).flatMap((c) => c.events).filter((e) => e.type === "chat_posted").map((e) => e.message.text);
-  assert.deepEqual(texts, ["one", "two", "three"]);
+  assert.deepEqual(texts, ["zero", "one", "two", "three"]);
   await closeAll([a, b]);
 });
 
@@ -298,14 +315,29 @@ test("pages whose clocks are 5 s fast and 3 s slow still play together", async (
   const room = await createRoom({ urls: VIDEOS, title: "skew test" });
   const fast = await open(browser, room, "fast", { token: room.host_token, init: skew(5000) });
   const slow = await open(browser, room, "slow", { init: skew(-3000) });
-  const offsets = await Promise.all([fast, slow].map((p) => p.evaluate(() => [Date.now(), window.chanshare.offset()])));
-  assert.ok(offsets[0][0] - offsets[1][0] > 7000, "the two pages' clocks are 8 s apart");
+  const clocks = await Promise.all([fast, slow].map((p) => p.evaluate(() => Date.now())));
+  assert.ok(clocks[0] - clocks[1] > 7000, "the two pages' clocks are 8 s apart");
   await fast.click("#toggle");
   await slow.waitForFunction(() => window.chanshare.sample().playing);
   await sleep(1500);
+  // Each page learned how wrong its clock is (server time = local time + offset).
+  const [fastOffset, slowOffset] = await Promise.all([fast, slow].map((p) => p.evaluate(() => window.chanshare.offset())));
+  console.log(`skew: offsets ${fastOffset.toFixed(0)} ms (clock +5 s) and ${slowOffset.toFixed(0)} ms (clock -3 s)`);
+  assert.ok(Math.abs(fastOffset + 5000) < 50, `the fast page's offset is ${fastOffset} ms`);
+  assert.ok(Math.abs(slowOffset - 3000) < 50, `the slow page's offset is ${slowOffset} ms`);
   const { p95, samples } = await syncP95(fast, slow, 8000, "clocks +5 s / -3 s");
   assert.ok(samples > 30, `enough samples: ${samples}`);
   assert.ok(p95 <= 100, `p95 difference ${p95} ms with skewed clocks`);
+  // And both play where the room is, by the true clock (this process shares the server's).
+  for (const page of [fast, slow]) {
+    const state = (await api("GET", `/api/rooms/${room.room_id}`)).body;
+    const now = Date.now();
+    const time = await page.evaluate(() => window.chanshare.sample().time);
+    const item = await page.evaluate(() => window.chanshare.sample().item);
+    if (item !== state.playback.item_id) continue; // the item changed between the two reads
+    const expected = (state.playback.position_ms + (now - state.playback.anchor_ms) * state.playback.rate) / 1000;
+    assert.ok(Math.abs(time - expected) < 0.15, `a page plays at ${time} s, the room is at ${expected} s`);
+  }
   await closeAll([fast, slow]);
 });
 
@@ -354,6 +386,13 @@ test("the page's fold equals the server's after every commit of a long random se
     const state = await page.evaluate(() => window.chanshare.session.room);
     let body = pick(commands)(state);
     if (n === 250) body = { type: "kick", member_id: await third.evaluate(() => window.chanshare.session.memberId) };
+    if (n === 120) {
+      // A member goes away cleanly and comes back: member_went_offline, then member_returned.
+      await third.evaluate(() => window.chanshare.offline());
+      await host.waitForFunction(() => window.chanshare.session.room.members.some((m) => !m.online), null, { timeout: 10_000 });
+      await third.evaluate(() => window.chanshare.online());
+      await host.waitForFunction(() => window.chanshare.session.room.members.every((m) => m.online), null, { timeout: 10_000 });
+    }
     if (n === total - 1) body = { type: "close" };
     if (n === total - 1 || n === 250) {
       // Whoever is host does these.
@@ -371,6 +410,19 @@ test("the page's fold equals the server's after every commit of a long random se
       const folds = await Promise.all(pages.map((p) => p.evaluate(() => window.chanshare.session.room)));
       if (folds.some((f) => f.version !== server.version)) { assert.ok(attempt < 5, "the head kept moving"); continue; }
       for (const fold of folds) assert.deepStrictEqual(fold, server, `after command ${n} (${JSON.stringify(body)}), seed ${seed}`);
+      // The page shows what it folded: the playlist and the members in order, the host badge.
+      for (const page of pages) {
+        const shown = await page.evaluate(() => ({
+          items: [...document.querySelectorAll("#playlist .pl-item")].map((r) => r.dataset.item),
+          current: [...document.querySelectorAll("#playlist .pl-item.current")].map((r) => r.dataset.item),
+          members: [...document.querySelectorAll("#members li")].map((r) => [r.dataset.member, !!r.querySelector(".badge"), !!r.querySelector(".dot.on")]),
+        }));
+        assert.deepStrictEqual(shown, {
+          items: server.playlist.map((i) => i.item_id),
+          current: server.playback.item_id ? [server.playback.item_id] : [],
+          members: server.members.map((m) => [m.member_id, m.role === "host", m.online]),
+        }, `the page after command ${n}, seed ${seed}`);
+      }
       compared += 1;
       break;
     }

@@ -1129,16 +1129,20 @@ fn playlist_modes() {
             }),
         },
         Case {
-            name: "a late second report of a one-item loop's end does not restart it again",
+            name: "a one-item loop's restarted item ends again after it played a while",
             given: vec![
                 (host(), create_urls(1)),
                 (alice(), join("alice")),
                 (host(), Command::SetLoop { looping: true }),
+                play(),
                 (host(), Command::Seek { position_ms: 5_000 }),
                 (host(), next_after_end(1)),
+                (host(), Command::SetRate { rate: 1.25 }),
             ],
             when: (alice(), next_after_end(1)),
-            then: Reject(RejectCode::Conflict),
+            then: EventsAnd(&["playback_changed"], |s| {
+                s.playback.item_id == Some(item(1)) && s.playback.position_ms == 0
+            }),
         },
         Case {
             name: "shuffle on starts a round with the current item",
@@ -1214,4 +1218,24 @@ fn shuffle_spreads_over_the_unplayed_items() {
         seen.insert(next);
     }
     assert!(seen.len() >= 6, "64 draws over 7 unplayed items reached only {seen:?}");
+}
+
+/// The same end of a one-item loop reported twice (two pages, a moment apart) restarts it once.
+#[test]
+fn a_late_second_report_of_a_one_item_loop_end_does_not_restart_it_again() {
+    let (state, now) = fold(&[
+        (host(), create_urls(1)),
+        (alice(), join("alice")),
+        (host(), Command::SetLoop { looping: true }),
+        play(),
+        (host(), Command::Seek { position_ms: 5_000 }),
+        (host(), next_after_end(1)),
+    ]);
+    // `fold` ran the restart one second before `now`: the late report comes 200 ms after it.
+    let late = Ctx::new(room(), alice(), now - 800);
+    let refused = decide(&state, next_after_end(1), &late).unwrap_err();
+    assert_eq!(refused.code, RejectCode::Conflict);
+    // Once the item played past the guard, its end counts again.
+    let later = Ctx::new(room(), alice(), now + 500);
+    assert!(decide(&state, next_after_end(1), &later).is_ok());
 }
