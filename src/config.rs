@@ -94,6 +94,12 @@ pub(crate) struct GatewayConfig {
     #[arg(long, env = "CHANSHARE_COMMANDS_PER_SECOND", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) commands_per_second: u32,
 
+    /// Reverse proxies (comma-separated addresses or CIDRs) whose `X-Forwarded-For` is believed:
+    /// the client is the right-most forwarded address that is not one of them. Empty: the TCP
+    /// peer is the client.
+    #[arg(long, env = "CHANSHARE_TRUSTED_PROXIES", default_value = "")]
+    pub(crate) trusted_proxies: String,
+
     /// Milliseconds a member whose last socket closed cleanly has to come back before they are
     /// shown offline (a reload or a quick reconnect does not flap the member list); at most 5000.
     #[arg(long, env = "CHANSHARE_LEAVE_GRACE_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=5000))]

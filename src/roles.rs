@@ -184,7 +184,7 @@ pub(crate) async fn content(
     .context("failed to build the upstream client")?
     .with_metrics(metrics.clone());
     let upstream = Arc::new(upstream);
-    let store = content::store::open(&config.media_store, config.s3_endpoint.as_deref())?;
+    let store = storage::open(&config.media_store, config.s3_endpoint.as_deref())?;
     Ok(content::Content {
         resolver: content::Resolver::new(upstream.clone(), redis.clone()),
         media: content::Media::new(store, upstream, redis.clone(), metrics),
@@ -219,6 +219,7 @@ pub(crate) async fn gateway(
             leave_grace: Duration::from_millis(settings.leave_grace_ms),
             ..gateway::limits::Limits::default()
         },
+        trusted_proxies: settings.trusted_proxies.parse().context("CHANSHARE_TRUSTED_PROXIES")?,
         token_ttl: Duration::from_secs(config.token_days * 24 * 3600),
         shutdown,
         metrics: gateway::Metrics::new(registry).context("failed to register gateway metrics")?,

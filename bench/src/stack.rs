@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use commands::protocol::{CREATE_SUBJECT, CreateReply, Reply, Request, command_subject};
 use events::{Actor, Command, CommandId, MemberId, RoomId};
+use protocol::subjects::{CREATE as CREATE_SUBJECT, command as command_subject};
+use protocol::{CommandReply, CommandRequest, CreateReply};
 use serde_json::json;
 use tests::{Chanshare, NatsServer, RedisServer};
 
@@ -114,12 +115,16 @@ impl Stack {
         id: CommandId,
         command: Command,
     ) -> anyhow::Result<u64> {
-        let request =
-            Request { id, actor: Actor::Member(room.host.clone()), command, traceparent: None };
+        let request = CommandRequest {
+            id,
+            actor: Actor::Member(room.host.clone()),
+            command,
+            traceparent: None,
+        };
         let payload = serde_json::to_vec(&request)?;
         let reply = self.client.request(command_subject(&room.id), payload.into()).await?;
         match serde_json::from_slice(&reply.payload)? {
-            Reply::Accepted { version } => Ok(version),
+            CommandReply::Accepted { version } => Ok(version),
             other => bail!("command refused: {other:?}"),
         }
     }

@@ -11,7 +11,7 @@ use tracing::{Instrument as _, debug, warn};
 
 use crate::cache::{Cache, Room};
 use crate::metrics::Metrics;
-use crate::protocol::{Reply, Request};
+use protocol::{CommandReply, CommandRequest};
 
 /// How long a command keeps being decided again after losing races, before `conflict`. Every
 /// lost race means another command was stored, so the room progresses; a replica that keeps
@@ -48,14 +48,14 @@ impl Handler {
     }
 
     /// Decides and stores `request` for `room`. The same command id always gets the same reply.
-    pub async fn handle(&self, room: &RoomId, request: Request) -> Reply {
+    pub async fn handle(&self, room: &RoomId, request: CommandRequest) -> CommandReply {
         let name = request.command.name();
         let reply = self.handle_inner(room, request).await;
         self.metrics.commands.with_label_values(&[name, reply.outcome()]).inc();
         reply
     }
 
-    async fn handle_inner(&self, room: &RoomId, request: Request) -> Reply {
+    async fn handle_inner(&self, room: &RoomId, request: CommandRequest) -> CommandReply {
         if let Some(reply) = self.outcomes.get(room, request.id) {
             return reply;
         }
@@ -71,11 +71,16 @@ impl Handler {
         reply
     }
 
-    async fn decide_and_append(&self, room: &RoomId, entry: &mut Room, request: &Request) -> Reply {
+    async fn decide_and_append(
+        &self,
+        room: &RoomId,
+        entry: &mut Room,
+        request: &CommandRequest,
+    ) -> CommandReply {
         let started = Instant::now();
         for attempt in 0.. {
             if let Some(version) = entry.version_of(request.id) {
-                return Reply::Accepted { version };
+                return CommandReply::Accepted { version };
             }
             let ctx = Ctx {
                 room: room.clone(),
@@ -106,13 +111,13 @@ impl Handler {
             }
             let events = match decision {
                 Ok(events) if events.is_empty() => {
-                    let reply = Reply::Accepted { version: entry.state.version };
+                    let reply = CommandReply::Accepted { version: entry.state.version };
                     self.outcomes.put(room, request.id, reply.clone());
                     return reply;
                 }
                 Ok(events) => events,
                 Err(rejection) => {
-                    let reply = Reply::rejected(rejection);
+                    let reply = CommandReply::rejected(rejection);
                     self.outcomes.put(room, request.id, reply.clone());
                     return reply;
                 }
@@ -142,14 +147,14 @@ impl Handler {
                         commit,
                         traceparent: request.traceparent.clone(),
                     });
-                    return Reply::Accepted { version: appended.position.version };
+                    return CommandReply::Accepted { version: appended.position.version };
                 }
                 Ok(appended) => {
                     // Stored before (a retry that another attempt or replica completed).
                     if let Err(error) = self.catch_up(room, entry).await {
                         return unavailable(room, &error);
                     }
-                    return Reply::Accepted { version: appended.position.version };
+                    return CommandReply::Accepted { version: appended.position.version };
                 }
                 Err(LogError::Conflict { .. }) => {
                     self.metrics.conflicts.inc();
@@ -162,12 +167,12 @@ impl Handler {
                     self.metrics.retries.inc();
                     tokio::time::sleep(jitter(attempt)).await;
                 }
-                Err(LogError::Invalid(message)) => return Reply::invalid(message),
+                Err(LogError::Invalid(message)) => return CommandReply::invalid(message),
                 Err(error) => return unavailable(room, &error),
             }
         }
         debug!(%room, id = %request.id, "gave up after repeated conflicts");
-        Reply::Error {
+        CommandReply::Error {
             code: events::RejectCode::Conflict,
             message: "too many concurrent writers, try again".into(),
         }
@@ -218,14 +223,14 @@ impl Handler {
         id: CommandId,
         actor: Actor,
         command: events::Command,
-    ) -> Reply {
-        self.handle(room, Request { id, actor, command, traceparent: None }).await
+    ) -> CommandReply {
+        self.handle(room, CommandRequest { id, actor, command, traceparent: None }).await
     }
 }
 
-fn unavailable(room: &RoomId, error: &LogError) -> Reply {
+fn unavailable(room: &RoomId, error: &LogError) -> CommandReply {
     warn!(%room, %error, "command not decided");
-    Reply::unavailable(error.to_string())
+    CommandReply::unavailable(error.to_string())
 }
 
 /// Full jitter: a random wait below 2^attempt × 100 µs, capped at 3.2 ms. Kept short: the winner
@@ -251,17 +256,17 @@ struct Outcomes {
 
 #[derive(Debug, Default)]
 struct OutcomesInner {
-    replies: HashMap<(RoomId, CommandId), Reply>,
+    replies: HashMap<(RoomId, CommandId), CommandReply>,
     order: VecDeque<(Instant, RoomId, CommandId)>,
 }
 
 impl Outcomes {
-    fn get(&self, room: &RoomId, id: CommandId) -> Option<Reply> {
+    fn get(&self, room: &RoomId, id: CommandId) -> Option<CommandReply> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.replies.get(&(room.clone(), id)).cloned()
     }
 
-    fn put(&self, room: &RoomId, id: CommandId, reply: Reply) {
+    fn put(&self, room: &RoomId, id: CommandId, reply: CommandReply) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         while let Some((at, _, _)) = inner.order.front() {

@@ -7,7 +7,6 @@
 //! the presence reaper and the snapshotter.
 //!
 //! # Layout
-//! - [`protocol`]: the JSON requests and replies (documented in `docs/commands.md`).
 //! - [`handler`]: load or catch up, decide, append, retry on conflict; idempotent by command id.
 //! - `cache`: folded rooms, bounded by memory.
 //! - [`provision`]: room creation (id allocation, thread resolution, host token).
@@ -18,7 +17,6 @@
 mod cache;
 pub mod handler;
 pub mod metrics;
-pub mod protocol;
 pub mod provision;
 pub mod reaper;
 pub mod snapshots;
@@ -28,14 +26,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::service::ServiceExt as _;
-use events::{Command, RoomId};
+use events::Command;
 use futures::StreamExt;
+use protocol::{CommandReply, CommandRequest, CreateReply, CreateRequest, subjects};
 use tokio::sync::Semaphore;
 use tracing::{Instrument as _, info, warn};
 
 pub use handler::Handler;
 pub use metrics::Metrics;
-pub use protocol::{CreateReply, CreateRequest, Reply, Request};
 pub use provision::Provisioner;
 pub use reaper::ReaperConfig;
 
@@ -84,13 +82,13 @@ pub async fn run(
     let mut commands = nats_service
         .endpoint_builder()
         .name("command")
-        .add(format!("{}*", protocol::COMMAND_SUBJECT_PREFIX))
+        .add(format!("{}*", subjects::COMMAND_PREFIX))
         .await
         .map_err(ServiceError)?;
     let mut creates = nats_service
         .endpoint_builder()
         .name("create")
-        .add(protocol::CREATE_SUBJECT)
+        .add(subjects::CREATE)
         .await
         .map_err(ServiceError)?;
     info!(service = SERVICE_NAME, "commands service ready");
@@ -161,13 +159,10 @@ async fn handle_command(
     service: &Service,
     message: &async_nats::Message,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let room = message
-        .subject
-        .strip_prefix(protocol::COMMAND_SUBJECT_PREFIX)
-        .and_then(|r| RoomId::new(r).ok());
-    let reply = match (room, serde_json::from_slice::<Request>(&message.payload)) {
-        (None, _) => Reply::invalid("bad room id in subject"),
-        (_, Err(error)) => Reply::invalid(format!("bad command: {error}")),
+    let room = subjects::command_room(&message.subject);
+    let reply = match (room, serde_json::from_slice::<CommandRequest>(&message.payload)) {
+        (None, _) => CommandReply::invalid("bad room id in subject"),
+        (_, Err(error)) => CommandReply::invalid(format!("bad command: {error}")),
         (Some(room), Ok(request)) => {
             let joined = match (&request.command, &request.actor) {
                 (Command::Join { .. }, events::Actor::Member(member)) => Some(member.clone()),
@@ -177,7 +172,7 @@ async fn handle_command(
                 tracing::info_span!("commands.handle", %room, command = request.command.name());
             telemetry::continue_trace(&span, request.traceparent.as_deref());
             let reply = service.handler.handle(&room, request).instrument(span).await;
-            if let (Some(member), Reply::Accepted { .. }) = (joined, &reply) {
+            if let (Some(member), CommandReply::Accepted { .. }) = (joined, &reply) {
                 // A joiner counts as present until its gateway's heartbeats take over.
                 if let Err(error) = service.presence.beat(&room, &[member], handler::now_ms()).await
                 {

@@ -12,8 +12,9 @@ use tokens::{Claims, Role, Signer};
 use tracing::warn;
 
 use crate::handler::now_ms;
-use crate::protocol::{
-    CreateReply, CreateRequest, RESOLVE_SUBJECT, ResolveReply, ResolveRequest, WATCH_SUBJECT,
+use protocol::{
+    CreateReply, CreateRequest, RequestError, ResolveReply, ResolveRequest, WatchReply,
+    WatchRequest,
 };
 
 /// How many fresh ids to try when a generated room id is taken.
@@ -22,12 +23,11 @@ const ID_ATTEMPTS: usize = 8;
 /// Creates rooms.
 #[derive(Debug)]
 pub struct Provisioner {
-    client: async_nats::Client,
+    content: protocol::Client,
     log: EventLog,
     signer: Signer,
     limits: Limits,
     token_ttl: Duration,
-    resolve_timeout: Duration,
 }
 
 impl Provisioner {
@@ -39,7 +39,8 @@ impl Provisioner {
         limits: Limits,
         token_ttl: Duration,
     ) -> Self {
-        Self { client, log, signer, limits, token_ttl, resolve_timeout: Duration::from_secs(15) }
+        let content = protocol::Client::new(client, Duration::from_secs(15));
+        Self { content, log, signer, limits, token_ttl }
     }
 
     /// Creates a room from `request`.
@@ -137,12 +138,13 @@ impl Provisioner {
     /// Asks the content service to follow the room's thread (and warm its first items). A room
     /// works without it; it just does not grow with its thread.
     async fn watch(&self, room: &RoomId, board: &str, thread: u64) {
-        let body = serde_json::json!({"room": room, "board": board, "thread": thread}).to_string();
-        let request = self.client.request(WATCH_SUBJECT, body.into());
-        match tokio::time::timeout(self.resolve_timeout, request).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => warn!(%room, %error, "thread watch not registered"),
-            Err(_) => warn!(%room, "thread watch registration timed out"),
+        let request = WatchRequest { room: room.clone(), board: board.to_owned(), thread };
+        match self.content.watch(&request).await {
+            Ok(WatchReply::Watching | WatchReply::NotWatched { .. }) => {}
+            Ok(WatchReply::Error { message }) => {
+                warn!(%room, %message, "thread watch not registered")
+            }
+            Err(error) => warn!(%room, %error, "thread watch not registered"),
         }
     }
 
@@ -163,16 +165,8 @@ impl Provisioner {
     ) -> Result<(Vec<events::Media>, Option<String>), CreateReply> {
         let unavailable =
             |message: String| CreateReply::Error { code: RejectCode::Unavailable, message };
-        let body = serde_json::to_vec(&ResolveRequest { board: board.to_owned(), thread })
-            .map_err(|e| unavailable(e.to_string()))?;
-        let response = tokio::time::timeout(
-            self.resolve_timeout,
-            self.client.request(RESOLVE_SUBJECT, body.into()),
-        )
-        .await
-        .map_err(|_| unavailable("the content service did not answer in time".into()))?
-        .map_err(|e| unavailable(format!("the content service is unavailable: {e}")))?;
-        match serde_json::from_slice::<ResolveReply>(&response.payload) {
+        let request = ResolveRequest { board: board.to_owned(), thread };
+        match self.content.resolve(&request).await {
             Ok(ResolveReply::Resolved { items, title, .. }) => Ok((items, title)),
             Ok(ResolveReply::NotFound { message }) => {
                 Err(CreateReply::Rejected { code: RejectCode::NotFound, message })
@@ -181,7 +175,10 @@ impl Provisioner {
                 Err(CreateReply::Rejected { code, message })
             }
             Ok(ResolveReply::Error { message, .. }) => Err(unavailable(message)),
-            Err(error) => Err(unavailable(format!("bad answer from the content service: {error}"))),
+            Err(RequestError::Timeout { .. }) => {
+                Err(unavailable("the content service did not answer in time".into()))
+            }
+            Err(error) => Err(unavailable(format!("the content service is unavailable: {error}"))),
         }
     }
 }

@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::handler::{Handler, now_ms};
 use crate::metrics::Metrics;
-use crate::protocol::Reply;
+use protocol::CommandReply;
 
 /// Reaper timings.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +89,7 @@ async fn reap_room(
         let command = Command::Leave { reason: LeaveReason::Timeout };
         let reply = handler.issue(room, id, Actor::Member(member.member_id.clone()), command).await;
         debug!(%room, member = %member.member_id, ?reply, "presence timeout");
-        if matches!(reply, Reply::Accepted { .. }) {
+        if matches!(reply, CommandReply::Accepted { .. }) {
             metrics.reaped.with_label_values(&["timeout"]).inc();
         }
     }
@@ -98,7 +98,7 @@ async fn reap_room(
         let id = CommandId::derived("chanshare-reaper", &format!("{room}/idle/{}", state.version));
         let reply = handler.issue(room, id, Actor::System, Command::Close).await;
         debug!(%room, ?reply, "idle close");
-        if matches!(reply, Reply::Accepted { .. }) {
+        if matches!(reply, CommandReply::Accepted { .. }) {
             metrics.reaped.with_label_values(&["idle_close"]).inc();
             presence.forget_room(room).await?;
         }

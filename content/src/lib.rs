@@ -17,14 +17,12 @@
 //! - [`resolver`]: threads into items, cached in Redis.
 //! - [`media`]: the cache's HTTP handler, single-flight misses, verification.
 //! - [`watcher`]: following live threads.
-//! - [`store`]: opening the object store.
 
 pub mod chan;
 pub mod media;
 pub mod metrics;
 pub mod range;
 pub mod resolver;
-pub mod store;
 pub mod upstream;
 pub mod watcher;
 
@@ -32,10 +30,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::service::ServiceExt as _;
-use events::{RejectCode, RoomId};
+use events::RejectCode;
 use futures::StreamExt;
+use protocol::{ResolveReply, ResolveRequest, WatchReply, WatchRequest, subjects};
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 pub use media::Media;
@@ -44,44 +42,8 @@ pub use resolver::{ResolveError, Resolver};
 
 /// The NATS service name.
 pub const SERVICE_NAME: &str = "chanshare-content";
-/// Thread resolution requests.
-pub const RESOLVE_SUBJECT: &str = "chanshare.content.resolve";
-/// Watch registrations.
-pub const WATCH_SUBJECT: &str = "chanshare.content.watch";
 /// How many items of a new room are fetched into the cache ahead of playback.
 const PREFETCH: usize = 3;
-
-#[derive(Debug, Deserialize)]
-struct ResolveRequest {
-    board: String,
-    thread: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct WatchRequest {
-    room: RoomId,
-    board: String,
-    thread: u64,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-enum ResolveReply {
-    Resolved {
-        items: Vec<events::Media>,
-        archived: bool,
-        /// The thread's subject or first words (absent when it has neither).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        title: Option<String>,
-    },
-    NotFound {
-        message: String,
-    },
-    Error {
-        code: RejectCode,
-        message: String,
-    },
-}
 
 /// Everything the content role runs.
 #[derive(Debug, Clone)]
@@ -108,12 +70,12 @@ pub async fn run(
         .queue_group(SERVICE_NAME)
         .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
         .await?;
-    let mut resolves = service.endpoint_builder().name("resolve").add(RESOLVE_SUBJECT).await?;
-    let mut watches = service.endpoint_builder().name("watch").add(WATCH_SUBJECT).await?;
+    let mut resolves = service.endpoint_builder().name("resolve").add(subjects::RESOLVE).await?;
+    let mut watches = service.endpoint_builder().name("watch").add(subjects::WATCH).await?;
     let watcher = tokio::spawn(watcher::run(
         content.resolver.clone(),
         content.redis.clone(),
-        client.clone(),
+        protocol::Client::new(client.clone(), Duration::from_secs(10)),
         content.watch_tick,
     ));
     info!(service = SERVICE_NAME, "content service ready");
@@ -135,7 +97,8 @@ pub async fn run(
                 let content = content.clone();
                 tokio::spawn(async move {
                     let reply = watch(&content, &request.message.payload).await;
-                    if let Err(error) = request.respond(Ok(reply.to_string().into())).await {
+                    let body = serde_json::to_vec(&reply).unwrap_or_default();
+                    if let Err(error) = request.respond(Ok(body.into())).await {
                         warn!(%error, "cannot answer a watch request");
                     }
                 });
@@ -177,11 +140,11 @@ async fn resolve(content: &Content, payload: &[u8]) -> ResolveReply {
     }
 }
 
-async fn watch(content: &Content, payload: &[u8]) -> serde_json::Value {
+async fn watch(content: &Content, payload: &[u8]) -> WatchReply {
     let request: WatchRequest = match serde_json::from_slice(payload) {
         Ok(request) => request,
         Err(error) => {
-            return serde_json::json!({"status": "error", "message": format!("bad request: {error}")});
+            return WatchReply::Error { message: format!("bad request: {error}") };
         }
     };
     let resolution = match content
@@ -190,7 +153,7 @@ async fn watch(content: &Content, payload: &[u8]) -> serde_json::Value {
         .await
     {
         Ok(resolution) => resolution,
-        Err(error) => return serde_json::json!({"status": "error", "message": error.to_string()}),
+        Err(error) => return WatchReply::Error { message: error.to_string() },
     };
     for item in resolution.resolved.items.iter().take(PREFETCH) {
         let media = content.media.clone();
@@ -203,11 +166,11 @@ async fn watch(content: &Content, payload: &[u8]) -> serde_json::Value {
         });
     }
     if resolution.resolved.archived {
-        return serde_json::json!({"status": "not_watched", "reason": "archived"});
+        return WatchReply::NotWatched { reason: "archived".into() };
     }
     let watch = watcher::Watch { board: request.board, thread: request.thread };
     match watcher::register(&content.redis, &request.room, &watch).await {
-        Ok(()) => serde_json::json!({"status": "watching"}),
-        Err(error) => serde_json::json!({"status": "error", "message": error.to_string()}),
+        Ok(()) => WatchReply::Watching,
+        Err(error) => WatchReply::Error { message: error.to_string() },
     }
 }

@@ -80,7 +80,7 @@ return 0";
 pub async fn run(
     resolver: Resolver,
     redis: ConnectionManager,
-    client: async_nats::Client,
+    commands: protocol::Client,
     tick: Duration,
 ) {
     let owner = uuid::Uuid::new_v4().to_string();
@@ -141,7 +141,7 @@ pub async fn run(
                     &format!("{room}/{}", resolution.last_modified),
                 );
                 let command = Command::RefreshThread { items: resolution.resolved.items.clone() };
-                match refresh(&client, &room_id, id, command).await {
+                match refresh(&commands, &room_id, id, command).await {
                     Ok(()) => {
                         seen.insert(room.clone(), resolution.last_modified.clone());
                     }
@@ -163,31 +163,25 @@ struct Stop;
 
 /// Sends the refresh to the commands service; `Err(Stop)` when the room is closed or gone.
 async fn refresh(
-    client: &async_nats::Client,
+    commands: &protocol::Client,
     room: &RoomId,
     id: CommandId,
     command: Command,
 ) -> Result<(), Stop> {
-    let request = serde_json::json!({
-        "id": id,
-        "actor": Actor::System,
-        "command": events::json::to_value(&command).unwrap_or_default(),
-    });
-    let subject = format!("chanshare.cmd.{room}");
-    let reply = match client.request(subject, request.to_string().into()).await {
-        Ok(reply) => reply,
+    let request = protocol::CommandRequest { id, actor: Actor::System, command, traceparent: None };
+    match commands.command(room, &request).await {
+        Ok(protocol::CommandReply::Accepted { .. }) => Ok(()),
+        Ok(
+            protocol::CommandReply::Rejected { code, .. }
+            | protocol::CommandReply::Error { code, .. },
+        ) if code == RejectCode::Closed || code == RejectCode::NotFound => Err(Stop),
+        Ok(reply) => {
+            warn!(%room, ?reply, "refresh not accepted");
+            Ok(())
+        }
         Err(error) => {
             warn!(%room, %error, "refresh not sent");
-            return Ok(());
+            Ok(())
         }
-    };
-    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
-    let code = reply["code"].as_str().unwrap_or_default();
-    if code == RejectCode::Closed.as_str() || code == RejectCode::NotFound.as_str() {
-        return Err(Stop);
     }
-    if reply["status"] != "accepted" {
-        warn!(%room, ?reply, "refresh not accepted");
-    }
-    Ok(())
 }

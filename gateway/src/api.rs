@@ -7,10 +7,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use events::RoomId;
+use events::{RejectCode, RoomId};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -282,41 +282,42 @@ async fn openapi() -> Response {
 async fn create(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let client = app.client_ip(peer, &headers);
     let request: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("bad json: {e}")))?;
-    if !app.inner.per_ip.create(peer.ip(), app.inner.limits.creations_per_minute) {
+    let request: protocol::CreateRequest = serde_json::from_value(request)
+        .map_err(|e| ApiError::invalid(format!("bad create request: {e}")))?;
+    if !app.inner.per_ip.create(client, app.inner.limits.creations_per_minute) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "too many rooms created from this address; wait a minute",
         ));
     }
-    let response = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        app.inner.client.request("chanshare.rooms.create", request.to_string().into()),
-    )
-    .await
-    .map_err(|_| ApiError::unavailable("room creation timed out"))?
-    .map_err(|e| ApiError::unavailable(format!("room creation unavailable: {e}")))?;
-    let reply: Value = serde_json::from_slice(&response.payload)
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let message = reply["message"].as_str().unwrap_or_default().to_owned();
-    match (reply["status"].as_str(), reply["code"].as_str()) {
-        (Some("created"), _) => {
-            let room = reply["room_id"].as_str().unwrap_or_default();
+    // Resolving a thread may wait for the shared upstream budget: longer than a command.
+    let services = app.inner.services.with_timeout(std::time::Duration::from_secs(20));
+    let reply = services.create(&request).await.map_err(|error| match error {
+        protocol::RequestError::Timeout { .. } => ApiError::unavailable("room creation timed out"),
+        error => ApiError::unavailable(format!("room creation unavailable: {error}")),
+    })?;
+    match reply {
+        protocol::CreateReply::Created { room_id, member_id, host_token, .. } => {
             let body = json!({
-                "room_id": room,
-                "member_id": reply["member_id"],
-                "host_token": reply["host_token"],
-                "url": format!("/r/{room}"),
+                "room_id": room_id,
+                "member_id": member_id,
+                "host_token": host_token,
+                "url": format!("/r/{room_id}"),
             });
             Ok((StatusCode::CREATED, axum::Json(body)).into_response())
         }
-        (_, Some("not_found")) => Err(ApiError::not_found(message)),
-        (Some("rejected"), _) => Err(ApiError::invalid(message)),
-        _ => Err(ApiError::unavailable(message)),
+        protocol::CreateReply::Rejected { code: RejectCode::NotFound, message } => {
+            Err(ApiError::not_found(message))
+        }
+        protocol::CreateReply::Rejected { message, .. } => Err(ApiError::invalid(message)),
+        protocol::CreateReply::Error { message, .. } => Err(ApiError::unavailable(message)),
     }
 }
 
@@ -461,6 +462,7 @@ async fn ws(
     State(app): State<App>,
     Path(id): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -475,7 +477,7 @@ async fn ws(
         .write_buffer_size(0)
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes);
-    let ip = peer.ip();
+    let ip = app.client_ip(peer, &headers);
     let admitted = app.inner.per_ip.connect(ip, limits.connections_per_ip);
     Ok(upgrade.on_upgrade(move |mut socket| async move {
         if !admitted {

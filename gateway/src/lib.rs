@@ -13,8 +13,10 @@
 //! - [`hub`]: per-room fan-out.
 //! - [`frames`]: the WebSocket wire shapes and close codes.
 //! - [`limits`]: rate limits.
+//! - [`client_ip`]: the client's address behind trusted reverse proxies.
 
 pub mod api;
+pub mod client_ip;
 pub mod frames;
 pub mod hub;
 pub mod limits;
@@ -47,13 +49,15 @@ pub struct App {
 
 #[derive(Debug)]
 struct Inner {
-    client: async_nats::Client,
+    /// The other roles' services (commands, creation), over NATS.
+    services: protocol::Client,
     log: EventLog,
     views: Views,
     presence: presence::Presence,
     signer: tokens::Signer,
     hubs: Hubs,
     limits: Limits,
+    trusted_proxies: client_ip::TrustedProxies,
     per_ip: PerIp,
     epoch: String,
     token_ttl: Duration,
@@ -76,6 +80,8 @@ pub struct Parts {
     pub signer: tokens::Signer,
     /// Limits.
     pub limits: Limits,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: client_ip::TrustedProxies,
     /// Member token lifetime.
     pub token_ttl: Duration,
     /// Flips to true when the process shuts down: sockets are told to go away.
@@ -91,13 +97,14 @@ impl App {
         let hubs = Hubs::new(parts.client.clone(), parts.log.clone());
         Ok(App {
             inner: Arc::new(Inner {
-                client: parts.client,
+                services: protocol::Client::new(parts.client, Duration::from_secs(10)),
                 log: parts.log,
                 views: parts.views,
                 presence: parts.presence,
                 signer: parts.signer,
                 hubs,
                 limits: parts.limits,
+                trusted_proxies: parts.trusted_proxies,
                 per_ip: PerIp::default(),
                 epoch,
                 token_ttl: parts.token_ttl,
@@ -115,35 +122,33 @@ impl App {
         id: String,
         command: Command,
     ) -> Reply {
-        let request = serde_json::json!({
-            "id": id,
-            "actor": Actor::Member(member.clone()),
-            "command": events::json::to_value(&command).unwrap_or_default(),
-            "traceparent": telemetry::current_traceparent(),
-        });
-        let subject = format!("chanshare.cmd.{room}");
-        let unavailable = |id: String| Reply::Reject {
-            id,
-            code: RejectCode::Unavailable,
-            message: "the room service is unavailable, retry".into(),
-        };
-        let request = self.inner.client.request(subject, request.to_string().into());
-        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(10), request).await else {
-            return unavailable(id);
-        };
-        let reply: serde_json::Value =
-            serde_json::from_slice(&response.payload).unwrap_or_default();
-        match reply["status"].as_str() {
-            Some("accepted") => {
-                Reply::Ack { id, version: reply["version"].as_u64().unwrap_or_default() }
-            }
-            Some("rejected" | "error") => Reply::Reject {
+        let Ok(command_id) = uuid::Uuid::parse_str(&id) else {
+            return Reply::Reject {
                 id,
-                code: serde_json::from_value(reply["code"].clone())
-                    .unwrap_or(RejectCode::Unavailable),
-                message: reply["message"].as_str().unwrap_or_default().to_owned(),
-            },
-            _ => unavailable(id),
+                code: RejectCode::Invalid,
+                message: "the command id must be a uuid".into(),
+            };
+        };
+        let request = protocol::CommandRequest {
+            id: events::CommandId(command_id),
+            actor: Actor::Member(member.clone()),
+            command,
+            traceparent: telemetry::current_traceparent(),
+        };
+        match self.inner.services.command(room, &request).await {
+            Ok(protocol::CommandReply::Accepted { version }) => Reply::Ack { id, version },
+            Ok(
+                protocol::CommandReply::Rejected { code, message }
+                | protocol::CommandReply::Error { code, message },
+            ) => Reply::Reject { id, code, message },
+            Err(error) => {
+                warn!(%room, %error, "command not answered");
+                Reply::Reject {
+                    id,
+                    code: RejectCode::Unavailable,
+                    message: "the room service is unavailable, retry".into(),
+                }
+            }
         }
     }
 
@@ -187,6 +192,17 @@ impl App {
             state = state.apply(&stored?.commit);
         }
         Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
+    }
+
+    /// The client's address: the TCP peer, or behind a trusted proxy the forwarded client.
+    pub(crate) fn client_ip(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        let forwarded = headers.get_all("x-forwarded-for").into_iter();
+        let forwarded = forwarded.filter_map(|value| value.to_str().ok());
+        self.inner.trusted_proxies.client_ip(peer.ip(), forwarded)
     }
 
     fn metrics_resume(&self, recovered: bool) {

@@ -32,8 +32,6 @@ use views::Views;
 pub use apply::{Applied, ApplyError};
 pub use rebuild::{Folded, Progress, Rebuilt, fold_log, rebuild};
 
-/// Where poison commits are reported: `{"room", "seq", "reason"}`.
-pub const DEADLETTER_SUBJECT: &str = "chanshare.deadletter";
 const WORKERS: usize = 8;
 
 /// The projectors' metrics.
@@ -237,8 +235,10 @@ impl Projector {
         {
             warn!(%room, %error, "cannot park the room's view");
         }
-        let body = serde_json::json!({"room": room, "seq": seq, "reason": reason}).to_string();
-        if let Err(error) = self.client.publish(DEADLETTER_SUBJECT, body.into()).await {
+        let letter =
+            protocol::DeadLetter { room: room.to_string(), seq, reason: reason.to_owned() };
+        let body = serde_json::to_vec(&letter).unwrap_or_default();
+        if let Err(error) = self.client.publish(protocol::subjects::DEADLETTER, body.into()).await {
             warn!(%room, %error, "cannot publish to the dead-letter subject");
         }
     }

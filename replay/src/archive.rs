@@ -89,10 +89,10 @@ impl Target {
     pub fn open(to: &str, s3_endpoint: Option<&str>) -> anyhow::Result<Target> {
         if let Some(rest) = to.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let store = content::store::open(&format!("s3://{bucket}"), s3_endpoint)?;
+            let store = storage::open(&format!("s3://{bucket}"), s3_endpoint)?;
             return Ok(Target { store, prefix: prefix.trim_matches('/').to_owned() });
         }
-        let store = content::store::open(&format!("file://{to}"), None)?;
+        let store = storage::open(&format!("file://{to}"), None)?;
         Ok(Target { store, prefix: String::new() })
     }
 

@@ -1,4 +1,6 @@
-//! The media object store: a local directory or any S3, behind `object_store`.
+//! An object store from a URL: a local directory or any S3, behind `object_store`. The content
+//! role keeps its media cache in one, `replay export` writes the archive to one; neither role
+//! depends on the other for it (ARCHITECTURE.md invariant 5).
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use object_store::local::LocalFileSystem;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("media store {url}: {reason}")]
+#[error("object store {url}: {reason}")]
 pub struct StoreError {
     url: String,
     reason: String,

@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::protocol::{CREATE_SUBJECT, command_subject};
-use commands::{CreateReply, CreateRequest, Handler, ReaperConfig, Reply, Request, Service};
+use commands::{Handler, ReaperConfig, Service};
 use eventlog::{EventLog, Stored};
 use events::{
     Actor, Command, CommandId, Control, Event, MemberId, RejectCode, RoomId, RoomState, Source,
 };
 use futures::StreamExt;
+use protocol::subjects::{CREATE as CREATE_SUBJECT, command as command_subject};
+use protocol::{CommandReply, CommandRequest, CreateReply, CreateRequest};
 use tests::{Chanshare, NatsServer, RedisServer};
 use tokio::sync::oneshot;
 
@@ -110,7 +111,11 @@ fn new_id() -> CommandId {
     CommandId(uuid::Uuid::new_v4())
 }
 
-async fn send(client: &async_nats::Client, room: &RoomId, request: &Request) -> Reply {
+async fn send(
+    client: &async_nats::Client,
+    room: &RoomId,
+    request: &CommandRequest,
+) -> CommandReply {
     let body = serde_json::to_vec(request).unwrap();
     let response = client.request(command_subject(room), body.into()).await.unwrap();
     serde_json::from_slice(&response.payload).unwrap()
@@ -121,16 +126,26 @@ async fn command(
     room: &RoomId,
     actor: &MemberId,
     command: Command,
-) -> Reply {
+) -> CommandReply {
     send(
         client,
         room,
-        &Request { id: new_id(), actor: Actor::Member(actor.clone()), command, traceparent: None },
+        &CommandRequest {
+            id: new_id(),
+            actor: Actor::Member(actor.clone()),
+            command,
+            traceparent: None,
+        },
     )
     .await
 }
 
-async fn join(client: &async_nats::Client, room: &RoomId, who: &MemberId, name: &str) -> Reply {
+async fn join(
+    client: &async_nats::Client,
+    room: &RoomId,
+    who: &MemberId,
+    name: &str,
+) -> CommandReply {
     command(client, room, who, Command::Join { name: name.into(), address: None }).await
 }
 
@@ -257,25 +272,31 @@ async fn host_only_control_transfer_close_and_invalid_payloads() {
     let client = nats.client().await;
     let (room, host, _) = url_room(&client, Control::Host).await;
     let alice = member("malice");
-    assert!(matches!(join(&client, &room, &alice, "alice").await, Reply::Accepted { version: 2 }));
+    assert!(matches!(
+        join(&client, &room, &alice, "alice").await,
+        CommandReply::Accepted { version: 2 }
+    ));
 
     let reply = command(&client, &room, &alice, Command::Play).await;
-    assert!(matches!(reply, Reply::Rejected { code: RejectCode::Forbidden, .. }), "{reply:?}");
+    assert!(
+        matches!(reply, CommandReply::Rejected { code: RejectCode::Forbidden, .. }),
+        "{reply:?}"
+    );
     assert!(matches!(
         command(&client, &room, &host, Command::Play).await,
-        Reply::Accepted { version: 3 }
+        CommandReply::Accepted { version: 3 }
     ));
     assert!(matches!(
         command(&client, &room, &host, Command::TransferHost { member_id: alice.clone() }).await,
-        Reply::Accepted { version: 4 }
+        CommandReply::Accepted { version: 4 }
     ));
     assert!(matches!(
         command(&client, &room, &alice, Command::Pause).await,
-        Reply::Accepted { version: 5 }
+        CommandReply::Accepted { version: 5 }
     ));
     let reply = command(&client, &room, &host, Command::Play).await;
     assert!(
-        matches!(reply, Reply::Rejected { code: RejectCode::Forbidden, .. }),
+        matches!(reply, CommandReply::Rejected { code: RejectCode::Forbidden, .. }),
         "roles swapped: {reply:?}"
     );
 
@@ -285,7 +306,7 @@ async fn host_only_control_transfer_close_and_invalid_payloads() {
         let client = client.clone();
         async move {
             let response = client.request(subject, body.into()).await.unwrap();
-            serde_json::from_slice::<Reply>(&response.payload).unwrap()
+            serde_json::from_slice::<CommandReply>(&response.payload).unwrap()
         }
     };
     let subject = command_subject(&room);
@@ -305,20 +326,20 @@ async fn host_only_control_transfer_close_and_invalid_payloads() {
         let body: &'static str = Box::leak(body.into_boxed_str());
         let reply = raw(subject.clone(), body).await;
         assert!(
-            matches!(reply, Reply::Rejected { code: RejectCode::Invalid, .. }),
+            matches!(reply, CommandReply::Rejected { code: RejectCode::Invalid, .. }),
             "{body}: {reply:?}"
         );
     }
     let reply = raw("chanshare.cmd.Bad_Room".into(), "{}").await;
-    assert!(matches!(reply, Reply::Rejected { code: RejectCode::Invalid, .. }), "{reply:?}");
+    assert!(matches!(reply, CommandReply::Rejected { code: RejectCode::Invalid, .. }), "{reply:?}");
     assert_eq!(history(&nats, &room).await.len(), before, "nothing appended");
 
     assert!(matches!(
         command(&client, &room, &alice, Command::Close).await,
-        Reply::Accepted { .. }
+        CommandReply::Accepted { .. }
     ));
     let reply = command(&client, &room, &alice, Command::Chat { text: "anyone?".into() }).await;
-    assert!(matches!(reply, Reply::Rejected { code: RejectCode::Closed, .. }), "{reply:?}");
+    assert!(matches!(reply, CommandReply::Rejected { code: RejectCode::Closed, .. }), "{reply:?}");
     replica.stop().await;
 }
 
@@ -349,7 +370,7 @@ async fn fifty_concurrent_clients_through_two_replicas() {
                     sent.push((new_id(), command));
                 }
                 for (id, command) in sent {
-                    let request = Request {
+                    let request = CommandRequest {
                         id,
                         actor: Actor::Member(me.clone()),
                         command,
@@ -358,12 +379,14 @@ async fn fifty_concurrent_clients_through_two_replicas() {
                     // Like the gateway: a `conflict` error is retried with the same id.
                     for attempt in 0.. {
                         match send(&client, &room, &request).await {
-                            Reply::Accepted { version } => accepted.push((id, version)),
-                            Reply::Rejected { .. } => {}
-                            Reply::Error { code: RejectCode::Conflict, .. } if attempt < 10 => {
+                            CommandReply::Accepted { version } => accepted.push((id, version)),
+                            CommandReply::Rejected { .. } => {}
+                            CommandReply::Error { code: RejectCode::Conflict, .. }
+                                if attempt < 10 =>
+                            {
                                 continue;
                             }
-                            Reply::Error { code, message } => panic!("{code}: {message}"),
+                            CommandReply::Error { code, message } => panic!("{code}: {message}"),
                         }
                         break;
                     }
@@ -410,7 +433,7 @@ async fn a_retried_command_is_stored_once_with_the_same_reply() {
     let replica = Replica::start(&nats, &redis, quiet_reaper()).await;
     let client = nats.client().await;
     let (room, host, _) = url_room(&client, Control::Everyone).await;
-    let request = Request {
+    let request = CommandRequest {
         id: new_id(),
         actor: Actor::Member(host.clone()),
         command: Command::Chat { text: "once".into() },
@@ -420,7 +443,7 @@ async fn a_retried_command_is_stored_once_with_the_same_reply() {
     let second = send(&client, &room, &request).await;
     assert_eq!(first, second);
     // A retried rejection gets the same rejection.
-    let bad = Request {
+    let bad = CommandRequest {
         id: new_id(),
         actor: Actor::Member(host.clone()),
         command: Command::Jump { item_id: events::ItemId::nth(99) },
@@ -444,7 +467,7 @@ async fn a_retry_after_the_replica_died_mid_request() {
     let (room, host, _) = url_room(&client, Control::Everyone).await;
     assert!(matches!(
         command(&client, &room, &host, Command::Chat { text: "warm".into() }).await,
-        Reply::Accepted { version: 2 }
+        CommandReply::Accepted { version: 2 }
     ));
     let warm_handler = b.stop().await;
 
@@ -458,7 +481,7 @@ async fn a_retry_after_the_replica_died_mid_request() {
         ],
     );
     let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
-    let request = Request {
+    let request = CommandRequest {
         id: new_id(),
         actor: Actor::Member(host.clone()),
         command: Command::Chat { text: "exactly once".into() },
@@ -480,7 +503,7 @@ async fn a_retry_after_the_replica_died_mid_request() {
     drop(a); // SIGKILL
 
     let b = Replica::start_with(&nats, &redis, quiet_reaper(), warm_handler).await;
-    assert_eq!(send(&client, &room, &request).await, Reply::Accepted { version: 3 });
+    assert_eq!(send(&client, &room, &request).await, CommandReply::Accepted { version: 3 });
     let history = history(&nats, &room).await;
     assert_eq!(history.iter().filter(|s| s.commit.command_id == request.id).count(), 1);
     assert_eq!(history.len(), 3);
@@ -502,7 +525,7 @@ async fn two_reapers_time_out_a_member_once_and_close_an_idle_room_once() {
     let client = nats.client().await;
     let (room, host, _) = url_room(&client, Control::Everyone).await;
     let alice = member("malice");
-    assert!(matches!(join(&client, &room, &alice, "alice").await, Reply::Accepted { .. }));
+    assert!(matches!(join(&client, &room, &alice, "alice").await, CommandReply::Accepted { .. }));
 
     // Alice's gateway keeps beating; the host's never does.
     let presence = presence::Presence::new(

@@ -980,3 +980,66 @@ async fn a_clean_close_takes_the_member_offline_after_the_grace() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(offline_of(&dropper_id).await, 0, "an unclean exit waits for the presence timeout");
 }
+
+/// A socket from `forwarded_for` (as a reverse proxy on 127.0.0.1 would say): its first frame
+/// or its close code.
+async fn through_proxy(
+    gateway: &Chanshare,
+    room: &str,
+    forwarded_for: &str,
+) -> (Ws, Result<Value, Option<u16>>) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!("ws://{}/api/rooms/{room}/ws?name=guest", gateway.addr());
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("x-forwarded-for", forwarded_for.parse().unwrap());
+    let mut ws = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let first = next(&mut ws).await;
+    (ws, first)
+}
+
+/// Behind a trusted reverse proxy, per-address limits and kick bans key on the forwarded client,
+/// not on the proxy everyone shares; from an untrusted peer the header is ignored.
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_are_told_apart() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let limit = ("CHANSHARE_CONNECTIONS_PER_IP", "2".to_owned());
+    let trusting =
+        serve(&nats, &redis, &[limit.clone(), ("CHANSHARE_TRUSTED_PROXIES", "127.0.0.0/8".into())]);
+    let (room, host_token) = create_room(&trusting).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (ws, first) = through_proxy(&trusting, &room, "203.0.113.1").await;
+        assert_eq!(first.unwrap()["type"], "welcome");
+        open.push(ws);
+    }
+    let (_, third) = through_proxy(&trusting, &room, "203.0.113.1").await;
+    assert_eq!(third.err().flatten(), Some(4429), "the client's own limit");
+    // Another client through the same proxy (the proxy's own address is long over the limit).
+    let (ws, other) = through_proxy(&trusting, &room, "6.6.6.6, 203.0.113.2").await;
+    assert_eq!(other.unwrap()["type"], "welcome", "a second client is not the first");
+    open.push(ws);
+
+    // A kick bans the forwarded client's address, not the proxy's.
+    let mut host = connect(&trusting, &room, &format!("token={host_token}")).await;
+    let mut host_seen = welcome(&mut host).await;
+    let (mut guest, first) = through_proxy(&trusting, &room, "198.51.100.7").await;
+    let guest_id = first.unwrap()["member_id"].as_str().unwrap().to_owned();
+    send(&mut host, command(json!({"type": "kick", "member_id": guest_id}))).await;
+    await_answers(&mut host, &mut host_seen, 1).await;
+    assert_eq!(closed(&mut guest).await, Some(4403));
+    let (_, again) = through_proxy(&trusting, &room, "198.51.100.7").await;
+    assert_eq!(again.err().flatten(), Some(4403), "the kicked client, as a new member");
+    let (_, someone) = through_proxy(&trusting, &room, "198.51.100.8").await;
+    assert_eq!(someone.unwrap()["type"], "welcome", "everyone else behind the proxy still gets in");
+
+    // Without CHANSHARE_TRUSTED_PROXIES the header is the client's own word: ignored.
+    let plain = serve(&nats, &redis, &[limit]);
+    let mut kept = Vec::new();
+    for n in 0..2 {
+        let (ws, first) = through_proxy(&plain, &room, &format!("203.0.113.{}", 10 + n)).await;
+        assert_eq!(first.unwrap()["type"], "welcome");
+        kept.push(ws);
+    }
+    let (_, spoofed) = through_proxy(&plain, &room, "203.0.113.99").await;
+    assert_eq!(spoofed.err().flatten(), Some(4429), "a forged header buys no extra sockets");
+}

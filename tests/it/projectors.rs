@@ -160,7 +160,7 @@ async fn a_poison_commit_parks_its_room_only() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let (log, views) = (log(&nats).await, views(&redis).await);
     let client = nats.client().await;
-    let mut deadletters = client.subscribe(projectors::DEADLETTER_SUBJECT).await.unwrap();
+    let mut deadletters = client.subscribe(protocol::subjects::DEADLETTER).await.unwrap();
     client.flush().await.unwrap();
     let replica = Replica::start(&nats, &redis).await;
     let mut workload = Workload::new("poison", 5, 3);

@@ -112,8 +112,7 @@ async fn resolve(nats: &str) -> anyhow::Result<()> {
     let request = serde_json::json!({"board": BOARD, "thread": THREAD}).to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(reply) =
-            client.request(commands::protocol::RESOLVE_SUBJECT, request.clone().into()).await
+        if let Ok(reply) = client.request(protocol::subjects::RESOLVE, request.clone().into()).await
         {
             let reply: serde_json::Value = serde_json::from_slice(&reply.payload)?;
             ensure!(reply["status"] == "resolved", "thread not resolved: {reply}");
