@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use apierror::{ApiError, ErrorKind};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
@@ -237,25 +238,18 @@ pub enum MediaError {
 
 impl IntoResponse for MediaError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            MediaError::BadPath(_) => (StatusCode::BAD_REQUEST, "invalid"),
-            MediaError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            MediaError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream"),
-            MediaError::RateLimited(_) | MediaError::Unavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
+        let kind = match &self {
+            MediaError::BadPath(_) => ErrorKind::Invalid,
+            MediaError::NotFound => ErrorKind::NotFound,
+            MediaError::BadGateway(_) => ErrorKind::Upstream,
+            MediaError::RateLimited(_) | MediaError::Unavailable(_) => ErrorKind::Unavailable,
         };
-        let body =
-            serde_json::json!({"error": {"code": code, "message": self.to_string()}}).to_string();
-        let mut response =
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        if let MediaError::RateLimited(wait) = self {
-            let seconds = wait.as_secs().max(1).to_string();
-            if let Ok(value) = HeaderValue::from_str(&seconds) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        let error = ApiError::new(kind, self.to_string());
+        match self {
+            MediaError::RateLimited(wait) => error.retry_after(wait),
+            _ => error,
         }
-        response
+        .into_response()
     }
 }
 

@@ -19,38 +19,7 @@ use crate::App;
 use crate::frames::close;
 use crate::socket::{self, Params};
 
-/// An API error: `{"error": {"code", "message"}}` with a fitting status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
-    }
-
-    fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
-    }
-
-    fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
-    }
-}
+use apierror::{ApiError, ErrorKind};
 
 fn json_text(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
@@ -292,10 +261,10 @@ async fn create(
         .map_err(|e| ApiError::invalid(format!("bad create request: {e}")))?;
     if !app.inner.per_ip.create(client, app.inner.limits.creations_per_minute) {
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorKind::RateLimited,
             "too many rooms created from this address; wait a minute",
-        ));
+        )
+        .retry_after(std::time::Duration::from_secs(60)));
     }
     // Resolving a thread may wait for the shared upstream budget: longer than a command.
     let services = app.inner.services.with_timeout(std::time::Duration::from_secs(20));
@@ -378,15 +347,14 @@ async fn lobby(
         .views
         .lobby_page(after.as_ref(), query.limit, search)
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        .map_err(ApiError::unavailable)?;
     let next_cursor = page.next.as_ref().map(encode_cursor);
     Ok(axum::Json(json!({"rooms": page.rooms, "next_cursor": next_cursor})).into_response())
 }
 
 async fn state(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
-    let (version, state) =
-        app.state_json(&room).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let (version, state) = app.state_json(&room).await.map_err(ApiError::unavailable)?;
     if version == 0 {
         return Err(ApiError::not_found("no such room"));
     }
@@ -395,13 +363,11 @@ async fn state(State(app): State<App>, Path(id): Path<String>) -> Result<Respons
 
 async fn members(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
-    let (version, state) =
-        app.state_json(&room).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let (version, state) = app.state_json(&room).await.map_err(ApiError::unavailable)?;
     if version == 0 {
         return Err(ApiError::not_found("no such room"));
     }
-    let state: Value =
-        serde_json::from_str(&state).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let state: Value = serde_json::from_str(&state).map_err(ApiError::unavailable)?;
     Ok(axum::Json(json!({"version": version, "members": state["members"]})).into_response())
 }
 
@@ -428,7 +394,7 @@ async fn events(
         return Err(ApiError::invalid("limit must be 1 to 1000"));
     }
     let log = &app.inner.log;
-    let unavailable = |e: eventlog::LogError| ApiError::unavailable(e.to_string());
+    let unavailable = ApiError::unavailable;
     if log.is_free(&room).await.map_err(unavailable)? {
         return Err(ApiError::not_found("no such room"));
     }
@@ -436,8 +402,7 @@ async fn events(
         Ok(commits) => commits.take(page.limit),
         Err(eventlog::LogError::Expired { after }) => {
             return Err(ApiError::new(
-                StatusCode::GONE,
-                "expired",
+                ErrorKind::Expired,
                 format!(
                     "the commits after version {after} have left the log; the archive holds them"
                 ),
@@ -448,7 +413,7 @@ async fn events(
     let mut out = Vec::new();
     let mut next = page.after;
     while let Some(stored) = commits.next().await {
-        let stored = stored.map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let stored = stored.map_err(ApiError::unavailable)?;
         next = stored.commit.version;
         out.push(
             serde_json::to_value(crate::frames::CommitFrame::new(&stored.commit))

@@ -1043,3 +1043,26 @@ async fn clients_behind_a_trusted_proxy_are_told_apart() {
     let (_, spoofed) = through_proxy(&plain, &room, "203.0.113.99").await;
     assert_eq!(spoofed.err().flatten(), Some(4429), "a forged header buys no extra sockets");
 }
+
+/// A server error says what failed in general words and carries a request id; the internal cause
+/// is in the log under that id, never in the body.
+#[tokio::test]
+async fn server_errors_carry_a_request_id_and_no_internal_text() {
+    let (nats, mut redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = serve(&nats, &redis, &[]);
+    redis.kill();
+    let response = reqwest::get(format!("http://{}/api/rooms", gateway.addr())).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&id), "{message}");
+    for internal in ["redis", "refused", "127.0.0.1", "io error"] {
+        assert!(!message.to_lowercase().contains(internal), "{message}");
+    }
+    tests::eventually(Duration::from_secs(5), "the cause is logged with the id", || async {
+        gateway.log().contains(&id)
+    })
+    .await;
+}
