@@ -19,6 +19,5 @@ mod projectors;
 mod replay;
 mod retention;
 mod serve;
-mod tidy;
 mod workload;
 mod ws;
