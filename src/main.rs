@@ -1,20 +1,12 @@
 //! `chanshare`: one binary, a subcommand per role (DESIGN §1, pinned).
 //!
-//! Each role is a library's `run(listener, shutdown)`; this file only parses the command line,
-//! sets up logging and hands over.
-
-mod config;
-mod logging;
-mod roles;
-mod serve;
+//! This file only parses the command line, sets up logging and hands over to the `stack` crate,
+//! which composes the roles.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-
-use crate::logging::LogFormat;
-
-use crate::config::{CommandsConfig, Config, GatewayConfig};
-use crate::serve::Roles;
+use stack::logging::{self, LogFormat};
+use stack::{CommandsConfig, Config, GatewayConfig, Roles};
 
 /// Watch parties from 4chan threads or media URLs, event-sourced on NATS JetStream.
 #[derive(Debug, Parser)]
@@ -87,99 +79,22 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .enable_all()
         .build()
         .context("failed to start the tokio runtime")?;
-    runtime.block_on(async {
-        let roles = match cli.command {
-            Command::Replay { config, command } => return replay(config, command).await,
-            other => other,
-        };
-        let done = match roles {
-            Command::Serve { config, commands, gateway } => {
-                let roles = Roles {
-                    commands: Some(commands),
-                    projectors: true,
-                    content: true,
-                    gateway: Some(gateway),
-                };
-                serve::run(roles, config, shutdown_signal()).await
-            }
-            Command::Commands { config, commands } => {
-                let roles = Roles {
-                    commands: Some(commands),
-                    projectors: false,
-                    content: false,
-                    gateway: None,
-                };
-                serve::run(roles, config, shutdown_signal()).await
-            }
-            Command::Projectors { config } => {
-                let roles =
-                    Roles { commands: None, projectors: true, content: false, gateway: None };
-                serve::run(roles, config, shutdown_signal()).await
-            }
-            Command::Gateway { config, gateway } => {
-                let roles = Roles {
-                    commands: None,
-                    projectors: false,
-                    content: false,
-                    gateway: Some(gateway),
-                };
-                serve::run(roles, config, shutdown_signal()).await
-            }
-            Command::Content { config } => {
-                let roles =
-                    Roles { commands: None, projectors: false, content: true, gateway: None };
-                serve::run(roles, config, shutdown_signal()).await
-            }
-            Command::Replay { .. } => Ok(()),
-        };
-        done.map(|()| std::process::ExitCode::SUCCESS)
-    })
-}
-
-/// `chanshare replay …`: read-only over the log (and the views, for verify and rebuild).
-async fn replay(
-    config: Config,
-    command: replay::Command,
-) -> anyhow::Result<std::process::ExitCode> {
-    let client = roles::nats_now(&config).await?;
-    let log = eventlog::EventLog::open(client)
-        .await
-        .with_context(|| format!("cannot open the room stream on {}", config.nats_url))?;
-    let views = match command {
-        replay::Command::Verify { .. } | replay::Command::Rebuild => {
-            Some(views::Views::new(roles::redis(&config).await?))
+    let none = Roles { commands: None, projectors: false, content: false, gateway: None };
+    let (roles, config) = match cli.command {
+        Command::Replay { config, command } => {
+            return runtime.block_on(stack::replay::run(config, command));
         }
-        _ => None,
-    };
-    let context = replay::Context { log, views, s3_endpoint: config.s3_endpoint.clone() };
-    replay::run(command, context).await
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
+        Command::Serve { config, commands, gateway } => {
+            let all = Roles { commands: Some(commands), projectors: true, content: true, ..none };
+            (Roles { gateway: Some(gateway), ..all }, config)
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for sigterm");
-                std::future::pending::<()>().await;
-            }
+        Command::Commands { config, commands } => {
+            (Roles { commands: Some(commands), ..none }, config)
         }
+        Command::Projectors { config } => (Roles { projectors: true, ..none }, config),
+        Command::Content { config } => (Roles { content: true, ..none }, config),
+        Command::Gateway { config, gateway } => (Roles { gateway: Some(gateway), ..none }, config),
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
+    runtime.block_on(stack::run(roles, config, stack::shutdown_signal()))?;
+    Ok(std::process::ExitCode::SUCCESS)
 }

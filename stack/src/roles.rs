@@ -10,12 +10,12 @@ use tracing::{info, warn};
 use crate::config::{CommandsConfig, Config};
 
 /// A NATS client for every URL in `CHANSHARE_NATS_URL`, waiting for a server to come up.
-pub(crate) async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
+pub async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     connect(config, true).await
 }
 
 /// A NATS client that fails at once when no server answers (for command-line tools).
-pub(crate) async fn nats_now(config: &Config) -> anyhow::Result<async_nats::Client> {
+pub async fn nats_now(config: &Config) -> anyhow::Result<async_nats::Client> {
     connect(config, false).await
 }
 
@@ -41,7 +41,7 @@ async fn connect(config: &Config, wait: bool) -> anyhow::Result<async_nats::Clie
 
 /// The room log. The commands role owns the stream and applies its definition; every other role
 /// only reads it (its NATS user may not change streams), waiting until the stream exists.
-pub(crate) async fn log(
+pub async fn log(
     config: &Config,
     client: async_nats::Client,
     owner: bool,
@@ -75,7 +75,7 @@ pub(crate) async fn log(
 }
 
 /// A Redis connection that reconnects by itself.
-pub(crate) async fn redis(config: &Config) -> anyhow::Result<redis::aio::ConnectionManager> {
+pub async fn redis(config: &Config) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(config.redis_url.as_str())
         .with_context(|| format!("bad redis url {:?}", config.redis_url))?;
     // Short timeouts: with Redis down, readers fall back to the log instead of waiting.
@@ -92,7 +92,7 @@ pub(crate) async fn redis(config: &Config) -> anyhow::Result<redis::aio::Connect
 
 /// The token signing key: `CHANSHARE_SECRET`, or in development a key generated once and kept
 /// in `./data/secret`.
-pub(crate) fn signer(config: &Config) -> anyhow::Result<tokens::Signer> {
+pub fn signer(config: &Config) -> anyhow::Result<tokens::Signer> {
     if let Some(secret) = &config.secret {
         anyhow::ensure!(secret.len() >= 32, "CHANSHARE_SECRET must be at least 32 characters");
         return Ok(tokens::Signer::new(secret.as_bytes()));
@@ -110,7 +110,7 @@ pub(crate) fn signer(config: &Config) -> anyhow::Result<tokens::Signer> {
 }
 
 /// The commands role's service, ready to run.
-pub(crate) async fn commands(
+pub async fn commands(
     config: &Config,
     commands: &CommandsConfig,
     client: async_nats::Client,
@@ -155,7 +155,7 @@ pub(crate) async fn commands(
 }
 
 /// The projectors role, ready to run.
-pub(crate) async fn projector(
+pub async fn projector(
     config: &Config,
     client: async_nats::Client,
     log: EventLog,
@@ -170,7 +170,7 @@ pub(crate) async fn projector(
 }
 
 /// The content role: resolver, watcher and media cache, ready to run.
-pub(crate) async fn content(
+pub async fn content(
     config: &Config,
     registry: &prometheus::Registry,
 ) -> anyhow::Result<content::Content> {
@@ -194,7 +194,7 @@ pub(crate) async fn content(
 }
 
 /// The gateway role, ready to serve.
-pub(crate) async fn gateway(
+pub async fn gateway(
     config: &Config,
     settings: &crate::config::GatewayConfig,
     client: async_nats::Client,

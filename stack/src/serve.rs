@@ -18,21 +18,41 @@ use crate::roles;
 
 /// Which roles a process runs.
 #[derive(Debug, Clone)]
-pub(crate) struct Roles {
+pub struct Roles {
     /// The write side, with its settings.
-    pub(crate) commands: Option<CommandsConfig>,
+    pub commands: Option<CommandsConfig>,
     /// The read side.
-    pub(crate) projectors: bool,
+    pub projectors: bool,
     /// The content service and media cache.
-    pub(crate) content: bool,
+    pub content: bool,
     /// The HTTP API and the room WebSocket, with their settings.
-    pub(crate) gateway: Option<GatewayConfig>,
+    pub gateway: Option<GatewayConfig>,
 }
 
 type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
-/// Runs `roles` until `shutdown` resolves.
-pub(crate) async fn run(
+/// Runs `roles` on `CHANSHARE_LISTEN` until `shutdown` resolves. The port opens once every role
+/// is set up, so an open port means a serving process.
+pub async fn run(
+    roles: Roles,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(None, roles, config, shutdown).await
+}
+
+/// Runs `roles` on `listener` (bound by the caller: port 0 in tests) until `shutdown` resolves.
+pub async fn run_on(
+    listener: tokio::net::TcpListener,
+    roles: Roles,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(Some(listener), roles, config, shutdown).await
+}
+
+async fn run_with(
+    listener: Option<tokio::net::TcpListener>,
     roles: Roles,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -99,9 +119,12 @@ pub(crate) async fn run(
         api = Some(gateway::router(app));
     }
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", config.listen))?,
+    };
     let running = [
         roles.commands.is_some().then_some("commands"),
         roles.projectors.then_some("projectors"),
@@ -147,19 +170,19 @@ pub(crate) async fn run(
 
 /// What the operational endpoints look at.
 #[derive(Clone)]
-pub(crate) struct Ops {
-    pub(crate) client: async_nats::Client,
-    pub(crate) log: Option<EventLog>,
-    pub(crate) registry: prometheus::Registry,
-    pub(crate) projector: Option<projectors::Projector>,
-    pub(crate) redis: Option<redis::aio::ConnectionManager>,
+struct Ops {
+    client: async_nats::Client,
+    log: Option<EventLog>,
+    registry: prometheus::Registry,
+    projector: Option<projectors::Projector>,
+    redis: Option<redis::aio::ConnectionManager>,
 }
 
 /// How far behind the views may be for the process to count as ready.
 const MAX_READY_LAG: u64 = 10_000;
 
 /// `/healthz`, `/readyz`, `/metrics`.
-pub(crate) fn ops_router(ops: Ops) -> Router {
+fn ops_router(ops: Ops) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

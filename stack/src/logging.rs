@@ -12,7 +12,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// Human-readable.
     Text,
     /// One JSON object per line (production).
@@ -20,7 +20,7 @@ pub(crate) enum LogFormat {
 }
 
 /// Flushes the trace exporter when dropped.
-pub(crate) struct Logging {
+pub struct Logging {
     provider: Option<SdkTracerProvider>,
 }
 
@@ -41,7 +41,7 @@ fn tracing_configured() -> bool {
 }
 
 /// The level at a verbosity: 0 error, 1 warn, 2 info, 3 debug, 4 and more trace.
-pub(crate) fn level(verbosity: u8) -> &'static str {
+pub fn level(verbosity: u8) -> &'static str {
     match verbosity {
         0 => "error",
         1 => "warn",
@@ -52,7 +52,7 @@ pub(crate) fn level(verbosity: u8) -> &'static str {
 }
 
 /// Installs the global subscriber, logging at `level` unless `RUST_LOG` says otherwise.
-pub(crate) fn init(format: LogFormat, level: &str) -> anyhow::Result<Logging> {
+pub fn init(format: LogFormat, level: &str) -> anyhow::Result<Logging> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let provider = if tracing_configured() {
         let exporter = opentelemetry_otlp::SpanExporter::builder()

@@ -7,22 +7,22 @@ use clap::Args;
 
 /// Settings shared by the roles.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct Config {
+pub struct Config {
     /// HTTP/WebSocket address of the gateway (and of content in `serve`).
     #[arg(long, env = "CHANSHARE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
 
     /// NATS server URL(s), comma-separated.
     #[arg(long, env = "CHANSHARE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub(crate) nats_url: String,
+    pub nats_url: String,
 
     /// Redis URL.
     #[arg(long, env = "CHANSHARE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub(crate) redis_url: String,
+    pub redis_url: String,
 
     /// Object store for cached media: `file://DIR` or `s3://BUCKET`.
     #[arg(long, env = "CHANSHARE_MEDIA_STORE", default_value = "file://./data/media")]
-    pub(crate) media_store: String,
+    pub media_store: String,
 
     /// Endpoint of the S3 server for `s3://` stores (credentials from `AWS_*`).
     #[arg(long, env = "CHANSHARE_S3_ENDPOINT")]
@@ -30,39 +30,39 @@ pub(crate) struct Config {
 
     /// 4chan API base URL.
     #[arg(long, env = "CHANSHARE_CHAN_API_URL", default_value = "https://a.4cdn.org")]
-    pub(crate) chan_api_url: String,
+    pub chan_api_url: String,
 
     /// 4chan media base URL.
     #[arg(long, env = "CHANSHARE_CHAN_MEDIA_URL", default_value = "https://i.4cdn.org")]
-    pub(crate) chan_media_url: String,
+    pub chan_media_url: String,
 
     /// Key that signs member and host tokens (generated and stored under ./data in dev).
     #[arg(long, env = "CHANSHARE_SECRET", hide_env_values = true)]
-    pub(crate) secret: Option<String>,
+    pub secret: Option<String>,
 
     /// Days a member or host token stays valid (tokens are issued by the commands role for hosts
     /// and by the gateway for members).
     #[arg(long, env = "CHANSHARE_TOKEN_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
-    pub(crate) token_days: u64,
+    pub token_days: u64,
 
     /// JetStream replicas of the room and snapshot streams (3 in a cluster).
     #[arg(long, env = "CHANSHARE_STREAM_REPLICAS", default_value_t = 1)]
-    pub(crate) stream_replicas: usize,
+    pub stream_replicas: usize,
 
     /// Seconds a commit stays in the room stream (0: forever). Rooms stay readable from their
     /// snapshots; `chanshare replay export` keeps the history.
     #[arg(long, env = "CHANSHARE_STREAM_MAX_AGE_SECS", default_value_t = 0)]
-    pub(crate) stream_max_age_secs: u64,
+    pub stream_max_age_secs: u64,
 
     /// Size cap of the room stream in bytes, oldest commits leaving first (unset: none).
     /// JetStream reserves this much storage on every replica.
     #[arg(long, env = "CHANSHARE_STREAM_MAX_BYTES")]
-    pub(crate) stream_max_bytes: Option<u64>,
+    pub stream_max_bytes: Option<u64>,
 }
 
 impl Config {
     /// The streams' settings.
-    pub(crate) fn stream_settings(&self) -> eventlog::StreamSettings {
+    pub fn stream_settings(&self) -> eventlog::StreamSettings {
         eventlog::StreamSettings {
             replicas: self.stream_replicas,
             max_age: std::time::Duration::from_secs(self.stream_max_age_secs),
@@ -73,60 +73,60 @@ impl Config {
 
 /// Settings of the gateway role.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct GatewayConfig {
+pub struct GatewayConfig {
     /// The most commits a reconnecting client is replayed; further behind gets a snapshot.
     #[arg(long, env = "CHANSHARE_RESUME_CAP", default_value_t = 1000)]
-    pub(crate) resume_cap: u64,
+    pub resume_cap: u64,
 
     /// Open WebSockets allowed per client address.
     #[arg(long, env = "CHANSHARE_CONNECTIONS_PER_IP", default_value_t = 64)]
-    pub(crate) connections_per_ip: usize,
+    pub connections_per_ip: usize,
 
     /// Rooms a client address may create per minute.
     #[arg(long, env = "CHANSHARE_CREATIONS_PER_MINUTE", default_value_t = 10)]
-    pub(crate) creations_per_minute: usize,
+    pub creations_per_minute: usize,
 
     /// Seconds a socket may stay silent (clients ping every few seconds) before it is closed.
     #[arg(long, env = "CHANSHARE_IDLE_SECS", default_value_t = 60)]
-    pub(crate) idle_secs: u64,
+    pub idle_secs: u64,
 
     /// Commands per second one socket may sustain (bursts of twice that are allowed).
     #[arg(long, env = "CHANSHARE_COMMANDS_PER_SECOND", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) commands_per_second: u32,
+    pub commands_per_second: u32,
 
     /// Reverse proxies (comma-separated addresses or CIDRs) whose `X-Forwarded-For` is believed:
     /// the client is the right-most forwarded address that is not one of them. Empty: the TCP
     /// peer is the client.
     #[arg(long, env = "CHANSHARE_TRUSTED_PROXIES", default_value = "")]
-    pub(crate) trusted_proxies: String,
+    pub trusted_proxies: String,
 
     /// Milliseconds a member whose last socket closed cleanly has to come back before they are
     /// shown offline (a reload or a quick reconnect does not flap the member list); at most 5000.
     #[arg(long, env = "CHANSHARE_LEAVE_GRACE_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=5000))]
-    pub(crate) leave_grace_ms: u64,
+    pub leave_grace_ms: u64,
 }
 
 /// Settings of the commands role.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct CommandsConfig {
+pub struct CommandsConfig {
     /// Memory for cached room states, in MiB.
     #[arg(long, env = "CHANSHARE_COMMAND_CACHE_MB", default_value_t = 64)]
-    pub(crate) command_cache_mb: usize,
+    pub command_cache_mb: usize,
 
     /// Seconds without a heartbeat after which a member goes offline.
     #[arg(long, env = "CHANSHARE_PRESENCE_TIMEOUT_SECS", default_value_t = 30)]
-    pub(crate) presence_timeout_secs: u64,
+    pub presence_timeout_secs: u64,
 
     /// Seconds with nobody online after which a room closes.
     #[arg(long, env = "CHANSHARE_IDLE_TIMEOUT_SECS", default_value_t = 1800)]
-    pub(crate) idle_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
 
     /// Milliseconds between two presence checks.
     #[arg(long, env = "CHANSHARE_REAP_INTERVAL_MS", default_value_t = 5000)]
-    pub(crate) reap_interval_ms: u64,
+    pub reap_interval_ms: u64,
 
     /// Seconds between two passes that bring every room's snapshot up to its head. At most a
     /// quarter of `CHANSHARE_STREAM_MAX_AGE_SECS`, so no commit expires before a snapshot holds it.
     #[arg(long, env = "CHANSHARE_SNAPSHOT_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) snapshot_interval_secs: u64,
+    pub snapshot_interval_secs: u64,
 }
