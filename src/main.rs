@@ -5,21 +5,16 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use stack::logging::{self, LogFormat};
+use stack::config::LogArgs;
+use stack::logging;
 use stack::{CommandsConfig, Config, GatewayConfig, Roles};
 
 /// Watch parties from 4chan threads or media URLs, event-sourced on NATS JetStream.
 #[derive(Debug, Parser)]
 #[command(name = "chanshare", version, about)]
 struct Cli {
-    /// Log format: human-readable `text`, or `json` lines for production.
-    #[arg(long, global = true, env = "CHANSHARE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-
-    /// More log detail, once per step: the servers log `info` (`-v` debug, `-vv` trace),
-    /// `replay` only warnings (`-v` info, `-vv` debug). `RUST_LOG`, when set, decides instead.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    log: LogArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -73,8 +68,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     // A CLI is quiet unless asked; a server says what it does.
     let quiet = matches!(cli.command, Command::Replay { .. });
-    let level = logging::level(cli.verbose.saturating_add(if quiet { 1 } else { 2 }));
-    let _logging = logging::init(cli.log_format, level)?;
+    let level = logging::level(cli.log.verbose.saturating_add(if quiet { 1 } else { 2 }));
+    let _logging = logging::init(cli.log.log_format, level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

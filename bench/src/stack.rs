@@ -11,8 +11,6 @@ use protocol::{CommandReply, CommandRequest, CreateReply};
 use serde_json::json;
 use tests::{Chanshare, NatsServer, RedisServer};
 
-const SECRET: &str = "bench-secret-bench-secret-bench-secret";
-
 /// The running servers.
 pub(crate) struct Stack {
     pub(crate) nats: NatsServer,
@@ -131,7 +129,7 @@ impl Stack {
 }
 
 fn env(nats: &NatsServer, redis: &RedisServer) -> Vec<(&'static str, String)> {
-    let mut env = tests::chanshare::env(nats, redis, SECRET);
+    let mut env = tests::chanshare::env(nats, redis, tests::chanshare::SECRET);
     env.extend([
         ("CHANSHARE_CONNECTIONS_PER_IP", "1000000".to_owned()),
         ("CHANSHARE_CREATIONS_PER_MINUTE", "1000000".to_owned()),

@@ -130,3 +130,16 @@ pub struct CommandsConfig {
     #[arg(long, env = "CHANSHARE_SNAPSHOT_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_interval_secs: u64,
 }
+
+/// How a process logs (every subcommand takes these).
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format: human-readable `text`, or `json` lines for production.
+    #[arg(long, global = true, env = "CHANSHARE_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
+
+    /// More log detail, once per step: the servers log `info` (`-v` debug, `-vv` trace),
+    /// `replay` only warnings (`-v` info, `-vv` debug). `RUST_LOG`, when set, decides instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}

@@ -12,19 +12,6 @@ use tests::DevCluster;
 use crate::failover::{Load, assert_exactly_once, save_report, worst_pause};
 use crate::ws::{Seen, await_answers, command, connect_to, read_until, send, start, welcome};
 
-async fn create_room(gateway: &str) -> (String, String) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{gateway}/api/rooms"))
-        .header("content-type", "application/json")
-        .body(json!({"title": "cluster", "source": {"urls": ["https://example.com/a.webm", "https://example.com/b.webm"]}}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-    (body["room_id"].as_str().unwrap().to_owned(), body["host_token"].as_str().unwrap().to_owned())
-}
-
 async fn stored(cluster: &DevCluster, room: &str) -> Vec<eventlog::Stored> {
     let log = EventLog::open(cluster.client_as("replay").await).await.unwrap();
     let room = events::RoomId::new(room).unwrap();
@@ -36,7 +23,7 @@ async fn stored(cluster: &DevCluster, room: &str) -> Vec<eventlog::Stored> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_cluster_smoke_test() {
     let cluster = DevCluster::up();
-    let (room, host_token) = create_room(&cluster.gateway(1)).await;
+    let (room, host_token) = tests::chanshare::create_url_room(&cluster.gateway(1), "cluster");
     let mut host = connect_to(&cluster.gateway(1), &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;
     let mut guest = connect_to(&cluster.gateway(2), &room, "name=guest").await;
@@ -90,7 +77,7 @@ async fn dev_cluster_smoke_test() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_permissions_keep_room_subjects_to_the_commands_role() {
     let cluster = DevCluster::up();
-    let (room, _) = create_room(&cluster.gateway(1)).await;
+    let (room, _) = tests::chanshare::create_url_room(&cluster.gateway(1), "cluster");
     for user in ["gateway", "projectors", "content", "replay"] {
         let js = async_nats::jetstream::new(cluster.client_as(user).await);
         // Forged appends and snapshots on purpose: the bypasses the permissions must stop.
@@ -119,7 +106,7 @@ async fn nats_permissions_keep_room_subjects_to_the_commands_role() {
 async fn killing_a_commands_and_a_projector_replica_loses_nothing() {
     let cluster = DevCluster::up();
     let client = cluster.client_as("gateway").await;
-    let (room, _) = create_room(&cluster.gateway(1)).await;
+    let (room, _) = tests::chanshare::create_url_room(&cluster.gateway(1), "cluster");
     let host = host_of(&cluster, &room).await;
 
     let load = Load::start(&client, &room, &host, Duration::from_secs(10));
@@ -175,7 +162,7 @@ async fn host_of(cluster: &DevCluster, room: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_of_a_killed_gateway_resume_on_the_other_with_no_gap() {
     let cluster = DevCluster::up();
-    let (room, host_token) = create_room(&cluster.gateway(2)).await;
+    let (room, host_token) = tests::chanshare::create_url_room(&cluster.gateway(2), "cluster");
     let mut host = connect_to(&cluster.gateway(2), &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;
     let mut movers = Vec::new();

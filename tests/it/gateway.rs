@@ -7,34 +7,13 @@ use std::time::{Duration, Instant};
 use eventlog::EventLog;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tests::chanshare::SECRET;
 use tests::{Chanshare, NatsServer, RedisServer};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::ws::{
     Seen, Ws, await_answers, command, connect, next, read_until, send, start, welcome,
 };
-
-const SECRET: &str = "gateway-test-secret-gateway-test-secret";
-
-fn serve(nats: &NatsServer, redis: &RedisServer, extra: &[(&str, String)]) -> Chanshare {
-    let mut env = tests::chanshare::env(nats, redis, SECRET);
-    env.extend(extra.iter().cloned());
-    Chanshare::start("serve", &env)
-}
-
-async fn create_room(gateway: &Chanshare) -> (String, String) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/api/rooms", gateway.addr()))
-        .header("content-type", "application/json")
-        .body(json!({"title": "gateway test", "source": {"urls": ["https://example.com/a.webm", "https://example.com/b.webm"]}}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-    assert_eq!(body["url"], format!("/r/{}", body["room_id"].as_str().unwrap()));
-    (body["room_id"].as_str().unwrap().to_owned(), body["host_token"].as_str().unwrap().to_owned())
-}
 
 async fn log_commits(nats: &NatsServer, room: &str) -> BTreeMap<u64, Value> {
     let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
@@ -63,8 +42,8 @@ async fn head(nats: &NatsServer, room: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_on_two_gateways_see_every_commit_once_in_order() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateways = [serve(&nats, &redis, &[]), serve(&nats, &redis, &[])];
-    let (room, _) = create_room(&gateways[0]).await;
+    let gateways = [Chanshare::serve(&nats, &redis, &[]), Chanshare::serve(&nats, &redis, &[])];
+    let (room, _) = tests::chanshare::create_url_room(&gateways[0].addr(), "gateway test");
     let clients: Vec<_> = (0..20)
         .map(|n| {
             let addr = gateways[n % 2].addr();
@@ -118,8 +97,8 @@ async fn twenty_clients_on_two_gateways_see_every_commit_once_in_order() {
 #[tokio::test]
 async fn snapshots_and_resume() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[("CHANSHARE_RESUME_CAP", "20".to_owned())]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[("CHANSHARE_RESUME_CAP", "20".to_owned())]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;
     for k in 0..3 {
@@ -189,8 +168,8 @@ async fn snapshots_and_resume() {
 #[tokio::test]
 async fn joins_and_resumes_work_without_redis() {
     let (nats, mut redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;
     redis.kill();
@@ -215,8 +194,8 @@ async fn joins_and_resumes_work_without_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sockets_commands_land_in_the_order_sent() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
     let mut seen = welcome(&mut host).await;
     let texts: Vec<String> = (0..15).map(|k| format!("m{k}")).collect();
@@ -238,9 +217,9 @@ async fn a_sockets_commands_land_in_the_order_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_of_a_killed_gateway_resume_on_the_other() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let doomed = serve(&nats, &redis, &[]);
-    let survivor = serve(&nats, &redis, &[]);
-    let (room, host_token) = create_room(&survivor).await;
+    let doomed = Chanshare::serve(&nats, &redis, &[]);
+    let survivor = Chanshare::serve(&nats, &redis, &[]);
+    let (room, host_token) = tests::chanshare::create_url_room(&survivor.addr(), "gateway test");
     let mut host = connect(&survivor, &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;
     let mut client = connect(&doomed, &room, "name=mover").await;
@@ -273,8 +252,8 @@ async fn clients_of_a_killed_gateway_resume_on_the_other() {
 #[tokio::test]
 async fn bad_frames_floods_and_tokens() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut ws = connect(&gateway, &room, "name=tester").await;
     let seen = welcome(&mut ws).await;
     let expect_reject = async |ws: &mut Ws, frame: &str, code: &str| {
@@ -366,7 +345,7 @@ async fn bad_frames_floods_and_tokens() {
 
     // Forged, foreign and missing-name connections are refused with their close codes.
     let forged = format!("{}x", &host_token[..host_token.len() - 1]);
-    let (_, other_token) = create_room(&gateway).await;
+    let (_, other_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let refused = [
         (format!("token={forged}"), 4401),
         (format!("token={other_token}"), 4401),
@@ -386,8 +365,8 @@ async fn bad_frames_floods_and_tokens() {
 #[tokio::test]
 async fn the_http_api_and_its_openapi_document() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
-    let (room, _) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, _) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let http = reqwest::Client::new();
     let base = format!("http://{}", gateway.addr());
     let get = |path: String| {
@@ -482,8 +461,8 @@ async fn the_http_api_and_its_openapi_document() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_dropped_and_others_keep_up() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut writer = connect(&gateway, &room, &format!("token={host_token}")).await;
     let writer_seen = welcome(&mut writer).await;
     let writer_id = writer_seen.welcome["member_id"].as_str().unwrap().to_owned();
@@ -573,7 +552,7 @@ async fn joins_while_the_views_trail_start_from_the_view() {
     let _commands = Chanshare::start("commands", &env);
     let mut projectors = Chanshare::start("projectors", &env);
     let gateway = Chanshare::start("gateway", &env);
-    let (room, host_token) = create_room(&gateway).await;
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;
     let views = views::Views::new(
@@ -613,8 +592,8 @@ async fn joins_while_the_views_trail_start_from_the_view() {
 #[tokio::test]
 async fn tokens_live_as_long_as_configured() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[("CHANSHARE_TOKEN_DAYS", "2".to_owned())]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[("CHANSHARE_TOKEN_DAYS", "2".to_owned())]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut ws = connect(&gateway, &room, "name=short").await;
     let member_token = welcome(&mut ws).await.welcome["token"].as_str().unwrap().to_owned();
     let signer = tokens::Signer::new(SECRET.as_bytes());
@@ -641,9 +620,9 @@ async fn shutdown_idle_and_per_address_limits() {
         ("CHANSHARE_CREATIONS_PER_MINUTE", "2".to_owned()),
         ("CHANSHARE_IDLE_SECS", "2".to_owned()),
     ];
-    let mut gateway = serve(&nats, &redis, &limits);
-    let (room, _) = create_room(&gateway).await;
-    create_room(&gateway).await;
+    let mut gateway = Chanshare::serve(&nats, &redis, &limits);
+    let (room, _) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
+    tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let third = reqwest::Client::new()
         .post(format!("http://{}/api/rooms", gateway.addr()))
         .body(json!({"source": {"urls": ["https://example.com/c.webm"]}}).to_string())
@@ -706,7 +685,8 @@ async fn shutdown_idle_and_per_address_limits() {
 #[tokio::test]
 async fn the_lobby_pages_with_a_cursor_and_searches() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[("CHANSHARE_CREATIONS_PER_MINUTE", "100".to_owned())]);
+    let gateway =
+        Chanshare::serve(&nats, &redis, &[("CHANSHARE_CREATIONS_PER_MINUTE", "100".to_owned())]);
     let http = reqwest::Client::new();
     let base = format!("http://{}", gateway.addr());
     let mut titles: Vec<String> = (0..12).map(|n| format!("room {n:02}")).collect();
@@ -825,7 +805,7 @@ async fn the_lobby_pages_with_a_cursor_and_searches() {
 #[tokio::test]
 async fn the_favicon_is_served() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
     let http = reqwest::Client::new();
     let base = format!("http://{}", gateway.addr());
     for path in ["/favicon.ico", "/ui/icon.svg"] {
@@ -877,8 +857,8 @@ async fn logged(nats: &NatsServer, room: &str) -> Vec<(String, Option<String>)> 
 #[tokio::test]
 async fn a_kicked_member_is_cut_off_and_stays_out() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;
     let mut friend = connect(&gateway, &room, "name=friend").await;
@@ -913,7 +893,7 @@ async fn a_kicked_member_is_cut_off_and_stays_out() {
     let friend_back = welcome(&mut friend).await;
     assert_eq!(friend_back.welcome["type"], "welcome");
     // Another room is not affected by this room's ban.
-    let (other, _) = create_room(&gateway).await;
+    let (other, _) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut elsewhere = connect(&gateway, &other, "name=mallory").await;
     assert_eq!(welcome(&mut elsewhere).await.welcome["type"], "welcome");
 
@@ -936,8 +916,9 @@ async fn a_kicked_member_is_cut_off_and_stays_out() {
 #[tokio::test]
 async fn a_clean_close_takes_the_member_offline_after_the_grace() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[("CHANSHARE_LEAVE_GRACE_MS", "800".to_owned())]);
-    let (room, host_token) = create_room(&gateway).await;
+    let gateway =
+        Chanshare::serve(&nats, &redis, &[("CHANSHARE_LEAVE_GRACE_MS", "800".to_owned())]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
     welcome(&mut host).await;
     let offline_of = async |member: &str| {
@@ -1003,9 +984,12 @@ async fn through_proxy(
 async fn clients_behind_a_trusted_proxy_are_told_apart() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let limit = ("CHANSHARE_CONNECTIONS_PER_IP", "2".to_owned());
-    let trusting =
-        serve(&nats, &redis, &[limit.clone(), ("CHANSHARE_TRUSTED_PROXIES", "127.0.0.0/8".into())]);
-    let (room, host_token) = create_room(&trusting).await;
+    let trusting = Chanshare::serve(
+        &nats,
+        &redis,
+        &[limit.clone(), ("CHANSHARE_TRUSTED_PROXIES", "127.0.0.0/8".into())],
+    );
+    let (room, host_token) = tests::chanshare::create_url_room(&trusting.addr(), "gateway test");
     let mut open = Vec::new();
     for _ in 0..2 {
         let (ws, first) = through_proxy(&trusting, &room, "203.0.113.1").await;
@@ -1033,7 +1017,7 @@ async fn clients_behind_a_trusted_proxy_are_told_apart() {
     assert_eq!(someone.unwrap()["type"], "welcome", "everyone else behind the proxy still gets in");
 
     // Without CHANSHARE_TRUSTED_PROXIES the header is the client's own word: ignored.
-    let plain = serve(&nats, &redis, &[limit]);
+    let plain = Chanshare::serve(&nats, &redis, &[limit]);
     let mut kept = Vec::new();
     for n in 0..2 {
         let (ws, first) = through_proxy(&plain, &room, &format!("203.0.113.{}", 10 + n)).await;
@@ -1049,7 +1033,7 @@ async fn clients_behind_a_trusted_proxy_are_told_apart() {
 #[tokio::test]
 async fn server_errors_carry_a_request_id_and_no_internal_text() {
     let (nats, mut redis) = (NatsServer::start(), RedisServer::start());
-    let gateway = serve(&nats, &redis, &[]);
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
     redis.kill();
     let response = reqwest::get(format!("http://{}/api/rooms", gateway.addr())).await.unwrap();
     assert_eq!(response.status(), 503);

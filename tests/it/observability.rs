@@ -8,22 +8,10 @@ use std::time::{Duration, Instant};
 use tests::prometheus::PrometheusServer;
 use tests::{Chanshare, NatsServer, RedisServer};
 
-fn serve(nats: &NatsServer, redis: &RedisServer, extra: &[(&str, String)]) -> Chanshare {
-    let mut env = vec![("CHANSHARE_NATS_URL", nats.url()), ("CHANSHARE_REDIS_URL", redis.url())];
-    env.extend(extra.iter().cloned());
-    Chanshare::start("serve", &env)
-}
-
 /// Creates a URL room through the HTTP API; returns the reply.
-async fn create_room(chanshare: &Chanshare) -> serde_json::Value {
-    let created = reqwest::Client::new()
-        .post(format!("http://{}/api/rooms", chanshare.addr()))
-        .body(r#"{"source": {"urls": ["https://example.com/a.webm"]}}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    serde_json::from_slice(&created.bytes().await.unwrap()).unwrap()
+fn create_room(chanshare: &Chanshare) -> serde_json::Value {
+    let body = serde_json::json!({"source": {"urls": ["https://example.com/a.webm"]}});
+    tests::chanshare::create_room(&chanshare.addr(), &body)
 }
 
 #[test]
@@ -52,9 +40,9 @@ fn promtool_accepts_the_alert_rules() {
 #[tokio::test]
 async fn metrics_pass_promtool_and_reach_prometheus() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let chanshare = serve(&nats, &redis, &[]);
+    let chanshare = Chanshare::serve(&nats, &redis, &[]);
     // Some traffic, so labelled series exist.
-    create_room(&chanshare).await;
+    create_room(&chanshare);
     let (status, exposition) = chanshare.get("/metrics");
     assert_eq!(status, 200);
     for name in [
@@ -106,7 +94,7 @@ async fn metrics_pass_promtool_and_reach_prometheus() {
 #[test]
 fn json_logs_with_log_format_json() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let chanshare = serve(&nats, &redis, &[("CHANSHARE_LOG_FORMAT", "json".to_owned())]);
+    let chanshare = Chanshare::serve(&nats, &redis, &[("CHANSHARE_LOG_FORMAT", "json".to_owned())]);
     let log = chanshare.log();
     let line =
         log.lines().find(|l| l.contains("chanshare is up")).unwrap_or_else(|| panic!("{log}"));
@@ -143,7 +131,7 @@ async fn a_command_is_one_trace_from_the_socket_to_the_projector() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let chanshare = serve(
+    let chanshare = Chanshare::serve(
         &nats,
         &redis,
         &[
@@ -152,7 +140,7 @@ async fn a_command_is_one_trace_from_the_socket_to_the_projector() {
             ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
         ],
     );
-    let room = create_room(&chanshare).await;
+    let room = create_room(&chanshare);
     let url = format!(
         "ws://{}/api/rooms/{}/ws?token={}",
         chanshare.addr(),

@@ -11,7 +11,6 @@ use tests::{Chanshare, NatsServer, RedisServer, eventually};
 
 use crate::ws::{await_answers, command, connect, send, welcome};
 
-const SECRET: &str = "retention-test-secret-retention-test-secret";
 /// Seconds a commit stays in the stream in this test.
 const MAX_AGE: u64 = 4;
 
@@ -20,7 +19,7 @@ fn serve(nats: &NatsServer, redis: &RedisServer) -> Chanshare {
 }
 
 fn env(nats: &NatsServer, redis: &RedisServer) -> Vec<(&'static str, String)> {
-    let mut env = tests::chanshare::env(nats, redis, SECRET);
+    let mut env = tests::chanshare::env(nats, redis, tests::chanshare::SECRET);
     env.extend([
         ("CHANSHARE_STREAM_MAX_AGE_SECS", MAX_AGE.to_string()),
         ("CHANSHARE_SNAPSHOT_INTERVAL_SECS", "1".to_owned()),

@@ -21,6 +21,25 @@ pub fn binary() -> PathBuf {
     })
 }
 
+/// The token key of every test stack.
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// Creates a room through `addr`'s HTTP API from `body` (the `POST /api/rooms` JSON); the reply.
+pub fn create_room(addr: &str, body: &serde_json::Value) -> serde_json::Value {
+    let (status, reply) = crate::http::post_json(addr, "/api/rooms", &body.to_string());
+    assert_eq!(status, 201, "room creation: {reply}");
+    serde_json::from_str(&reply).expect("a json reply")
+}
+
+/// Creates a room of two URL items through `addr`: its id and the host's token.
+pub fn create_url_room(addr: &str, title: &str) -> (String, String) {
+    let body = serde_json::json!({"title": title, "source": {"urls": [
+        "https://example.com/a.webm", "https://example.com/b.webm"]}});
+    let reply = create_room(addr, &body);
+    let field = |name: &str| reply[name].as_str().expect("a created room").to_owned();
+    (field("room_id"), field("host_token"))
+}
+
 /// What every role needs: `nats` and `redis`, the token key `secret`, and a 4chan that is never
 /// contacted (rooms from URL lists only).
 pub fn env(nats: &NatsServer, redis: &RedisServer, secret: &str) -> Vec<(&'static str, String)> {
@@ -68,6 +87,13 @@ impl Chanshare {
         let mut guard = Guard::spawn(&mut command, &dir.path().join("chanshare.log"));
         wait_for_port(port, &mut guard.child, "chanshare", Duration::from_secs(30));
         Chanshare { guard, port, dir }
+    }
+
+    /// `chanshare serve` on `nats` and `redis` with the test key [`SECRET`], plus `extra` settings.
+    pub fn serve(nats: &NatsServer, redis: &RedisServer, extra: &[(&str, String)]) -> Chanshare {
+        let mut settings = env(nats, redis, SECRET);
+        settings.extend(extra.iter().cloned());
+        Chanshare::start("serve", &settings)
     }
 
     /// The process id (to read its memory from `/proc`).
