@@ -8,7 +8,7 @@ use events::{
     Actor, Command, CommandId, Commit, Ctx, Limits, MemberId, RejectCode, RoomId, RoomState,
     Settings, Source, decide,
 };
-use tokens::{Claims, Role, Signer};
+use tokens::{Claims, Signer, TokenRole};
 use tracing::warn;
 
 use crate::handler::now_ms;
@@ -112,7 +112,7 @@ impl Provisioner {
                     let claims = Claims {
                         room: room.clone(),
                         member: host.clone(),
-                        role: Role::Host,
+                        role: TokenRole::Host,
                         exp: now_ms() / 1000 + self.token_ttl.as_secs(),
                     };
                     return CreateReply::Created {

@@ -83,7 +83,7 @@ impl Resolver {
                 .query_async(&mut redis)
                 .await
                 .map_err(unavailable)?;
-        let now = now_ms(&mut redis).await?;
+        let now = redis_now_ms(&mut redis).await?;
         let fresh =
             fetched_at.is_some_and(|at| now.saturating_sub(at) < MIN_REFRESH.as_millis() as u64);
         let (body, last_modified) = match (body, fresh) {
@@ -168,7 +168,7 @@ fn unavailable(error: redis::RedisError) -> ResolveError {
 }
 
 /// Redis' clock in ms (shared by every replica).
-pub(crate) async fn now_ms(redis: &mut ConnectionManager) -> Result<u64, ResolveError> {
+pub(crate) async fn redis_now_ms(redis: &mut ConnectionManager) -> Result<u64, ResolveError> {
     let (seconds, micros): (u64, u64) =
         redis::cmd("TIME").query_async(redis).await.map_err(unavailable)?;
     Ok(seconds * 1000 + micros / 1000)

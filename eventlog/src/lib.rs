@@ -32,7 +32,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 pub use consumer::{Delivery, Durable, Lag};
 pub use error::LogError;
-pub use setup::{Applied, StreamSettings};
+pub use setup::{StreamChange, StreamSettings};
 pub use snapshot::Snapshot;
 use subjects::headers;
 
@@ -102,11 +102,11 @@ pub struct EventLog {
 
 impl EventLog {
     /// Applies the stream definitions with `settings` (or just a replica count) and returns a
-    /// handle; the [`Applied`] is the room stream's.
+    /// handle; the [`StreamChange`] is the room stream's.
     pub async fn connect(
         client: async_nats::Client,
         settings: impl Into<StreamSettings>,
-    ) -> Result<(Self, Applied), LogError> {
+    ) -> Result<(Self, StreamChange), LogError> {
         let js = context(client);
         let applied = setup::apply(&js, settings.into()).await?;
         Ok((Self::handles(js).await?, applied))

@@ -40,7 +40,7 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// What applying the definition did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
+pub enum StreamChange {
     /// The stream did not exist and was created.
     Created,
     /// The stream existed with other settings and was updated.
@@ -89,7 +89,10 @@ fn nanos(duration: Duration) -> u64 {
 
 /// Creates both streams or brings them to the declared settings; a second call is a no-op.
 /// Reports what happened to the room stream.
-pub async fn apply(js: &jetstream::Context, settings: StreamSettings) -> Result<Applied, LogError> {
+pub async fn apply(
+    js: &jetstream::Context,
+    settings: StreamSettings,
+) -> Result<StreamChange, LogError> {
     let (declared, config) = snapshots_stream_config(settings.replicas)?;
     apply_one(js, SNAPSHOT_STREAM, declared, config).await?;
     let (declared, config) = rooms_stream_config(settings)?;
@@ -101,7 +104,7 @@ async fn apply_one(
     name: &str,
     declared: Value,
     config: stream::Config,
-) -> Result<Applied, LogError> {
+) -> Result<StreamChange, LogError> {
     let mut existing = match js.get_stream(name).await {
         Ok(stream) => stream,
         Err(e)
@@ -109,7 +112,7 @@ async fn apply_one(
                 if js.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
         {
             js.create_stream(config).await.map_err(LogError::unavailable)?;
-            return Ok(Applied::Created);
+            return Ok(StreamChange::Created);
         }
         Err(e) => return Err(LogError::unavailable(e)),
     };
@@ -119,9 +122,9 @@ async fn apply_one(
             stream: name.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Applied::Updated)
+        Ok(StreamChange::Updated)
     } else {
-        Ok(Applied::Unchanged)
+        Ok(StreamChange::Unchanged)
     }
 }
 

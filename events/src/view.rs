@@ -10,7 +10,7 @@ use crate::state::RoomState;
 /// A member's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub enum MemberRole {
     /// The host.
     Host,
     /// Everyone else.
@@ -66,7 +66,7 @@ pub struct MemberView<'a> {
     /// Nickname.
     pub name: &'a str,
     /// Host or member.
-    pub role: Role,
+    pub role: MemberRole,
     /// Whether connected.
     pub online: bool,
 }
@@ -95,7 +95,11 @@ impl RoomState {
 
     /// One member in its pinned JSON shape.
     pub fn member_view<'a>(&'a self, m: &'a crate::model::Member) -> MemberView<'a> {
-        let role = if self.host.as_ref() == Some(&m.member_id) { Role::Host } else { Role::Member };
+        let role = if self.host.as_ref() == Some(&m.member_id) {
+            MemberRole::Host
+        } else {
+            MemberRole::Member
+        };
         MemberView { member_id: &m.member_id, name: &m.name, role, online: m.online }
     }
 }

@@ -36,7 +36,7 @@ use views::Views;
 
 use crate::frames::Reply;
 use crate::hub::Hubs;
-use crate::limits::{Limits, PerIp};
+use crate::limits::{GatewayLimits, PerIp};
 
 pub use api::router;
 pub use metrics::Metrics;
@@ -56,7 +56,7 @@ struct Inner {
     presence: presence::Presence,
     signer: tokens::Signer,
     hubs: Hubs,
-    limits: Limits,
+    limits: GatewayLimits,
     trusted_proxies: client_ip::TrustedProxies,
     per_ip: PerIp,
     epoch: String,
@@ -78,8 +78,8 @@ pub struct Parts {
     pub presence: presence::Presence,
     /// Verifies and issues member tokens.
     pub signer: tokens::Signer,
-    /// Limits.
-    pub limits: Limits,
+    /// GatewayLimits.
+    pub limits: GatewayLimits,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: client_ip::TrustedProxies,
     /// Member token lifetime.
@@ -156,7 +156,7 @@ impl App {
     /// the log's head, else folded from the log (Redis down, flushed or behind).
     pub async fn state_json(&self, room: &RoomId) -> Result<(u64, String), eventlog::LogError> {
         let head = self.inner.log.head(room).await?.map_or(0, |h| h.version);
-        if let Ok(Some(snapshot)) = self.inner.views.snapshot(room).await
+        if let Ok(Some(snapshot)) = self.inner.views.stored_state(room).await
             && snapshot.version >= head
         {
             return Ok((snapshot.version, snapshot.state_json));
@@ -172,7 +172,7 @@ impl App {
         &self,
         room: &RoomId,
     ) -> Result<(u64, String), eventlog::LogError> {
-        if let Ok(Some(snapshot)) = self.inner.views.snapshot(room).await {
+        if let Ok(Some(snapshot)) = self.inner.views.stored_state(room).await {
             return Ok((snapshot.version, snapshot.state_json));
         }
         self.folded(room).await

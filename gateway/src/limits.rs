@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Configurable limits.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct GatewayLimits {
     /// Largest frame a client may send.
     pub max_frame_bytes: usize,
     /// Commands a socket may send in a burst.
@@ -27,7 +27,7 @@ pub struct Limits {
     pub leave_grace: Duration,
 }
 
-impl Default for Limits {
+impl Default for GatewayLimits {
     fn default() -> Self {
         Self {
             max_frame_bytes: 16 << 10,
@@ -51,12 +51,12 @@ pub struct Bucket {
 
 impl Bucket {
     /// A full bucket.
-    pub fn full(limits: &Limits) -> Self {
+    pub fn full(limits: &GatewayLimits) -> Self {
         Self { tokens: limits.command_burst, at: Instant::now() }
     }
 
     /// Takes a token if there is one.
-    pub fn take(&mut self, limits: &Limits, now: Instant) -> bool {
+    pub fn take(&mut self, limits: &GatewayLimits, now: Instant) -> bool {
         let refill = now.duration_since(self.at).as_secs_f64() * limits.commands_per_second;
         self.tokens = (self.tokens + refill).min(limits.command_burst);
         self.at = now;
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn bucket_allows_a_burst_then_the_rate() {
-        let limits = Limits::default();
+        let limits = GatewayLimits::default();
         let start = Instant::now();
         let mut bucket = Bucket { tokens: limits.command_burst, at: start };
         assert_eq!((0..25).filter(|_| bucket.take(&limits, start)).count(), 20);

@@ -230,7 +230,7 @@ async fn join(
             let claims = tokens::Claims {
                 room: room.clone(),
                 member: member.clone(),
-                role: tokens::Role::Member,
+                role: tokens::TokenRole::Member,
                 exp: now_s + inner.token_ttl.as_secs(),
             };
             let token = inner.signer.issue(&claims);

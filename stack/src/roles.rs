@@ -209,7 +209,7 @@ pub async fn gateway(
         views: views::Views::new(redis.clone()),
         presence: presence::Presence::new(redis),
         signer: signer(config)?,
-        limits: gateway::limits::Limits {
+        limits: gateway::limits::GatewayLimits {
             resume_cap: settings.resume_cap,
             connections_per_ip: settings.connections_per_ip,
             creations_per_minute: settings.creations_per_minute,
@@ -217,7 +217,7 @@ pub async fn gateway(
             commands_per_second: f64::from(settings.commands_per_second),
             command_burst: 2.0 * f64::from(settings.commands_per_second),
             leave_grace: Duration::from_millis(settings.leave_grace_ms),
-            ..gateway::limits::Limits::default()
+            ..gateway::limits::GatewayLimits::default()
         },
         trusted_proxies: settings.trusted_proxies.parse().context("CHANSHARE_TRUSTED_PROXIES")?,
         token_ttl: Duration::from_secs(config.token_days * 24 * 3600),

@@ -196,7 +196,7 @@ async fn create_a_url_room_with_a_valid_host_token() {
     let (room, host, token) = url_room(&client, Control::Everyone).await;
     assert_eq!(room.as_str().split('-').count(), 4, "a readable id: {room}");
     let claims = tokens::Signer::new(SECRET.as_bytes()).verify(&token, &room, 0).unwrap();
-    assert_eq!((claims.member, claims.role), (host.clone(), tokens::Role::Host));
+    assert_eq!((claims.member, claims.role), (host.clone(), tokens::TokenRole::Host));
     let state = fold(&history(&nats, &room).await);
     assert_eq!(state.title, "test night");
     assert_eq!(state.playlist.len(), 2);

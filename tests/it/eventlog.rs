@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use eventlog::{Applied, EventLog, LogError, Position, Stored, subjects};
+use eventlog::{EventLog, LogError, Position, Stored, StreamChange, subjects};
 use events::{Actor, CommandId, Commit, Event, MemberId, RoomId};
 use futures::StreamExt;
 use tests::NatsServer;
@@ -59,7 +59,7 @@ async fn the_stream_definition_applied_twice_is_a_no_op() {
     let client = server.client().await;
     let (_, first) = EventLog::connect(client.clone(), 1).await.unwrap();
     let (_, second) = EventLog::connect(client.clone(), 1).await.unwrap();
-    assert_eq!((first, second), (Applied::Created, Applied::Unchanged));
+    assert_eq!((first, second), (StreamChange::Created, StreamChange::Unchanged));
 
     let js = async_nats::jetstream::new(client.clone());
     let mut stream = js.get_stream(subjects::STREAM).await.unwrap();
@@ -78,9 +78,9 @@ async fn the_stream_definition_applied_twice_is_a_no_op() {
     .await
     .unwrap();
     let (_, third) = EventLog::connect(client.clone(), 1).await.unwrap();
-    assert_eq!(third, Applied::Updated);
+    assert_eq!(third, StreamChange::Updated);
     let (_, fourth) = EventLog::connect(client, 1).await.unwrap();
-    assert_eq!(fourth, Applied::Unchanged);
+    assert_eq!(fourth, StreamChange::Unchanged);
 }
 
 #[tokio::test]

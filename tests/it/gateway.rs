@@ -561,7 +561,7 @@ async fn joins_while_the_views_trail_start_from_the_view() {
     let id = events::RoomId::new(&room).unwrap();
     let at = head(&nats, &room).await;
     tests::eventually(Duration::from_secs(10), "the view reaches the head", || async {
-        views.snapshot(&id).await.unwrap().is_some_and(|s| s.version >= at)
+        views.stored_state(&id).await.unwrap().is_some_and(|s| s.version >= at)
     })
     .await;
     projectors.terminate(Duration::from_secs(10));

@@ -71,7 +71,7 @@ async fn drift(log: &EventLog, views: &Views, rooms: &[RoomId]) -> Vec<String> {
         let expected = fold(log, room).await;
         match views.load(room).await.unwrap() {
             Loaded::At(actual) if *actual == expected => {
-                let snapshot = views.snapshot(room).await.unwrap().unwrap();
+                let snapshot = views.stored_state(room).await.unwrap().unwrap();
                 let view = serde_json::to_string(&expected.state.view()).unwrap();
                 if snapshot.state_json != view || snapshot.version != expected.state.version {
                     drift.push(format!("{room}: snapshot json differs"));

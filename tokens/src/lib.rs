@@ -21,7 +21,7 @@ pub struct Claims {
     /// The member.
     pub member: MemberId,
     /// The role when issued (the room's state is authoritative for what the member may do).
-    pub role: Role,
+    pub role: TokenRole,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
 }
@@ -29,7 +29,7 @@ pub struct Claims {
 /// The role a token was issued for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub enum TokenRole {
     /// The room's creator.
     Host,
     /// Anyone else.
@@ -133,7 +133,7 @@ mod tests {
         Claims {
             room: RoomId::new("room-one").unwrap(),
             member: MemberId::new("mabc").unwrap(),
-            role: Role::Host,
+            role: TokenRole::Host,
             exp,
         }
     }

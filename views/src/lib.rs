@@ -114,9 +114,10 @@ pub enum Write {
     NoEpoch,
 }
 
-/// A late joiner's snapshot: the pinned state JSON at a version.
+/// A room's state as its view stores it: the pinned state JSON at a version (what a late joiner
+/// gets). Not to be confused with `eventlog::snapshot::Snapshot`, the folded state the log keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
+pub struct StoredState {
     /// The version.
     pub version: u64,
     /// The stream sequence of that version.
@@ -228,7 +229,7 @@ impl Views {
     }
 
     /// The room's snapshot for a late joiner.
-    pub async fn snapshot(&self, room: &RoomId) -> Result<Option<Snapshot>, ViewError> {
+    pub async fn stored_state(&self, room: &RoomId) -> Result<Option<StoredState>, ViewError> {
         let (version, seq, view, status): (
             Option<u64>,
             Option<u64>,
@@ -244,15 +245,10 @@ impl Views {
             .await?;
         Ok(match (version, seq, view, status) {
             (Some(version), Some(seq), Some(state_json), None) => {
-                Some(Snapshot { version, seq, state_json })
+                Some(StoredState { version, seq, state_json })
             }
             _ => None,
         })
-    }
-
-    /// One JSON field of a room's view (`members`, `chat`).
-    pub async fn field(&self, room: &RoomId, field: &str) -> Result<Option<String>, ViewError> {
-        Ok(redis::cmd("HGET").arg(view_key(room)).arg(field).query_async(&mut self.conn()).await?)
     }
 
     /// The lobby's first `limit` rooms, most recently active first.

@@ -102,7 +102,7 @@ async fn join_once(server: SocketAddr, n: usize, room: &Room) -> anyhow::Result<
 async fn await_view(views: &views::Views, room: &Room, version: u64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        if views.snapshot(&room.id).await?.is_some_and(|s| s.version >= version) {
+        if views.stored_state(&room.id).await?.is_some_and(|s| s.version >= version) {
             return Ok(());
         }
         if Instant::now() > deadline {
