@@ -16,10 +16,14 @@ use axum::response::{IntoResponse, Response};
 pub enum ErrorKind {
     /// The request is malformed or breaks a rule (400 `invalid`).
     Invalid,
+    /// Not allowed from here (403 `forbidden`), e.g. a WebSocket from a foreign page.
+    Forbidden,
     /// No such thing (404 `not_found`).
     NotFound,
     /// It existed, but has left by retention (410 `expired`).
     Expired,
+    /// A body that is not JSON (415 `unsupported_media_type`).
+    UnsupportedMediaType,
     /// Too many requests from this client (429 `rate_limited`, with `Retry-After`).
     RateLimited,
     /// The upstream (4chan) answered wrongly (502 `upstream`).
@@ -33,8 +37,12 @@ impl ErrorKind {
     pub fn status_and_code(self) -> (StatusCode, &'static str) {
         match self {
             Self::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Expired => (StatusCode::GONE, "expired"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Upstream => (StatusCode::BAD_GATEWAY, "upstream"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -42,10 +50,12 @@ impl ErrorKind {
     }
 
     /// Every kind, for the table's tests and documents.
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 8] = [
         Self::Invalid,
+        Self::Forbidden,
         Self::NotFound,
         Self::Expired,
+        Self::UnsupportedMediaType,
         Self::RateLimited,
         Self::Upstream,
         Self::Unavailable,

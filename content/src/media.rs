@@ -72,7 +72,18 @@ impl Media {
 
     /// The `/media` routes.
     pub fn router(self) -> Router {
-        Router::new().route("/media/{board}/{file}", get(serve)).with_state(self)
+        Router::new()
+            .route("/media/{board}/{file}", get(serve))
+            .with_state(self)
+            // Media is served as what its extension says, never sniffed into something else
+            // (a "jpg" that is HTML must not run as a page of ours).
+            .layer(axum::middleware::map_response(|mut response: Response| async move {
+                response.headers_mut().insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    axum::http::HeaderValue::from_static("nosniff"),
+                );
+                response
+            }))
     }
 
     /// Makes sure `key` is in the store (fetching it if needed); used by prefetch.

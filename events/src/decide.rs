@@ -207,7 +207,7 @@ impl Decision<'_> {
             return Err(Rejection::forbidden("a room is created by its first member"));
         };
         let room_id = self.ctx.room.clone();
-        let name = clean_text("name", &name, self.limits.max_name_chars, false)?;
+        let name = clean_name(&name, self.limits.max_name_chars)?;
         let media = match &source {
             Source::Chan { board, thread } => {
                 if board.is_empty()
@@ -274,7 +274,7 @@ impl Decision<'_> {
         // A listed member may come back without a name (a reconnect): they keep theirs.
         let name = match self.state.member(me) {
             Some(member) if name.trim().is_empty() => member.name.clone(),
-            _ => clean_text("name", &name, self.limits.max_name_chars, false)?,
+            _ => clean_name(&name, self.limits.max_name_chars)?,
         };
         let mut events = Vec::new();
         match self.state.member(me) {
@@ -371,7 +371,7 @@ impl Decision<'_> {
     }
 
     fn rename(&self, me: &MemberId, name: String) -> Result<Vec<Event>, Rejection> {
-        let name = clean_text("name", &name, self.limits.max_name_chars, false)?;
+        let name = clean_name(&name, self.limits.max_name_chars)?;
         let unchanged = self.state.member(me).is_some_and(|m| m.name == name);
         Ok(changed(!unchanged, Event::MemberRenamed { member_id: me.clone(), name }))
     }
@@ -667,6 +667,25 @@ fn clean_text(
         return Err(Rejection::invalid(format!("{what} contains control characters")));
     }
     Ok(text.to_owned())
+}
+
+/// A nickname: [`clean_text`], and free of Unicode format characters, which can make one name
+/// look like another or reorder the text around it (bidi overrides, zero-width characters).
+fn clean_name(name: &str, max_chars: usize) -> Result<String, Rejection> {
+    let name = clean_text("name", name, max_chars, false)?;
+    if name.chars().any(is_format_char) {
+        return Err(Rejection::invalid("name contains invisible or direction-changing characters"));
+    }
+    Ok(name)
+}
+
+/// Unicode's format characters (general category Cf) that text can hide: soft hyphen, Arabic
+/// letter mark, Mongolian vowel separator, zero-width space/joiners and marks, bidi embeddings,
+/// overrides and isolates, invisible operators, the byte order mark, interlinear annotations.
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "gif", "webp", "avif", "bmp"];

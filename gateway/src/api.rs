@@ -57,6 +57,7 @@ pub const ROUTES: &[Route] = &[
             (201, "created: room_id, member_id, host_token, url"),
             (400, "invalid request"),
             (404, "thread not found"),
+            (415, "the body is not application/json"),
             (429, "too many rooms created from this address"),
             (503, "unavailable"),
         ],
@@ -145,6 +146,7 @@ pub const ROUTES: &[Route] = &[
         responses: &[
             (101, "switching to the WebSocket protocol"),
             (400, "bad room id or not a WebSocket request"),
+            (403, "the page's origin may not open room sockets"),
         ],
         handler: || get(ws),
     },
@@ -255,6 +257,18 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let client = app.client_ip(peer, &headers);
+    // A JSON API: a form post from another site (text/plain, no preflight) never gets this far.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "send the room as application/json",
+        ));
+    }
     let request: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("bad json: {e}")))?;
     let request: protocol::CreateRequest = serde_json::from_value(request)
@@ -433,6 +447,12 @@ async fn ws(
 ) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if !app.origin_allowed(&headers) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "this page may not open Chanshare's room sockets (CHANSHARE_ALLOWED_ORIGINS)",
+        ));
+    }
     let limits = app.inner.limits;
     // Idle sockets dominate (members listen; clients send small commands and pings): a 1 KiB read
     // chunk instead of 4 KiB is what brings an idle socket under 8 KiB (`connections` benchmark);

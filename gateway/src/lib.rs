@@ -58,6 +58,7 @@ struct Inner {
     hubs: Hubs,
     limits: GatewayLimits,
     trusted_proxies: client_ip::TrustedProxies,
+    allowed_origins: Vec<String>,
     per_ip: PerIp,
     epoch: String,
     token_ttl: Duration,
@@ -82,6 +83,9 @@ pub struct Parts {
     pub limits: GatewayLimits,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: client_ip::TrustedProxies,
+    /// Origins whose pages may open room sockets (`https://watch.example`); empty: only pages
+    /// served from the host the socket is opened on.
+    pub allowed_origins: Vec<String>,
     /// Member token lifetime.
     pub token_ttl: Duration,
     /// Flips to true when the process shuts down: sockets are told to go away.
@@ -105,6 +109,7 @@ impl App {
                 hubs,
                 limits: parts.limits,
                 trusted_proxies: parts.trusted_proxies,
+                allowed_origins: parts.allowed_origins,
                 per_ip: PerIp::default(),
                 epoch,
                 token_ttl: parts.token_ttl,
@@ -203,6 +208,21 @@ impl App {
         let forwarded = headers.get_all("x-forwarded-for").into_iter();
         let forwarded = forwarded.filter_map(|value| value.to_str().ok());
         self.inner.trusted_proxies.client_ip(peer.ip(), forwarded)
+    }
+
+    /// Whether a WebSocket may be opened from the page that asks (its `Origin`): a page of
+    /// another site must not act as a member with the visitor's stored token. Clients that are not
+    /// browsers send no `Origin` and are let in.
+    pub(crate) fn origin_allowed(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(origin) = headers.get(axum::http::header::ORIGIN) else { return true };
+        let Ok(origin) = origin.to_str() else { return false };
+        let origin = origin.trim_end_matches('/');
+        if !self.inner.allowed_origins.is_empty() {
+            return self.inner.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin));
+        }
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+        matches!((host, origin_host), (Some(host), Some(origin)) if host.eq_ignore_ascii_case(origin))
     }
 
     fn metrics_resume(&self, recovered: bool) {

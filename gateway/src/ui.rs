@@ -22,7 +22,7 @@ fn asset(name: &str) -> Response {
                 (header::CONTENT_TYPE, *content_type),
                 (header::CACHE_CONTROL, "no-cache"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src * data:; media-src *; connect-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src * data:; media-src *; connect-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"),
             ],
             *body,
         )

@@ -100,6 +100,11 @@ pub struct GatewayConfig {
     #[arg(long, env = "CHANSHARE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// Origins whose pages may open room sockets, comma-separated (`https://watch.example`).
+    /// Empty: only pages served from the host the socket is opened on.
+    #[arg(long, env = "CHANSHARE_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: String,
+
     /// Milliseconds a member whose last socket closed cleanly has to come back before they are
     /// shown offline (a reload or a quick reconnect does not flap the member list); at most 5000.
     #[arg(long, env = "CHANSHARE_LEAVE_GRACE_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=5000))]

@@ -220,6 +220,12 @@ pub async fn gateway(
             ..gateway::limits::GatewayLimits::default()
         },
         trusted_proxies: settings.trusted_proxies.parse().context("CHANSHARE_TRUSTED_PROXIES")?,
+        allowed_origins: settings
+            .allowed_origins
+            .split(',')
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect(),
         token_ttl: Duration::from_secs(config.token_days * 24 * 3600),
         shutdown,
         metrics: gateway::Metrics::new(registry).context("failed to register gateway metrics")?,

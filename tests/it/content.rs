@@ -172,6 +172,7 @@ async fn range_requests_head_and_etags_from_s3() {
     let headers = full.headers().clone();
     assert_eq!(headers["accept-ranges"], "bytes");
     assert_eq!(headers["content-type"], "video/webm");
+    assert_eq!(headers["x-content-type-options"], "nosniff", "media is never sniffed");
     assert_eq!(headers["cache-control"], "public, max-age=31536000, immutable");
     assert_eq!(headers["content-length"], size.to_string().as_str());
     assert_eq!(full.bytes().await.unwrap().as_ref(), &original[..]);

@@ -413,7 +413,13 @@ async fn the_http_api_and_its_openapi_document() {
         assert_eq!(status, expected, "{path}");
         assert!(json(&body)["error"]["code"].is_string(), "{path}");
     }
-    let bad_create = http.post(format!("{base}/api/rooms")).body("{").send().await.unwrap();
+    let bad_create = http
+        .post(format!("{base}/api/rooms"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad_create.status(), 400);
 
     // The document validates, and every path it lists answers.
@@ -625,6 +631,7 @@ async fn shutdown_idle_and_per_address_limits() {
     tests::chanshare::create_url_room(&gateway.addr(), "gateway test");
     let third = reqwest::Client::new()
         .post(format!("http://{}/api/rooms", gateway.addr()))
+        .header("content-type", "application/json")
         .body(json!({"source": {"urls": ["https://example.com/c.webm"]}}).to_string())
         .send()
         .await
@@ -696,8 +703,13 @@ async fn the_lobby_pages_with_a_cursor_and_searches() {
         titles.iter().map(|t| (t.as_str(), true)).chain([("hidden movie", false)])
     {
         let body = json!({"title": title, "listed": listed, "source": {"urls": ["https://example.com/a.webm"]}});
-        let response =
-            http.post(format!("{base}/api/rooms")).body(body.to_string()).send().await.unwrap();
+        let response = http
+            .post(format!("{base}/api/rooms"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201, "{title}");
         let created: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
         hosts.insert(created["room_id"].as_str().unwrap().to_owned(), created["member_id"].clone());
@@ -1049,4 +1061,75 @@ async fn server_errors_carry_a_request_id_and_no_internal_text() {
         gateway.log().contains(&id)
     })
     .await;
+}
+
+/// The edges a browser attack would use: a cross-site form post (not JSON), a foreign page
+/// opening a room socket with the visitor's token, and framing the UI.
+#[tokio::test]
+async fn foreign_pages_cannot_post_open_sockets_or_frame() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let addr = gateway.addr();
+    let lobby = || async {
+        reqwest::get(format!("http://{addr}/api/rooms")).await.unwrap().bytes().await.unwrap()
+    };
+    let before = lobby().await;
+    let body = r#"{"source": {"urls": ["https://example.com/a.webm"]}}"#;
+    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let mut request =
+            reqwest::Client::new().post(format!("http://{addr}/api/rooms")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let reply: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(reply["error"]["code"], "unsupported_media_type");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lobby().await, before, "nothing was created");
+    let (room, token) = tests::chanshare::create_url_room(&addr, "edges");
+
+    let open = async |origin: Option<&str>| {
+        let url = format!("ws://{addr}/api/rooms/{room}/ws?token={token}");
+        let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((mut ws, _)) => {
+                Ok(next(&mut ws).await.unwrap()["type"].as_str().unwrap().to_owned())
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
+    assert_eq!(open(Some("http://evil.example")).await, Err(403), "a foreign page");
+    assert_eq!(open(Some(&format!("http://{addr}.evil.example"))).await, Err(403), "a look-alike");
+    assert_eq!(open(Some(&format!("http://{addr}"))).await, Ok("welcome".into()), "our own page");
+    assert_eq!(open(None).await, Ok("welcome".into()), "a client that is not a browser");
+    // An allowed list replaces "same host".
+    let listed = Chanshare::serve(
+        &nats,
+        &redis,
+        &[("CHANSHARE_ALLOWED_ORIGINS", "https://watch.example, https://other.example/".into())],
+    );
+    let url = format!("ws://{}/api/rooms/{room}/ws?token={token}", listed.addr());
+    for (origin, admitted) in [
+        ("https://other.example", true),
+        ("https://watch.example", true),
+        ("http://evil.example", false),
+    ] {
+        let mut request = url.clone().into_client_request().unwrap();
+        request.headers_mut().insert("origin", origin.parse().unwrap());
+        assert_eq!(tokio_tungstenite::connect_async(request).await.is_ok(), admitted, "{origin}");
+    }
+
+    // The UI may not be framed by another site.
+    let page = reqwest::get(format!("http://{addr}/r/{room}")).await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
 }

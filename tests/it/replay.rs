@@ -41,6 +41,7 @@ async fn dumps_states_diffs_and_verification() {
     let serve = Chanshare::start("serve", &env);
     let created = reqwest::Client::new()
         .post(format!("http://{}/api/rooms", serve.addr()))
+        .header("content-type", "application/json")
         .body(r#"{"title": "replayed", "source": {"urls": ["https://example.com/a.webm", "https://example.com/b.webm"]}}"#)
         .send()
         .await

@@ -1239,3 +1239,40 @@ fn a_late_second_report_of_a_one_item_loop_end_does_not_restart_it_again() {
     let later = Ctx::new(room(), alice(), now + 500);
     assert!(decide(&state, next_after_end(1), &later).is_ok());
 }
+
+#[test]
+fn names_refuse_invisible_and_direction_changing_characters() {
+    let hostile = [
+        "ad\u{202E}nimda",     // right-to-left override: shows as "adminda"
+        "a\u{200B}lice",       // zero-width space: looks like "alice"
+        "al\u{200D}ice",       // zero-width joiner
+        "\u{2066}bob\u{2069}", // an isolate
+        "\u{FEFF}carol",       // byte order mark
+        "x\u{00AD}y",          // soft hyphen
+    ];
+    for name in hostile {
+        check(vec![
+            Case {
+                name: "join with a hidden character",
+                given: vec![(host(), create_urls(1))],
+                when: (alice(), join(name)),
+                then: Reject(RejectCode::Invalid),
+            },
+            Case {
+                name: "rename to a hidden character",
+                given: url_room(),
+                when: (alice(), Command::Rename { name: name.into() }),
+                then: Reject(RejectCode::Invalid),
+            },
+        ]);
+    }
+    // Names in every script (and emoji without joiners) are welcome.
+    for name in ["Zoë", "李小龍", "שלום", "محمد", "🎸 guitar"] {
+        check(vec![Case {
+            name: "a name in any script",
+            given: vec![(host(), create_urls(1))],
+            when: (alice(), join(name)),
+            then: Events(&["member_joined"]),
+        }]);
+    }
+}
