@@ -135,7 +135,7 @@ fn env(nats: &NatsServer, redis: &RedisServer) -> Vec<(&'static str, String)> {
         ("CHANSHARE_CREATIONS_PER_MINUTE", "1000000".to_owned()),
         ("CHANSHARE_COMMANDS_PER_SECOND", "1000000".to_owned()),
         ("CHANSHARE_IDLE_SECS", "3600".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", "warn,stack::serve=info".to_owned()),
     ]);
     env
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::http;
-use crate::process::{Guard, free_port, wait_for_port};
+use crate::process::Guard;
 use crate::{NatsServer, RedisServer};
 
 /// The `chanshare` binary of the same build as this executable: beside it (the `bench` binary)
@@ -25,10 +25,20 @@ pub fn binary() -> PathBuf {
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 /// Creates a room through `addr`'s HTTP API from `body` (the `POST /api/rooms` JSON); the reply.
+///
+/// A process that just came up may not have its commands service subscribed yet (the port opens
+/// with the roles' tasks starting): a 503 is retried for a few seconds.
 pub fn create_room(addr: &str, body: &serde_json::Value) -> serde_json::Value {
-    let (status, reply) = crate::http::post_json(addr, "/api/rooms", &body.to_string());
-    assert_eq!(status, 201, "room creation: {reply}");
-    serde_json::from_str(&reply).expect("a json reply")
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, reply) = crate::http::post_json(addr, "/api/rooms", &body.to_string());
+        if status == 503 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        assert_eq!(status, 201, "room creation: {reply}");
+        return serde_json::from_str(&reply).expect("a json reply");
+    }
 }
 
 /// Creates a room of two URL items through `addr`: its id and the host's token.
@@ -62,6 +72,30 @@ pub fn replay(env: &[(&str, String)], args: &[&str]) -> Output {
     command.output().expect("run chanshare replay")
 }
 
+/// Waits until `chanshare` logs that it is up (text or JSON logs); the port it listens on.
+fn announced_port(log: &std::path::Path, child: &mut std::process::Child, limit: Duration) -> u16 {
+    const AT: &str = "http://127.0.0.1:";
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let port = text.lines().filter(|line| line.contains("chanshare is up")).find_map(|line| {
+            let rest = &line[line.find(AT)? + AT.len()..];
+            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        });
+        if let Some(port) = port {
+            return port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("chanshare exited ({status}) before listening:\n{text}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chanshare did not come up in {limit:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A running `chanshare` process.
 #[derive(Debug)]
 pub struct Chanshare {
@@ -74,18 +108,19 @@ impl Chanshare {
     /// Runs `chanshare <role>` with `env` on a free port, and waits until it listens.
     pub fn start(role: &str, env: &[(&str, String)]) -> Chanshare {
         let dir = tempfile::tempdir().expect("create chanshare temp dir");
-        let port = free_port();
         let mut command = Command::new(binary());
+        // Port 0: the process picks a free port itself and says which in its "up" line.
         command
             .arg(role)
             .current_dir(dir.path())
-            .env("CHANSHARE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CHANSHARE_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info");
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut guard = Guard::spawn(&mut command, &dir.path().join("chanshare.log"));
-        wait_for_port(port, &mut guard.child, "chanshare", Duration::from_secs(30));
+        let log = dir.path().join("chanshare.log");
+        let mut guard = Guard::spawn(&mut command, &log);
+        let port = announced_port(&log, &mut guard.child, Duration::from_secs(30));
         Chanshare { guard, port, dir }
     }
 

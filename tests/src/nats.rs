@@ -26,13 +26,18 @@ fn args(port: u16, dir: &TempDir) -> Vec<String> {
 }
 
 impl NatsServer {
-    /// Starts a standalone server.
+    /// Starts a standalone server on a port it picks itself (`-p -1`, read back from its ports
+    /// file: no race with another test for a "free" port); restarts keep that port.
     pub fn start() -> NatsServer {
         let dir = tempfile::tempdir().expect("create nats temp dir");
-        let port = free_port();
-        let args = args(port, &dir);
-        let mut server = NatsServer { guard: None, port, args, dir };
-        server.restart();
+        let mut first = args(0, &dir);
+        first[4] = "-1".to_owned();
+        first.extend(["--ports_file_dir".to_owned(), dir.path().display().to_string()]);
+        let mut server = NatsServer { guard: None, port: 0, args: first, dir };
+        let mut guard = server.spawn();
+        server.port = ports_file_port(server.dir.path(), &mut guard.child);
+        server.args = args(server.port, &server.dir);
+        server.guard = Some(guard);
         server
     }
 
@@ -77,20 +82,47 @@ impl NatsServer {
     /// Starts the server again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();
-        let log = self.log_path();
+        let mut guard = self.spawn();
+        wait_for_port(self.port, &mut guard.child, "nats-server", Duration::from_secs(20));
+        self.guard = Some(guard);
+    }
+
+    fn spawn(&self) -> Guard {
         let mut command = Command::new(binary("nats-server", INSTALL));
         command.args(&self.args).current_dir(self.dir.path());
         for user in USERS {
             command.env(format!("CHANSHARE_NATS_{}_PASSWORD", user.to_uppercase()), password(user));
         }
-        let mut guard = Guard::spawn(&mut command, &log);
-        wait_for_port(self.port, &mut guard.child, "nats-server", Duration::from_secs(20));
-        self.guard = Some(guard);
+        Guard::spawn(&mut command, &self.log_path())
     }
 
     /// The server's log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("nats.log")
+    }
+}
+
+/// The client port a server started with `-p -1` wrote to `{dir}/nats-server_{pid}.ports`.
+fn ports_file_port(dir: &std::path::Path, child: &mut std::process::Child) -> u16 {
+    let file = dir.join(format!("nats-server_{}.ports", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ports = std::fs::read_to_string(&file).ok();
+        let port = ports
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|ports| ports["nats"][0].as_str().map(str::to_owned))
+            .and_then(|url| url.rsplit(':').next().and_then(|port| port.parse().ok()));
+        if let Some(port) = port {
+            return port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "nats-server exited ({status}) before listening; see its log in {}",
+                dir.display()
+            );
+        }
+        assert!(Instant::now() < deadline, "nats-server wrote no ports file in {}", dir.display());
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

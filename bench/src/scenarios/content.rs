@@ -43,7 +43,7 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
             ("CHANSHARE_S3_ENDPOINT", s3.endpoint()),
             ("AWS_ACCESS_KEY_ID", S3Server::ACCESS_KEY.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", S3Server::SECRET_KEY.to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
+            ("RUST_LOG", "warn,stack::serve=info".to_owned()),
         ],
     );
     resolve(&nats.url()).await?;
