@@ -72,7 +72,7 @@ impl Provisioner {
             items,
         };
         for _ in 0..ID_ATTEMPTS {
-            let room = RoomId::readable(random());
+            let room = RoomId::readable(random_wide());
             // The append below expects an empty subject, which only rules out live commits: an
             // id whose commits have all expired is still taken.
             match self.log.is_free(&room).await {
@@ -185,6 +185,13 @@ impl Provisioner {
 
 fn random() -> u64 {
     uuid::Uuid::new_v4().as_u128() as u64
+}
+
+/// 110 random bits from a v4 UUID, packed low: its top 48 bits above its low 62, leaving out the
+/// fixed version and variant bits in between.
+fn random_wide() -> u128 {
+    let uuid = uuid::Uuid::new_v4().as_u128();
+    ((uuid >> 80) << 62) | (uuid & ((1 << 62) - 1))
 }
 
 fn creation_failed(error: &LogError) -> CreateReply {

@@ -112,25 +112,36 @@ const NOUNS: [&str; 32] = [
 const SUFFIX_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
 
 impl RoomId {
-    /// Makes a readable room id such as `brave-teal-otter-x7k2` from 64 bits of caller-supplied
-    /// entropy: three words and a four-character suffix (about 2^33 distinct ids). The domain
+    /// Makes a readable room id such as `brave-teal-otter-x7k2m9qp3ab` from caller-supplied
+    /// entropy: three words and an eleven-character suffix, [`ROOM_ID_BITS`] bits in all, so a room
+    /// id cannot be guessed (rooms are found by their link, not listed when unlisted). The domain
     /// stays free of I/O, so the caller supplies the randomness and retries on a collision.
-    pub fn readable(entropy: u64) -> Self {
+    pub fn readable(entropy: u128) -> Self {
         let mut bits = entropy;
-        let mut take = |n: u64| {
-            let value = bits % n;
-            bits /= n;
+        let mut take = |n: usize| {
+            let value = bits % n as u128;
+            bits /= n as u128;
             value as usize
         };
-        let adjective = ADJECTIVES[take(ADJECTIVES.len() as u64)];
-        let colour = COLOURS[take(COLOURS.len() as u64)];
-        let noun = NOUNS[take(NOUNS.len() as u64)];
-        let suffix: String = (0..4)
-            .map(|_| char::from(SUFFIX_ALPHABET[take(SUFFIX_ALPHABET.len() as u64)]))
+        let adjective = ADJECTIVES[take(ADJECTIVES.len())];
+        let colour = COLOURS[take(COLOURS.len())];
+        let noun = NOUNS[take(NOUNS.len())];
+        let suffix: String = (0..ROOM_ID_SUFFIX)
+            .map(|_| char::from(SUFFIX_ALPHABET[take(SUFFIX_ALPHABET.len())]))
             .collect();
         Self(format!("{adjective}-{colour}-{noun}-{suffix}"))
     }
 }
+
+/// Characters of a readable room id's random suffix.
+const ROOM_ID_SUFFIX: u32 = 11;
+
+/// Bits of randomness in a readable room id: the three word lists' and the suffix's.
+pub const ROOM_ID_BITS: u32 = ADJECTIVES.len().ilog2()
+    + COLOURS.len().ilog2()
+    + NOUNS.len().ilog2()
+    + ROOM_ID_SUFFIX * SUFFIX_ALPHABET.len().ilog2();
+const _: () = assert!(ROOM_ID_BITS >= 64, "a room id must carry at least 64 random bits");
 
 impl MemberId {
     /// Makes a member id (`m` and twelve base-32 characters) from caller-supplied entropy.

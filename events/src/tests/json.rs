@@ -151,12 +151,16 @@ fn state_view_has_the_pinned_fields() {
 
 #[test]
 fn readable_room_ids_are_valid() {
-    for entropy in [0, 1, u64::MAX, 0xdead_beef, 1 << 40] {
+    for entropy in [0, 1, u128::MAX, 0xdead_beef, 1 << 40, 1 << 100] {
         let room = RoomId::readable(entropy);
         assert_eq!(RoomId::new(room.as_str()), Ok(room.clone()));
         assert_eq!(room.as_str().split('-').count(), 4, "{room}");
     }
     assert_ne!(RoomId::readable(1), RoomId::readable(2));
+    // A room's link is its only secret: at least 64 bits of it cannot be guessed (checked at
+    // compile time in `ids`), and the highest of them shows in the id.
+    assert_ne!(RoomId::readable(1 << 63), RoomId::readable(0));
+    assert_ne!(RoomId::readable(1 << 68), RoomId::readable(0));
     assert!(MemberId::new(MemberId::generate(u64::MAX).as_str()).is_ok());
 }
 
