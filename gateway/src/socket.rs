@@ -60,8 +60,8 @@ async fn leave_after_grace(app: App, room: RoomId, member: MemberId, closed_ms: 
         return;
     }
     // A socket on another gateway beats when it joins: a beat after the close means they are back.
-    if let Ok(seen) = inner.presence.last_seen(&room).await
-        && seen.get(&member).is_some_and(|&at| at > closed_ms)
+    if let Ok(Some(at)) = inner.presence.seen(&room, &member).await
+        && at > closed_ms
     {
         return;
     }

@@ -412,13 +412,7 @@ const render = {
         render.counts();
         break;
       }
-      case "item_removed": {
-        const row = rows.items.get(event.item_id);
-        if (row) row.remove();
-        rows.items.delete(event.item_id);
-        render.counts();
-        break;
-      }
+      case "item_removed": dropRow(rows.items, event.item_id); render.counts(); break;
       case "item_moved": {
         const row = rows.items.get(event.item_id);
         if (!row) break;
@@ -447,17 +441,8 @@ const render = {
         render.counts();
         break;
       }
-      case "member_left": {
-        const row = rows.members.get(event.member_id);
-        if (row) row.remove();
-        rows.members.delete(event.member_id);
-        render.counts();
-        break;
-      }
-      case "host_changed":
-        for (const [id, row] of rows.members) updateMemberRow(row, memberById(id));
-        render.permissions();
-        break;
+      case "member_left": dropRow(rows.members, event.member_id); render.counts(); break;
+      case "host_changed": render.permissions(); break;
       case "chat_posted": {
         const log = $("chat");
         log.append(chatLine(event.message));
@@ -527,7 +512,11 @@ const render = {
     for (const button of $("playlist").querySelectorAll("button.edit")) button.hidden = !control;
     for (const row of rows.items.values()) row.draggable = control;
     $("host-settings").hidden = !host;
-    for (const [id, row] of rows.members) updateMemberRow(row, memberById(id));
+    // Badges and the host's actions: one pass over the members (a member list of thousands).
+    for (const member of session.room.members) {
+      const row = rows.members.get(member.member_id);
+      if (row) updateMemberRow(row, member);
+    }
     $("say").querySelector("button").disabled = session.room.closed;
     $("say").querySelector("input").disabled = session.room.closed;
   },
@@ -550,6 +539,11 @@ const render = {
   },
 };
 
+function dropRow(map, id) {
+  const row = map.get(id);
+  if (row) row.remove();
+  map.delete(id);
+}
 function memberById(id) { return session.room.members.find((m) => m.member_id === id); }
 
 function itemRow(item) {

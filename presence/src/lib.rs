@@ -99,6 +99,20 @@ impl Presence {
         Ok(pairs.into_iter().filter_map(|(m, at)| MemberId::new(m).ok().map(|m| (m, at))).collect())
     }
 
+    /// The last heartbeat of one member of `room`, if any.
+    pub async fn seen(
+        &self,
+        room: &RoomId,
+        member: &MemberId,
+    ) -> Result<Option<u64>, PresenceError> {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(room_key(room))
+            .arg(member.as_str())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(score.map(|at| at as u64))
+    }
+
     /// Drops a member's heartbeats (they left).
     pub async fn forget_member(
         &self,
