@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use eventlog::Stored;
-use events::{CommandId, RoomState};
+use events::{Actor, CommandId, RoomState};
 
 /// How many recent command ids a room remembers (to answer retries with the original version).
 const RECENT: usize = 512;
@@ -21,8 +21,8 @@ pub(crate) struct Room {
     pub(crate) state: RoomState,
     /// Stream sequence of `state.version` (0: no commits).
     pub(crate) seq: u64,
-    /// Recent command ids and the versions they produced.
-    recent: VecDeque<(CommandId, u64)>,
+    /// Recent commands (actor and id) and the versions they produced.
+    recent: VecDeque<(Actor, CommandId, u64)>,
 }
 
 impl Room {
@@ -30,7 +30,11 @@ impl Room {
     pub(crate) fn apply(&mut self, stored: &Stored) {
         self.state = std::mem::take(&mut self.state).apply(&stored.commit);
         self.seq = stored.seq;
-        self.recent.push_back((stored.commit.command_id, stored.commit.version));
+        self.recent.push_back((
+            stored.commit.actor.clone(),
+            stored.commit.command_id,
+            stored.commit.version,
+        ));
         if self.recent.len() > RECENT {
             self.recent.pop_front();
         }
@@ -44,9 +48,14 @@ impl Room {
         self.recent.clear();
     }
 
-    /// The version command `id` produced, if it is among the recent commits.
-    pub(crate) fn version_of(&self, id: CommandId) -> Option<u64> {
-        self.recent.iter().rev().find(|(recent, _)| *recent == id).map(|(_, version)| *version)
+    /// The version `actor`'s command `id` produced, if it is among the recent commits. Another
+    /// actor's command with the same id is not a retry of it.
+    pub(crate) fn version_of(&self, actor: &Actor, id: CommandId) -> Option<u64> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(by, recent, _)| *recent == id && by == actor)
+            .map(|(_, _, version)| *version)
     }
 
     /// A rough size in bytes, for the cache budget.

@@ -56,7 +56,7 @@ impl Handler {
     }
 
     async fn handle_inner(&self, room: &RoomId, request: CommandRequest) -> CommandReply {
-        if let Some(reply) = self.outcomes.get(room, request.id) {
+        if let Some(reply) = self.outcomes.get(room, &request.actor, request.id) {
             return reply;
         }
         let slot = self.cache.room(room);
@@ -79,7 +79,7 @@ impl Handler {
     ) -> CommandReply {
         let started = Instant::now();
         for attempt in 0.. {
-            if let Some(version) = entry.version_of(request.id) {
+            if let Some(version) = entry.version_of(&request.actor, request.id) {
                 return CommandReply::Accepted { version };
             }
             let ctx = Ctx {
@@ -112,13 +112,13 @@ impl Handler {
             let events = match decision {
                 Ok(events) if events.is_empty() => {
                     let reply = CommandReply::Accepted { version: entry.state.version };
-                    self.outcomes.put(room, request.id, reply.clone());
+                    self.outcomes.put(room, &request.actor, request.id, reply.clone());
                     return reply;
                 }
                 Ok(events) => events,
                 Err(rejection) => {
                     let reply = CommandReply::rejected(rejection);
-                    self.outcomes.put(room, request.id, reply.clone());
+                    self.outcomes.put(room, &request.actor, request.id, reply.clone());
                     return reply;
                 }
             };
@@ -248,6 +248,9 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Whose command: outcomes are remembered per actor, like commits (`Room::version_of`).
+type OutcomeKey = (RoomId, Actor, CommandId);
+
 /// Replies that stored nothing, remembered for a while so a retry gets the same answer.
 #[derive(Debug, Default)]
 struct Outcomes {
@@ -256,29 +259,30 @@ struct Outcomes {
 
 #[derive(Debug, Default)]
 struct OutcomesInner {
-    replies: HashMap<(RoomId, CommandId), CommandReply>,
-    order: VecDeque<(Instant, RoomId, CommandId)>,
+    replies: HashMap<OutcomeKey, CommandReply>,
+    order: VecDeque<(Instant, OutcomeKey)>,
 }
 
 impl Outcomes {
-    fn get(&self, room: &RoomId, id: CommandId) -> Option<CommandReply> {
+    fn get(&self, room: &RoomId, actor: &Actor, id: CommandId) -> Option<CommandReply> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.replies.get(&(room.clone(), id)).cloned()
+        inner.replies.get(&(room.clone(), actor.clone(), id)).cloned()
     }
 
-    fn put(&self, room: &RoomId, id: CommandId, reply: CommandReply) {
+    fn put(&self, room: &RoomId, actor: &Actor, id: CommandId, reply: CommandReply) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        while let Some((at, _, _)) = inner.order.front() {
+        while let Some((at, _)) = inner.order.front() {
             if now.duration_since(*at) < OUTCOME_TTL && inner.order.len() < OUTCOME_CAPACITY {
                 break;
             }
-            if let Some((_, room, id)) = inner.order.pop_front() {
-                inner.replies.remove(&(room, id));
+            if let Some((_, key)) = inner.order.pop_front() {
+                inner.replies.remove(&key);
             }
         }
-        if inner.replies.insert((room.clone(), id), reply).is_none() {
-            inner.order.push_back((now, room.clone(), id));
+        let key = (room.clone(), actor.clone(), id);
+        if inner.replies.insert(key.clone(), reply).is_none() {
+            inner.order.push_back((now, key));
         }
     }
 }

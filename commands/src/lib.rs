@@ -54,6 +54,8 @@ pub struct Service {
     pub presence: presence::Presence,
     /// Reaper timings.
     pub reaper: ReaperConfig,
+    /// The secret namespace of the reaper's command ids (`tokens::Signer::id_namespace`).
+    pub reaper_ids: uuid::Uuid,
     /// How often room snapshots are brought up to the head.
     pub snapshot_interval: Duration,
     /// Metrics.
@@ -94,12 +96,11 @@ pub async fn run(
     info!(service = SERVICE_NAME, "commands service ready");
 
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    let reaper = tokio::spawn(reaper::run(
-        service.handler.clone(),
-        service.presence.clone(),
-        service.reaper,
-        service.metrics.clone(),
-    ));
+    let ports =
+        reaper::Live { handler: service.handler.clone(), presence: service.presence.clone() };
+    let reaper =
+        reaper::Reaper::new(ports, service.reaper, service.reaper_ids, service.metrics.clone());
+    let reaper = tokio::spawn(reaper.run());
     let snapshotter = tokio::spawn(snapshots::run(
         service.handler.log().clone(),
         service.snapshot_interval,

@@ -56,6 +56,8 @@ pub struct Content {
     pub redis: ConnectionManager,
     /// How often the watcher looks at its registrations.
     pub watch_tick: Duration,
+    /// The secret namespace of the watcher's command ids (`tokens::Signer::id_namespace`).
+    pub watch_ids: uuid::Uuid,
 }
 
 /// Serves resolution and watch requests and runs the watcher until `shutdown` resolves.
@@ -77,6 +79,7 @@ pub async fn run(
         content.redis.clone(),
         protocol::Client::new(client.clone(), Duration::from_secs(10)),
         content.watch_tick,
+        content.watch_ids,
     ));
     info!(service = SERVICE_NAME, "content service ready");
     tokio::pin!(shutdown);

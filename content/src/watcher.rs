@@ -82,6 +82,7 @@ pub async fn run(
     redis: ConnectionManager,
     commands: protocol::Client,
     tick: Duration,
+    ids: uuid::Uuid,
 ) {
     let owner = uuid::Uuid::new_v4().to_string();
     let mut polled: HashMap<String, Instant> = HashMap::new();
@@ -136,10 +137,7 @@ pub async fn run(
                 }
             };
             if seen.get(&room) != Some(&resolution.last_modified) {
-                let id = CommandId::derived(
-                    "chanshare-watcher",
-                    &format!("{room}/{}", resolution.last_modified),
-                );
+                let id = CommandId::derived(ids, &format!("{room}/{}", resolution.last_modified));
                 let command = Command::RefreshThread { items: resolution.resolved.items.clone() };
                 match refresh(&commands, &room_id, id, command).await {
                     Ok(()) => {

@@ -3,7 +3,8 @@
 //! One stream (`CHANSHARE_ROOMS`), one subject per room (`chanshare.room.<room>`), one message
 //! per [`Commit`]. Appends are optimistic: each carries the stream sequence of the room's
 //! previous commit (`Nats-Expected-Last-Subject-Sequence`), so two writers cannot both extend a
-//! room, and a `Nats-Msg-Id` of `<room>:<command_id>`, so a retried command is stored once.
+//! room, and a `Nats-Msg-Id` of `<room>:<actor>:<command_id>`, so a retried command is stored once
+//! (and a command id is its actor's: nobody can pre-empt another's command by reusing its id).
 //!
 //! # Layout
 //! - [`subjects`]: stream, subject and header names (pinned).
@@ -140,7 +141,7 @@ impl EventLog {
         let payload = codec::encode(commit).map_err(|e| LogError::Invalid(e.to_string()))?;
         let mut publish = PublishMessage::build()
             .payload(payload.into())
-            .message_id(format!("{}:{}", commit.room, commit.command_id))
+            .message_id(format!("{}:{}:{}", commit.room, commit.actor, commit.command_id))
             .expected_last_subject_sequence(expected_seq)
             .header(headers::VERSION, commit.version.to_string().as_str())
             .header(headers::SCHEMA, codec::SCHEMA.to_string().as_str());

@@ -178,10 +178,11 @@ pub struct CommandId(pub Uuid);
 
 impl CommandId {
     /// A deterministic command id for server-issued commands (the presence reaper, the thread
-    /// watcher), so that two replicas issuing "the same" command produce one effect.
-    pub fn derived(namespace: &str, name: &str) -> Self {
-        let ns = Uuid::new_v5(&Uuid::NAMESPACE_URL, namespace.as_bytes());
-        Self(Uuid::new_v5(&ns, name.as_bytes()))
+    /// watcher), so that two replicas issuing "the same" command produce one effect. `namespace`
+    /// must be secret (derived from the deployment's key): a member who could compute the id
+    /// could send a command with it first, and the server's command would pass for its retry.
+    pub fn derived(namespace: Uuid, name: &str) -> Self {
+        Self(Uuid::new_v5(&namespace, name.as_bytes()))
     }
 }
 

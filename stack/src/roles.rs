@@ -133,10 +133,12 @@ pub async fn commands(
         commands.command_cache_mb << 20,
         metrics.clone(),
     );
+    let signer = signer(config)?;
+    let reaper_ids = signer.id_namespace("reaper");
     let provisioner = commands::Provisioner::new(
         client,
         log,
-        signer(config)?,
+        signer,
         limits,
         Duration::from_secs(config.token_days * 24 * 3600),
     );
@@ -149,6 +151,7 @@ pub async fn commands(
             idle_timeout: Duration::from_secs(commands.idle_timeout_secs),
             interval: Duration::from_millis(commands.reap_interval_ms),
         },
+        reaper_ids,
         snapshot_interval: Duration::from_secs(commands.snapshot_interval_secs),
         metrics,
     })
@@ -190,6 +193,7 @@ pub async fn content(
         media: content::Media::new(store, upstream, redis.clone(), metrics),
         redis,
         watch_tick: Duration::from_secs(1),
+        watch_ids: signer(config)?.id_namespace("watcher"),
     })
 }
 

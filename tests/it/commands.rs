@@ -58,6 +58,7 @@ impl Replica {
             )),
             presence: presence::Presence::new(redis),
             reaper,
+            reaper_ids: tokens::Signer::new(SECRET.as_bytes()).id_namespace("reaper"),
             snapshot_interval: Duration::from_secs(60),
             metrics,
         };
@@ -580,4 +581,74 @@ async fn wait_for(
         assert!(Instant::now() < deadline, "condition not reached: {state:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A command id only dedupes its own actor's commands, and the reaper's ids cannot be computed
+/// by members: before, a member who sent a chat with the id the reaper would derive for their
+/// timeout (public inputs: room, member, version) was never timed out, and a member reusing
+/// another's command id had their command silently taken for a retry of it.
+#[tokio::test]
+async fn command_ids_belong_to_their_actor_and_the_reapers_cannot_be_pre_empted() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let reaper = ReaperConfig {
+        presence_timeout: Duration::from_millis(1500),
+        idle_timeout: Duration::from_secs(3600),
+        interval: Duration::from_millis(200),
+    };
+    let replica = Replica::start(&nats, &redis, reaper).await;
+    let client = nats.client().await;
+    let (room, host, _) = url_room(&client, Control::Everyone).await;
+    let alice = member("malice");
+    let CommandReply::Accepted { version } = join(&client, &room, &alice, "alice").await else {
+        panic!("join refused");
+    };
+
+    // The host's command id, reused by alice, is alice's own command.
+    let id = new_id();
+    let chat = |actor: &MemberId, text: &str| CommandRequest {
+        id,
+        actor: Actor::Member(actor.clone()),
+        command: Command::Chat { text: text.into() },
+        traceparent: None,
+    };
+    assert_eq!(
+        send(&client, &room, &chat(&host, "first")).await,
+        CommandReply::Accepted { version: version + 1 }
+    );
+    assert_eq!(
+        send(&client, &room, &chat(&alice, "second")).await,
+        CommandReply::Accepted { version: version + 2 }
+    );
+    assert_eq!(
+        send(&client, &room, &chat(&alice, "second")).await,
+        CommandReply::Accepted { version: version + 2 }
+    );
+
+    // Alice sends a chat under the id the reaper used to derive for her timeout at the version
+    // that chat makes, then her heartbeats stop.
+    let public = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"chanshare-reaper");
+    let pre_empt = CommandRequest {
+        id: CommandId::derived(public, &format!("{room}/{alice}/{}", version + 3)),
+        actor: Actor::Member(alice.clone()),
+        command: Command::Chat { text: "i never leave".into() },
+        traceparent: None,
+    };
+    assert_eq!(
+        send(&client, &room, &pre_empt).await,
+        CommandReply::Accepted { version: version + 3 }
+    );
+    // Nobody beats: alice (and the host) time out.
+    let state = wait_for(&nats, &room, |s| s.member(&alice).is_some_and(|m| !m.online)).await;
+    assert!(state.member(&alice).is_some_and(|m| !m.online), "alice timed out");
+    let texts: Vec<String> = history(&nats, &room)
+        .await
+        .iter()
+        .flat_map(|s| s.commit.events.clone())
+        .filter_map(|e| match e {
+            Event::ChatPosted { message } => Some(message.text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["first", "second", "i never leave"]);
+    replica.stop().await;
 }

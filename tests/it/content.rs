@@ -72,6 +72,7 @@ impl Replica {
             media: media.clone(),
             redis: conn,
             watch_tick: Duration::from_millis(200),
+            watch_ids: uuid::Uuid::from_u128(0x5ec2e7),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

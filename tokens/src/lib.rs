@@ -101,6 +101,16 @@ impl Signer {
         B64.encode(&tag.as_ref()[..16])
     }
 
+    /// The namespace of command ids the server derives for `purpose` (`"reaper"`, `"watcher"`):
+    /// the same in every replica that shares the secret, unpredictable to everyone else, so that
+    /// no member can send a command with the id of one the server is about to issue.
+    pub fn id_namespace(&self, purpose: &str) -> uuid::Uuid {
+        let tag = hmac::sign(&self.key, format!("ids.v1.{purpose}").as_bytes());
+        let mut bytes = [0; 16];
+        bytes.copy_from_slice(&tag.as_ref()[..16]);
+        uuid::Uuid::from_bytes(bytes)
+    }
+
     /// Checks `token` for room `room` at `now_s` (seconds since the Unix epoch).
     pub fn verify(&self, token: &str, room: &RoomId, now_s: u64) -> Result<Claims, TokenError> {
         if token.len() > 1024 {

@@ -71,7 +71,10 @@ pub(super) fn every_event() -> Commit {
     Commit {
         room: room(),
         version: 300,
-        command_id: CommandId::derived("golden", "commit"),
+        command_id: CommandId::derived(
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"golden"),
+            "commit",
+        ),
         actor: alice(),
         at_ms: T0 + 9,
         events,

@@ -100,7 +100,7 @@ pub(super) fn commit(version: u64, actor: Actor, at_ms: u64, events: Vec<Event>)
     Commit {
         room: room(),
         version,
-        command_id: CommandId::derived("test", &version.to_string()),
+        command_id: CommandId::derived(uuid::Uuid::from_u128(1), &version.to_string()),
         actor,
         at_ms,
         events,
