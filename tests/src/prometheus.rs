@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::process::{Guard, binary, free_port, wait_for_port};
+use crate::process::{Guard, binary, wait_for_listener};
 
 /// One Prometheus server.
 #[derive(Debug)]
@@ -25,15 +25,15 @@ impl PrometheusServer {
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus config");
-        let port = free_port();
         let mut guard = Guard::spawn(
             Command::new(binary("prometheus", "apt-get install prometheus"))
                 .arg(format!("--config.file={}", config_path.display()))
                 .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+                .arg("--web.listen-address=127.0.0.1:0"),
             &dir.path().join("prometheus.log"),
         );
-        wait_for_port(port, &mut guard.child, "prometheus", Duration::from_secs(30));
+        let port = wait_for_listener(&mut guard.child, None, "prometheus", Duration::from_secs(30))
+            .unwrap_or_else(|status| panic!("prometheus exited: {status}"));
         PrometheusServer { _guard: guard, port, _dir: dir }
     }
 

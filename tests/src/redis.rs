@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::process::{Guard, binary, free_port, wait_for_port};
+use crate::process::{Guard, binary, free_port, wait_for_listener};
 
 /// One redis-server.
 #[derive(Debug)]
@@ -16,12 +16,18 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port (`--port 0` would turn TCP off in Redis).
+    /// Starts a server on a free port (`--port 0` would turn TCP off in Redis), another one if a
+    /// parallel test took it first.
     pub fn start() -> RedisServer {
         let dir = tempfile::tempdir().expect("create redis temp dir");
-        let mut server = RedisServer { guard: None, port: free_port(), dir };
-        server.restart();
-        server
+        let mut server = RedisServer { guard: None, port: 0, dir };
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.try_start().is_ok() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of five free ports (see its log)");
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -43,6 +49,12 @@ impl RedisServer {
 
     /// Starts the server again on the same port (empty: nothing is persisted).
     pub fn restart(&mut self) {
+        if let Err(status) = self.try_start() {
+            panic!("redis-server exited on restart: {status}");
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), std::process::ExitStatus> {
         self.kill();
         let dir = self.dir.path();
         let mut guard = Guard::spawn(
@@ -52,7 +64,13 @@ impl RedisServer {
                 .arg(dir),
             &dir.join("redis.log"),
         );
-        wait_for_port(self.port, &mut guard.child, "redis-server", Duration::from_secs(20));
+        wait_for_listener(
+            &mut guard.child,
+            Some(self.port),
+            "redis-server",
+            Duration::from_secs(20),
+        )?;
         self.guard = Some(guard);
+        Ok(())
     }
 }

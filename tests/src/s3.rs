@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::process::{Guard, binary, free_port, wait_for_port};
+use crate::process::{Guard, binary, wait_for_listener};
 
 /// One s3s-fs server. Buckets are directories under its root.
 #[derive(Debug)]
@@ -26,18 +26,18 @@ impl S3Server {
         let dir = tempfile::tempdir().expect("create s3 temp dir");
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join(bucket)).expect("create bucket directory");
-        let port = free_port();
         let mut guard = Guard::spawn(
             Command::new(binary(
                 "s3s-fs",
                 "cargo install s3s-fs --version 0.14.1 --features binary --locked",
             ))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY])
             .arg(&root),
             &dir.path().join("s3s-fs.log"),
         );
-        wait_for_port(port, &mut guard.child, "s3s-fs", Duration::from_secs(20));
+        let port = wait_for_listener(&mut guard.child, None, "s3s-fs", Duration::from_secs(20))
+            .unwrap_or_else(|status| panic!("s3s-fs exited: {status}"));
         S3Server { _guard: guard, port, dir }
     }
 

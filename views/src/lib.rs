@@ -4,8 +4,8 @@
 //! data, and the projectors rebuild them. Keys (documented in `docs/views.md`):
 //!
 //! - `chanshare:view:{room}` — hash: `version`, `seq`, `fold` (binary [`Projection`]), `view`
-//!   (the pinned state JSON), `members` (JSON), `chat` (JSON, last 200), `lobby` (JSON or empty),
-//!   and `status` when the room's projection is parked.
+//!   (the pinned state JSON: members and the chat tail are in it), `lobby` (JSON or empty), and
+//!   `status` when the room's projection is parked.
 //! - `chanshare:lobby` — sorted set: listed open rooms by time of last commit (ties by id);
 //!   [`Views::lobby_page`] pages it with a cursor (a position, not an offset).
 //! - `chanshare:views:applied` — the highest stream sequence whose effect is in the views.
@@ -21,7 +21,7 @@ mod projection;
 use events::RoomId;
 use redis::aio::ConnectionManager;
 
-pub use projection::{CHAT_VIEW, LobbyEntry, Projection, Rendered};
+pub use projection::{LobbyEntry, Projection, Rendered};
 
 const LOBBY: &str = "chanshare:lobby";
 const APPLIED: &str = "chanshare:views:applied";
@@ -192,8 +192,6 @@ impl Views {
             .arg(projection.seq)
             .arg(rendered.fold)
             .arg(rendered.view)
-            .arg(rendered.members)
-            .arg(rendered.chat)
             .arg(rendered.lobby.unwrap_or_default())
             .arg(room.as_str())
             .arg(projection.state.updated_ms)

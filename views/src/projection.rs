@@ -1,22 +1,17 @@
 //! The fold a view is made of, and how it renders into the view's fields.
 
-use std::collections::VecDeque;
-
-use events::{ChatMessage, Commit, Event, RoomState};
+use events::{Commit, RoomState};
 use serde::{Deserialize, Serialize};
 
-/// How many chat messages the chat view keeps (the room state keeps fewer).
-pub const CHAT_VIEW: usize = 200;
 /// The binary format of a stored fold; a fold of another format is rebuilt from the log.
-const FOLD_FORMAT: u16 = 2;
+/// (3: the longer chat tail, which nothing read, is gone.)
+const FOLD_FORMAT: u16 = 3;
 
-/// A room as the projectors fold it: its state plus a longer chat tail.
+/// A room as the projectors fold it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Projection {
     /// The room.
     pub state: RoomState,
-    /// The last [`CHAT_VIEW`] chat messages, oldest first.
-    pub chat: VecDeque<ChatMessage>,
     /// Stream sequence of the last commit folded in.
     pub seq: u64,
 }
@@ -49,37 +44,20 @@ pub struct Rendered {
     pub fold: Vec<u8>,
     /// The pinned state JSON.
     pub view: String,
-    /// The members with roles, JSON.
-    pub members: String,
-    /// The chat view, JSON.
-    pub chat: String,
     /// The lobby entry, when the room is listed and open.
     pub lobby: Option<String>,
 }
 
 impl Projection {
-    /// Starts from a room state whose last commit is at stream sequence `seq` (a snapshot): the
-    /// chat view holds what the state keeps, its last few messages.
+    /// Starts from a room state whose last commit is at stream sequence `seq` (a snapshot).
     pub fn from_state(state: RoomState, seq: u64) -> Self {
-        Self { chat: state.chat.clone(), state, seq }
+        Self { state, seq }
     }
 
     /// Folds one commit in.
     pub fn apply(&mut self, commit: &Commit, seq: u64) {
         self.state = std::mem::take(&mut self.state).apply(commit);
         self.seq = seq;
-        for event in &commit.events {
-            match event {
-                Event::ChatPosted { message } => {
-                    self.chat.push_back(message.clone());
-                    if self.chat.len() > CHAT_VIEW {
-                        self.chat.pop_front();
-                    }
-                }
-                Event::ChatDeleted { message_id } => self.chat.retain(|m| &m.id != message_id),
-                _ => {}
-            }
-        }
     }
 
     /// The lobby entry, if the room belongs in the lobby.
@@ -105,14 +83,10 @@ impl Projection {
     /// Renders every field of the view.
     pub fn render(&self) -> Result<Rendered, crate::ViewError> {
         let json = |value: &dyn erased::Json| value.to_json();
-        let members: Vec<_> =
-            self.state.members.iter().map(|m| self.state.member_view(m)).collect();
         Ok(Rendered {
             fold: postcard::to_allocvec(&(FOLD_FORMAT, self))
                 .map_err(|e| crate::ViewError::Encode(e.to_string()))?,
             view: json(&self.state.view())?,
-            members: json(&members)?,
-            chat: json(&self.chat)?,
             lobby: self.lobby_entry().map(|entry| json(&entry)).transpose()?,
         })
     }

@@ -1,8 +1,7 @@
 -- Writes a room's view fields if the version check passes, atomically.
 -- KEYS: 1 view hash, 2 lobby zset, 3 applied-seq watermark, 4 epoch marker
 -- ARGV: 1 mode ("exact": current must be version-1; "newer": current must be below version),
---       2 version, 3 seq, 4 fold, 5 view, 6 members, 7 chat, 8 lobby json ("" = not in lobby),
---       9 room id, 10 updated_ms
+--       2 version, 3 seq, 4 fold, 5 view, 6 lobby json ("" = not in lobby), 7 room id, 8 updated_ms
 -- Returns {written (0/1), current version before the call, reason}
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return {0, 0, 'no_epoch'}
@@ -18,11 +17,13 @@ elseif current >= version then
   return {0, current, 'version'}
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'seq', ARGV[3], 'fold', ARGV[4], 'view', ARGV[5],
-  'members', ARGV[6], 'chat', ARGV[7], 'lobby', ARGV[8])
-if ARGV[8] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[9])
+  'lobby', ARGV[6])
+-- Views written before fold format 3 carried fields nothing read.
+redis.call('HDEL', KEYS[1], 'members', 'chat')
+if ARGV[6] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[7])
 else
-  redis.call('ZADD', KEYS[2], ARGV[10], ARGV[9])
+  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[7])
 end
 local applied = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[3]) > applied then
