@@ -62,6 +62,18 @@ pub struct Service {
     pub metrics: Metrics,
 }
 
+/// A new room's creator counts as present until a socket of theirs takes over, like a joiner:
+/// its heartbeat puts the room under the reaper's eye, so a room nobody ever opens is closed too.
+async fn created(presence: &presence::Presence, reply: CreateReply) -> CreateReply {
+    if let CreateReply::Created { room_id, member_id, .. } = &reply
+        && let Err(error) =
+            presence.beat(room_id, std::slice::from_ref(member_id), handler::now_ms()).await
+    {
+        warn!(room = %room_id, %error, "cannot record presence of a room's creator");
+    }
+    reply
+}
+
 /// The service could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("commands service: {0}")]
@@ -122,10 +134,10 @@ pub async fn run(
             }
             Some(request) = creates.next() => {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                let provisioner = service.provisioner.clone();
+                let (provisioner, presence) = (service.provisioner.clone(), service.presence.clone());
                 tasks.spawn(async move {
                     let reply = match serde_json::from_slice::<CreateRequest>(&request.message.payload) {
-                        Ok(create) => provisioner.create(create).await,
+                        Ok(create) => created(&presence, provisioner.create(create).await).await,
                         Err(error) => CreateReply::Rejected {
                             code: events::RejectCode::Invalid,
                             message: format!("bad create request: {error}"),

@@ -36,6 +36,9 @@ pub struct ReaperConfig {
     pub presence_timeout: Duration,
     /// A room with nobody online for this long is closed.
     pub idle_timeout: Duration,
+    /// A room nobody but its creator ever joined, with nobody online for this long, is closed
+    /// (spam rooms, and rooms made and never used, stop costing anything soon).
+    pub unjoined_timeout: Duration,
     /// How often to look.
     pub interval: Duration,
 }
@@ -45,6 +48,7 @@ impl Default for ReaperConfig {
         Self {
             presence_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30 * 60),
+            unjoined_timeout: Duration::from_secs(10 * 60),
             interval: Duration::from_secs(5),
         }
     }
@@ -198,7 +202,12 @@ impl<P: Ports> Reaper<P> {
         // Idle is decided on heartbeats too: a member the state shows offline but whose socket
         // beats (presence lied, and their gateway is bringing them back) keeps the room open.
         let beating = seen.values().any(|at| now.saturating_sub(*at) <= timeout);
-        let idle = self.config.idle_timeout.as_millis() as u64;
+        let idle = if state.members.len() <= 1 {
+            self.config.unjoined_timeout.min(self.config.idle_timeout)
+        } else {
+            self.config.idle_timeout
+        };
+        let idle = idle.as_millis() as u64;
         if state.online_count() == 0 && !beating && now.saturating_sub(state.updated_ms) > idle {
             let command_id =
                 CommandId::derived(self.ids, &format!("{room}/idle/{}", state.version));
@@ -342,6 +351,7 @@ mod tests {
         ReaperConfig {
             presence_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            unjoined_timeout: Duration::from_secs(120),
             interval: Duration::from_secs(5),
         }
     }
@@ -424,6 +434,21 @@ mod tests {
         let reaper = spawn(&memory, uuid::Uuid::from_u128(7));
         live(1200, || memory.beat(&["mhost"])).await;
         assert!(!memory.closed(), "a beating member keeps the room open");
+        reaper.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_room_nobody_joined_closes_after_the_shorter_timeout() {
+        // Created, and its creator never opened it: offline at 35 s (missing for the 30 s
+        // timeout from the reaper's first look), closed two minutes after that.
+        let memory = Memory::new(&["mhost"]);
+        let reaper = spawn(&memory, uuid::Uuid::from_u128(7));
+        live(40, || {}).await;
+        assert!(!memory.online("mhost"));
+        live(110, || {}).await;
+        assert!(!memory.closed(), "quiet for less than 2 minutes");
+        live(20, || {}).await;
+        assert!(memory.closed(), "quiet for more than 2 minutes, and nobody ever joined");
         reaper.abort();
     }
 

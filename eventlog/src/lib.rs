@@ -239,8 +239,36 @@ impl EventLog {
                 Err(e) => return Err(e),
             }
         }
-        let commits = self.ordered(subjects::room(room), 1, Some(head.seq)).await?;
+        let start = self.start_seq(room, after_version, head).await;
+        let commits = self.ordered(subjects::room(room), start, Some(head.seq)).await?;
         Ok(after(commits, after_version))
+    }
+
+    /// The stream sequence a read of `room` after `after_version` starts at: the smallest
+    /// sequence whose next commit of the room is past `after_version`, found by bisecting the
+    /// stream with direct gets (`next_by_subject`; about log2 of the stream's length) instead of a
+    /// consumer that starts at sequence 1 and skips every earlier commit of the room. `head` is
+    /// past `after_version`. Any failure answers 1: the read is then slower, not wrong (commits
+    /// up to `after_version` are skipped either way).
+    pub async fn start_seq(&self, room: &RoomId, after_version: u64, head: Position) -> u64 {
+        let subject = subjects::room(room);
+        let (mut lo, mut hi) = (1, head.seq);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let Ok(message) = self.stream.direct_get_next_for_subject(&subject, Some(mid)).await
+            else {
+                return 1;
+            };
+            let Ok(version) = version_header(&message.headers, message.sequence) else {
+                return 1;
+            };
+            if version > after_version {
+                hi = mid;
+            } else {
+                lo = message.sequence + 1;
+            }
+        }
+        lo
     }
 
     /// The room folded while `keep(version, at_ms)` holds for its commits (stops at the first it
@@ -288,7 +316,7 @@ impl EventLog {
                     Err(e) => return Err(e),
                 }
             }
-            Some(_) => 1,
+            Some(head) => self.start_seq(room, after_version, head).await,
         };
         let commits = self.ordered(subjects::room(room), start, None).await?;
         Ok(after(commits, after_version))

@@ -273,13 +273,12 @@ async fn create(
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("bad json: {e}")))?;
     let request: protocol::CreateRequest = serde_json::from_value(request)
         .map_err(|e| ApiError::invalid(format!("bad create request: {e}")))?;
-    if !app.inner.per_ip.create(client, app.inner.limits.creations_per_minute) {
-        return Err(ApiError::new(
-            ErrorKind::RateLimited,
-            "too many rooms created from this address; wait a minute",
-        )
-        .retry_after(std::time::Duration::from_secs(60)));
-    }
+    app.per_minute(
+        |i| &i.creations,
+        client,
+        app.inner.limits.creations_per_minute,
+        "rooms created",
+    )?;
     // Resolving a thread may wait for the shared upstream budget: longer than a command.
     let services = app.inner.services.with_timeout(std::time::Duration::from_secs(20));
     let reply = services.create(&request).await.map_err(|error| match error {
@@ -366,20 +365,34 @@ async fn lobby(
     Ok(axum::Json(json!({"rooms": page.rooms, "next_cursor": next_cursor})).into_response())
 }
 
-async fn state(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn state(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
+    let client = app.client_ip(peer, &headers);
+    app.check_misses(client)?;
     let (version, state) = app.state_json(&room).await.map_err(ApiError::unavailable)?;
     if version == 0 {
-        return Err(ApiError::not_found("no such room"));
+        return Err(app.missed(client));
     }
     Ok(json_text(StatusCode::OK, state))
 }
 
-async fn members(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn members(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
+    let client = app.client_ip(peer, &headers);
+    app.check_misses(client)?;
     let (version, state) = app.state_json(&room).await.map_err(ApiError::unavailable)?;
     if version == 0 {
-        return Err(ApiError::not_found("no such room"));
+        return Err(app.missed(client));
     }
     let state: Value = serde_json::from_str(&state).map_err(ApiError::unavailable)?;
     Ok(axum::Json(json!({"version": version, "members": state["members"]})).into_response())
@@ -400,6 +413,8 @@ fn default_limit() -> usize {
 async fn events(
     State(app): State<App>,
     Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
@@ -407,10 +422,23 @@ async fn events(
     if !(1..=1000).contains(&page.limit) {
         return Err(ApiError::invalid("limit must be 1 to 1000"));
     }
+    let client = app.client_ip(peer, &headers);
+    app.check_misses(client)?;
+    app.per_minute(|i| &i.reads, client, app.inner.limits.reads_per_minute, "history reads")?;
+    // Log reads are what JetStream pays for (a consumer each, far behind the head): a burst waits
+    // a moment for a turn, then is told to come back.
+    let _turn =
+        tokio::time::timeout(std::time::Duration::from_secs(2), app.inner.log_readers.acquire())
+            .await
+            .map_err(|_| {
+                ApiError::new(ErrorKind::Unavailable, "history reads are busy")
+                    .retry_after(std::time::Duration::from_secs(1))
+            })?
+            .map_err(ApiError::unavailable)?;
     let log = &app.inner.log;
     let unavailable = ApiError::unavailable;
     if log.is_free(&room).await.map_err(unavailable)? {
-        return Err(ApiError::not_found("no such room"));
+        return Err(app.missed(client));
     }
     let mut commits = match log.read(&room, page.after).await {
         Ok(commits) => commits.take(page.limit),
@@ -424,17 +452,25 @@ async fn events(
         }
         Err(e) => return Err(unavailable(e)),
     };
-    let mut out = Vec::new();
+    // The page is written as it is read, and ends early at the byte cap (a commit is at most
+    // a few hundred KiB: the first always fits): `next_after` says where the next page starts.
+    let mut body = String::from("{\"commits\":[");
     let mut next = page.after;
     while let Some(stored) = commits.next().await {
         let stored = stored.map_err(ApiError::unavailable)?;
+        let frame = serde_json::to_string(&crate::frames::CommitFrame::new(&stored.commit))
+            .map_err(ApiError::unavailable)?;
+        if next != page.after && body.len() + frame.len() > app.inner.limits.page_bytes {
+            break;
+        }
+        if next != page.after {
+            body.push(',');
+        }
+        body.push_str(&frame);
         next = stored.commit.version;
-        out.push(
-            serde_json::to_value(crate::frames::CommitFrame::new(&stored.commit))
-                .unwrap_or_default(),
-        );
     }
-    Ok(axum::Json(json!({"commits": out, "next_after": next})).into_response())
+    body.push_str(&format!("],\"next_after\":{next}}}"));
+    Ok(json_text(StatusCode::OK, body))
 }
 
 async fn ws(
@@ -447,6 +483,8 @@ async fn ws(
 ) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let ip = app.client_ip(peer, &headers);
+    app.check_misses(ip)?;
     if !app.origin_allowed(&headers) {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
@@ -462,17 +500,18 @@ async fn ws(
         .write_buffer_size(0)
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes);
-    let ip = app.client_ip(peer, &headers);
-    let admitted = app.inner.per_ip.connect(ip, limits.connections_per_ip);
+    app.per_minute(|i| &i.sockets_opened, ip, limits.sockets_per_minute, "new sockets")?;
+    // The slot lives in the callback: a failed upgrade drops it unrun, and the slot with it.
+    let slot = app.inner.connections.open(ip, limits.connections_per_ip);
     Ok(upgrade.on_upgrade(move |mut socket| async move {
-        if !admitted {
+        let Some(_slot) = slot else {
             let frame = axum::extract::ws::CloseFrame {
                 code: close::TOO_MANY,
                 reason: "too many connections from this address".into(),
             };
             socket.send(axum::extract::ws::Message::Close(Some(frame))).await.ok();
             return;
-        }
+        };
         app.inner.metrics.sockets.inc();
         socket::run(app.clone(), socket, room, params, ip).await;
         app.inner.metrics.sockets.dec();

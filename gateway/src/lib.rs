@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod socket;
 pub mod ui;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ use views::Views;
 
 use crate::frames::Reply;
 use crate::hub::Hubs;
-use crate::limits::{GatewayLimits, PerIp};
+use crate::limits::{Connections, GatewayLimits, PerMinute};
 
 pub use api::router;
 pub use metrics::Metrics;
@@ -59,7 +60,18 @@ struct Inner {
     limits: GatewayLimits,
     trusted_proxies: client_ip::TrustedProxies,
     allowed_origins: Vec<String>,
-    per_ip: PerIp,
+    /// Open sockets per address.
+    connections: Arc<Connections>,
+    /// Per address and minute: room creations, new sockets, lookups of rooms that do not exist,
+    /// `/events` pages.
+    creations: PerMinute<IpAddr>,
+    sockets_opened: PerMinute<IpAddr>,
+    misses: PerMinute<IpAddr>,
+    reads: PerMinute<IpAddr>,
+    /// New members per room and minute (on this gateway).
+    joins: PerMinute<RoomId>,
+    /// Log reads of `/events` running at once on this process.
+    log_readers: tokio::sync::Semaphore,
     epoch: String,
     token_ttl: Duration,
     shutdown: watch::Receiver<bool>,
@@ -110,7 +122,13 @@ impl App {
                 limits: parts.limits,
                 trusted_proxies: parts.trusted_proxies,
                 allowed_origins: parts.allowed_origins,
-                per_ip: PerIp::default(),
+                connections: Arc::default(),
+                creations: PerMinute::default(),
+                sockets_opened: PerMinute::default(),
+                misses: PerMinute::default(),
+                reads: PerMinute::default(),
+                joins: PerMinute::default(),
+                log_readers: tokio::sync::Semaphore::new(parts.limits.log_readers),
                 epoch,
                 token_ttl: parts.token_ttl,
                 shutdown: parts.shutdown,
@@ -208,6 +226,47 @@ impl App {
         let forwarded = headers.get_all("x-forwarded-for").into_iter();
         let forwarded = forwarded.filter_map(|value| value.to_str().ok());
         self.inner.trusted_proxies.client_ip(peer.ip(), forwarded)
+    }
+
+    /// Counts one event of `limiter` for `ip`'s address; a 429 (with `Retry-After`) once the
+    /// address has had `limit` this minute.
+    pub(crate) fn per_minute(
+        &self,
+        limiter: impl Fn(&Inner) -> &PerMinute<IpAddr>,
+        ip: IpAddr,
+        limit: usize,
+        what: &str,
+    ) -> Result<(), apierror::ApiError> {
+        let key = limits::address_key(ip);
+        if limiter(&self.inner).take(&key, limit, std::time::Instant::now()) {
+            return Ok(());
+        }
+        Err(apierror::ApiError::new(
+            apierror::ErrorKind::RateLimited,
+            format!("too many {what} from this address; wait a minute"),
+        )
+        .retry_after(Duration::from_secs(60)))
+    }
+
+    /// Refuses (429) an address that looked up too many rooms that do not exist this minute.
+    pub(crate) fn check_misses(&self, ip: IpAddr) -> Result<(), apierror::ApiError> {
+        let key = limits::address_key(ip);
+        let limit = self.inner.limits.misses_per_minute;
+        if self.inner.misses.spent(&key, limit, std::time::Instant::now()) {
+            return Err(apierror::ApiError::new(
+                apierror::ErrorKind::RateLimited,
+                "too many lookups of rooms that do not exist from this address; wait a minute",
+            )
+            .retry_after(Duration::from_secs(60)));
+        }
+        Ok(())
+    }
+
+    /// Counts a lookup of a room that does not exist; the error to answer it with.
+    pub(crate) fn missed(&self, ip: IpAddr) -> apierror::ApiError {
+        let key = limits::address_key(ip);
+        self.inner.misses.take(&key, usize::MAX, std::time::Instant::now());
+        apierror::ApiError::not_found("no such room")
     }
 
     /// Whether a WebSocket may be opened from the page that asks (its `Origin`): a page of

@@ -44,7 +44,6 @@ pub async fn run(app: App, mut socket: WebSocket, room: RoomId, params: Params, 
         .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
         .await
         .ok();
-    app.inner.per_ip.disconnect(ip);
     if let Some(member) = left {
         tokio::spawn(leave_after_grace(app, room, member, crate::now_ms()));
     }
@@ -226,6 +225,11 @@ async fn join(
             Err(_) => return Err(Closing(close::BAD_TOKEN, "invalid token")),
         },
         None => {
+            // New members are what a bot flood is made of: a room takes so many a minute.
+            let limit = inner.limits.joins_per_minute;
+            if !inner.joins.take(room, limit, Instant::now()) {
+                return Err(Closing(close::TOO_MANY, "too many people joined this room just now"));
+            }
             let member = MemberId::generate(uuid::Uuid::new_v4().as_u128() as u64);
             let claims = tokens::Claims {
                 room: room.clone(),
@@ -253,7 +257,10 @@ async fn join(
     let joined = app.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
     if let Reply::Reject { code, message, .. } = &joined {
         return Err(match code {
-            RejectCode::NotFound => Closing(close::NOT_FOUND, "no such room"),
+            RejectCode::NotFound => {
+                app.missed(ip);
+                Closing(close::NOT_FOUND, "no such room")
+            }
             RejectCode::Closed => Closing(close::CLOSED, "room is closed"),
             RejectCode::Forbidden if message == events::decide::ROOM_FULL => {
                 Closing(close::FULL, "room is full")

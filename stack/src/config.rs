@@ -58,6 +58,15 @@ pub struct Config {
     /// JetStream reserves this much storage on every replica.
     #[arg(long, env = "CHANSHARE_STREAM_MAX_BYTES")]
     pub stream_max_bytes: Option<u64>,
+
+    /// Seconds a client has to send a request's headers (slowloris; silent connections too).
+    #[arg(long, env = "CHANSHARE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds a request may take, its body included, before a 503 (WebSockets and streamed
+    /// media are past it once they start).
+    #[arg(long, env = "CHANSHARE_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_request_timeout_secs: u64,
 }
 
 impl Config {
@@ -67,6 +76,14 @@ impl Config {
             replicas: self.stream_replicas,
             max_age: std::time::Duration::from_secs(self.stream_max_age_secs),
             max_bytes: self.stream_max_bytes,
+        }
+    }
+
+    /// The HTTP server's time limits.
+    pub fn http_limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            header_timeout: std::time::Duration::from_secs(self.http_header_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.http_request_timeout_secs),
         }
     }
 }
@@ -85,6 +102,22 @@ pub struct GatewayConfig {
     /// Rooms a client address may create per minute.
     #[arg(long, env = "CHANSHARE_CREATIONS_PER_MINUTE", default_value_t = 10)]
     pub creations_per_minute: usize,
+
+    /// WebSockets a client address may open per minute.
+    #[arg(long, env = "CHANSHARE_SOCKETS_PER_MINUTE", default_value_t = 60)]
+    pub sockets_per_minute: usize,
+
+    /// New members a room may gain per minute on one gateway (bot floods cannot fill a room).
+    #[arg(long, env = "CHANSHARE_JOINS_PER_MINUTE", default_value_t = 60)]
+    pub joins_per_minute: usize,
+
+    /// Lookups of rooms that do not exist a client address may make per minute.
+    #[arg(long, env = "CHANSHARE_MISSES_PER_MINUTE", default_value_t = 30)]
+    pub misses_per_minute: usize,
+
+    /// `/events` pages a client address may read per minute.
+    #[arg(long, env = "CHANSHARE_READS_PER_MINUTE", default_value_t = 120)]
+    pub reads_per_minute: usize,
 
     /// Seconds a socket may stay silent (clients ping every few seconds) before it is closed.
     #[arg(long, env = "CHANSHARE_IDLE_SECS", default_value_t = 60)]
@@ -125,6 +158,10 @@ pub struct CommandsConfig {
     /// Seconds with nobody online after which a room closes.
     #[arg(long, env = "CHANSHARE_IDLE_TIMEOUT_SECS", default_value_t = 1800)]
     pub idle_timeout_secs: u64,
+
+    /// Seconds with nobody online after which a room nobody but its creator ever joined closes.
+    #[arg(long, env = "CHANSHARE_UNJOINED_TIMEOUT_SECS", default_value_t = 600)]
+    pub unjoined_timeout_secs: u64,
 
     /// Milliseconds between two presence checks.
     #[arg(long, env = "CHANSHARE_REAP_INTERVAL_MS", default_value_t = 5000)]

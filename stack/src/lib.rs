@@ -14,6 +14,7 @@
 //! This crate is the process's edge: its errors are `anyhow` with context, like a binary's.
 
 pub mod config;
+pub mod http;
 pub mod logging;
 pub mod replay;
 pub mod roles;

@@ -28,15 +28,30 @@ async fn connect(config: &Config, wait: bool) -> anyhow::Result<async_nats::Clie
     let mut options = async_nats::ConnectOptions::new().name("chanshare");
     // Credentials ride in the URL (`nats://gateway:secret@host:4222`); async-nats does not read
     // them from there by itself.
-    if let Some(user) = servers.iter().find_map(|s| s.username()) {
+    let user = servers.iter().find_map(|s| s.username());
+    if let Some(user) = user {
         let password = servers.iter().find_map(|s| s.password()).unwrap_or_default();
         options = options.user_and_password(user.to_owned(), password.to_owned());
     }
+    options = options.custom_inbox_prefix(inbox_prefix(user));
     let options = if wait { options.retry_on_initial_connect() } else { options };
     options
         .connect(servers)
         .await
         .with_context(|| format!("failed to connect to nats at {}", config.nats_url))
+}
+
+/// Where replies to `user` arrive: `_INBOX_<USER>` (`_INBOX_GATEWAY`, ...), the only inbox
+/// `infra/jetstream/accounts.conf` lets that user subscribe to, so no role reads another's replies
+/// (the commands role's carry host tokens). Without a user (development) it is NATS' `_INBOX`.
+fn inbox_prefix(user: Option<&str>) -> String {
+    let Some(user) = user else { return "_INBOX".to_owned() };
+    // A subject token: no dots, wildcards or spaces.
+    let user: String = user
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    format!("_INBOX_{user}")
 }
 
 /// The room log. The commands role owns the stream and applies its definition; every other role
@@ -149,6 +164,7 @@ pub async fn commands(
         reaper: commands::ReaperConfig {
             presence_timeout: Duration::from_secs(commands.presence_timeout_secs),
             idle_timeout: Duration::from_secs(commands.idle_timeout_secs),
+            unjoined_timeout: Duration::from_secs(commands.unjoined_timeout_secs),
             interval: Duration::from_millis(commands.reap_interval_ms),
         },
         reaper_ids,
@@ -217,6 +233,10 @@ pub async fn gateway(
             resume_cap: settings.resume_cap,
             connections_per_ip: settings.connections_per_ip,
             creations_per_minute: settings.creations_per_minute,
+            sockets_per_minute: settings.sockets_per_minute,
+            joins_per_minute: settings.joins_per_minute,
+            misses_per_minute: settings.misses_per_minute,
+            reads_per_minute: settings.reads_per_minute,
             idle: Duration::from_secs(settings.idle_secs),
             commands_per_second: f64::from(settings.commands_per_second),
             command_burst: 2.0 * f64::from(settings.commands_per_second),

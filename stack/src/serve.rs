@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use eventlog::EventLog;
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::config::{CommandsConfig, Config, GatewayConfig};
 use crate::roles;
@@ -143,17 +143,14 @@ async fn run_with(
     if let Some(api) = api {
         app = app.merge(api);
     }
-    // Frames and small responses go out at once: with Nagle's algorithm an ack written right
-    // after a commit frame waited for the client's delayed ACK (~40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            debug!(%error, "could not set tcp_nodelay");
-        }
-    });
-    let http =
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(on_stop(stopped));
-    tasks.push(("http", Box::pin(async move { http.await.context("http server failed") })));
+    let http = crate::http::serve(listener, app, config.http_limits(), on_stop(stopped));
+    tasks.push((
+        "http",
+        Box::pin(async move {
+            http.await;
+            Ok(())
+        }),
+    ));
 
     let handles: Vec<_> =
         tasks.into_iter().map(|(name, task)| (name, tokio::spawn(task))).collect();

@@ -20,6 +20,9 @@ async fn the_web_client_in_chromium() {
             // Every page and the busy room's 200 members come from 127.0.0.1.
             ("CHANSHARE_CONNECTIONS_PER_IP", "1000".into()),
             ("CHANSHARE_CREATIONS_PER_MINUTE", "1000".into()),
+            ("CHANSHARE_SOCKETS_PER_MINUTE", "100000".into()),
+            ("CHANSHARE_JOINS_PER_MINUTE", "100000".into()),
+            ("CHANSHARE_MISSES_PER_MINUTE", "100000".into()),
         ],
     );
     let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");

@@ -100,6 +100,7 @@ pub(crate) fn quiet_reaper() -> ReaperConfig {
     ReaperConfig {
         presence_timeout: Duration::from_secs(3600),
         idle_timeout: Duration::from_secs(3600),
+        unjoined_timeout: Duration::from_secs(3600),
         interval: Duration::from_secs(3600),
     }
 }
@@ -519,6 +520,7 @@ async fn two_reapers_time_out_a_member_once_and_close_an_idle_room_once() {
     let reaper = ReaperConfig {
         presence_timeout: Duration::from_millis(1500),
         idle_timeout: Duration::from_secs(2),
+        unjoined_timeout: Duration::from_secs(2),
         interval: Duration::from_millis(200),
     };
     let a = Replica::start(&nats, &redis, reaper).await;
@@ -593,6 +595,7 @@ async fn command_ids_belong_to_their_actor_and_the_reapers_cannot_be_pre_empted(
     let reaper = ReaperConfig {
         presence_timeout: Duration::from_millis(1500),
         idle_timeout: Duration::from_secs(3600),
+        unjoined_timeout: Duration::from_secs(3600),
         interval: Duration::from_millis(200),
     };
     let replica = Replica::start(&nats, &redis, reaper).await;
@@ -650,5 +653,26 @@ async fn command_ids_belong_to_their_actor_and_the_reapers_cannot_be_pre_empted(
         })
         .collect();
     assert_eq!(texts, ["first", "second", "i never leave"]);
+    replica.stop().await;
+}
+
+/// A room made and never opened closes (its creator's heartbeat from the creation puts it under
+/// the reaper's eye: before, a room nobody ever connected to had no heartbeat, so the reaper
+/// never looked at it, and it stayed open with its creator "online" forever).
+#[tokio::test]
+async fn a_room_nobody_opens_is_closed() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let reaper = ReaperConfig {
+        presence_timeout: Duration::from_millis(1000),
+        idle_timeout: Duration::from_secs(3600),
+        unjoined_timeout: Duration::from_secs(1),
+        interval: Duration::from_millis(200),
+    };
+    let replica = Replica::start(&nats, &redis, reaper).await;
+    let client = nats.client().await;
+    let (room, host, _) = url_room(&client, Control::Everyone).await;
+    let state = wait_for(&nats, &room, |s| s.closed.is_some()).await;
+    assert_eq!(state.closed, Some(events::CloseReason::Idle));
+    assert!(state.member(&host).is_some_and(|m| !m.online));
     replica.stop().await;
 }

@@ -241,6 +241,32 @@ async fn read_after_a_version_by_walk_and_by_consumer() {
     assert!(collect(log.read(&room("empty-room"), 0).await.unwrap()).await.is_empty());
 }
 
+/// A read far behind the head starts at the stream sequence of the first commit it returns
+/// (found by bisection), not at sequence 1: with other rooms' commits in between and at both
+/// ends, for every `after`.
+#[tokio::test]
+async fn a_read_far_behind_starts_at_the_right_stream_sequence() {
+    let server = NatsServer::start();
+    let log = log(&server).await;
+    let r = room("far-room");
+    let other = room("busy-room");
+    append_n(&log, &other, 7).await;
+    let mut positions = Vec::new();
+    for n in 0..30 {
+        positions.extend(append_n(&log, &r, 1 + n % 4).await);
+        append_n(&log, &other, 3).await;
+    }
+    let head = *positions.last().unwrap();
+    for after in [0, 1, 2, 17, 40, 41, head.version - 1] {
+        // The first sequence whose next commit of the room is version after + 1: just after
+        // the room's commit `after` (or the stream's start).
+        let floor = if after == 0 { 1 } else { positions[after as usize - 1].seq + 1 };
+        assert_eq!(log.start_seq(&r, after, head).await, floor, "after {after}");
+        let stored = collect(log.read(&r, after).await.unwrap()).await;
+        assert_eq!(versions(&stored), (after + 1..=head.version).collect::<Vec<_>>());
+    }
+}
+
 #[tokio::test]
 async fn follow_reads_then_stays_live() {
     let server = NatsServer::start();

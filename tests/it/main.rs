@@ -14,6 +14,7 @@ mod failover;
 mod gateway;
 mod harness;
 mod infra;
+mod limits;
 mod observability;
 mod projectors;
 mod replay;
