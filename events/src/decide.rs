@@ -29,6 +29,12 @@ pub struct Limits {
     pub max_position_ms: u64,
     /// The longest an image may be shown.
     pub max_image_seconds: u32,
+    /// Bytes of text in a playlist (URLs, titles, thumbnails, post links, hashes). With the
+    /// other limits this bounds the encoded room state well under the 1 MiB a NATS message
+    /// (a snapshot) may carry: `tests::limits` builds the largest state they allow.
+    pub max_playlist_bytes: usize,
+    /// Kicked members a room remembers (each also bans an address fingerprint).
+    pub max_bans: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +49,8 @@ impl Default for Limits {
             max_url_bytes: 2048,
             max_position_ms: 24 * 3600 * 1000,
             max_image_seconds: 600,
+            max_playlist_bytes: 192 << 10,
+            max_bans: 1000,
         }
     }
 }
@@ -237,6 +245,7 @@ impl Decision<'_> {
                 self.limits.max_items
             )));
         }
+        self.fits(&media)?;
         let title = if title.trim().is_empty() {
             match &source {
                 Source::Chan { board, thread } => format!("/{board}/ {thread}"),
@@ -355,6 +364,12 @@ impl Decision<'_> {
         if self.state.member(&target).is_none() {
             return Err(Rejection::not_found("no such member"));
         }
+        if self.state.banned.len() >= self.limits.max_bans {
+            return Err(Rejection::invalid(format!(
+                "this room has banned {} members, the most it can",
+                self.limits.max_bans
+            )));
+        }
         Ok(vec![Event::MemberLeft { member_id: target, reason: RemovalReason::Kicked }])
     }
 
@@ -432,7 +447,24 @@ impl Decision<'_> {
                 self.limits.max_items
             )));
         }
+        self.fits(&media)?;
         Ok(self.append_items(media))
+    }
+
+    /// Refuses `media` that would take the playlist over its byte budget.
+    fn fits(&self, media: &[Media]) -> Result<(), Rejection> {
+        let adding: usize = media.iter().map(Media::text_bytes).sum();
+        if self.playlist_bytes() + adding > self.limits.max_playlist_bytes {
+            return Err(Rejection::invalid(format!(
+                "the playlist is full: its urls and titles may take {} KiB in all",
+                self.limits.max_playlist_bytes >> 10
+            )));
+        }
+        Ok(())
+    }
+
+    fn playlist_bytes(&self) -> usize {
+        self.state.playlist.iter().map(|item| item.media.text_bytes()).sum()
     }
 
     fn refresh(&self, media: Vec<Media>) -> Result<Vec<Event>, Rejection> {
@@ -442,10 +474,19 @@ impl Decision<'_> {
         let mut seen: std::collections::BTreeSet<&str> =
             self.state.playlist.iter().filter_map(|i| i.media.source_key.as_deref()).collect();
         let room = self.limits.max_items.saturating_sub(self.state.playlist.len());
+        // A thread that outgrows the playlist's budget adds what fits, in thread order.
+        let mut budget = self.limits.max_playlist_bytes.saturating_sub(self.playlist_bytes());
         let fresh: Vec<Media> = media
             .iter()
             .filter(|m| m.source_key.as_deref().is_some_and(|key| seen.insert(key)))
             .take(room)
+            .take_while(|m| match budget.checked_sub(m.text_bytes()) {
+                Some(left) => {
+                    budget = left;
+                    true
+                }
+                None => false,
+            })
             .cloned()
             .collect();
         Ok(self.append_items(fresh))
@@ -701,6 +742,10 @@ fn url_media(url: &str, max_bytes: usize) -> Result<Media, Rejection> {
     };
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("contains spaces or control characters"));
+    }
+    // Not valid in a URL unencoded, and each would take two bytes in every JSON copy.
+    if url.contains(['"', '\\']) {
+        return Err(bad("quotes and backslashes must be percent-encoded"));
     }
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     if host.is_empty() || host.starts_with(':') || host.contains('@') {

@@ -81,6 +81,19 @@ pub struct Media {
     pub source_key: Option<String>,
 }
 
+impl Media {
+    /// Bytes of text the item carries (what the playlist's byte budget counts).
+    pub fn text_bytes(&self) -> usize {
+        let opt = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+        self.title.len()
+            + self.url.len()
+            + opt(&self.thumb_url)
+            + opt(&self.post_url)
+            + opt(&self.md5)
+            + opt(&self.source_key)
+    }
+}
+
 /// A playlist item.
 ///
 /// In JSON its fields are flat (`{"item_id", "title", "url", …}`, the pinned shape); in the

@@ -177,3 +177,66 @@ async fn a_cached_room_goes_on_after_its_commits_expire() {
     let head = log.head(&id).await.unwrap().expect("the chat is stored");
     assert_eq!(answers[1]["version"], head.version);
 }
+
+/// The largest room the limits allow (a playlist at its byte budget of 2 KB URLs, a chat tail
+/// of the longest messages in four-byte characters) snapshots in one message and is whole again
+/// after every commit expired: before the playlist had a byte budget, 1000 such URLs made a
+/// state of several MiB, which no snapshot could hold.
+#[tokio::test]
+async fn the_largest_room_the_limits_allow_outlives_its_expired_commits() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let mut first = serve(&nats, &redis);
+    let created = tests::chanshare::create_room(
+        &first.addr(),
+        &json!({"title": "big", "source": {"urls": ["https://example.com/a.webm"]}}),
+    );
+    let room = RoomId::new(created["room_id"].as_str().unwrap()).unwrap();
+    let host = events::Actor::Member(
+        events::MemberId::new(created["member_id"].as_str().unwrap()).unwrap(),
+    );
+    let commands = protocol::Client::new(nats.client().await, Duration::from_secs(10));
+    let issue = async |command: events::Command| {
+        let request = protocol::CommandRequest {
+            id: events::CommandId(uuid::Uuid::new_v4()),
+            actor: host.clone(),
+            command,
+            traceparent: None,
+        };
+        commands.command(&room, &request).await.unwrap()
+    };
+    let mut n = 0;
+    let refused = loop {
+        let urls = (n..n + 10)
+            .map(|i| format!("https://example.com/{}/{i}.webm", "a".repeat(1990)))
+            .collect();
+        n += 10;
+        match issue(events::Command::AddItems { urls }).await {
+            protocol::CommandReply::Accepted { .. } => {}
+            refused => break refused,
+        }
+    };
+    assert!(format!("{refused:?}").contains("the playlist is full"), "{refused:?}");
+    for _ in 0..60 {
+        let text: String = std::iter::repeat_n('𝄞', 500).collect();
+        let reply = issue(events::Command::Chat { text }).await;
+        assert!(matches!(reply, protocol::CommandReply::Accepted { .. }), "{reply:?}");
+    }
+    let status = first.terminate(Duration::from_secs(15)).expect("exits after sigterm");
+    assert!(status.success(), "{}", first.log());
+
+    let log = EventLog::open(nats.client().await).await.unwrap();
+    let head = log.head(&room).await.unwrap().expect("commits before expiry");
+    let snapshot = log.snapshot(&room).await.unwrap().expect("a snapshot of the largest state");
+    assert_eq!(snapshot.state.version, head.version);
+    eventually(Duration::from_secs(MAX_AGE * 5), "every commit of the room expires", || async {
+        log.head(&room).await.unwrap().is_none()
+    })
+    .await;
+    let second = serve(&nats, &redis);
+    let (status, view) = get(&second, &format!("/api/rooms/{room}")).await;
+    assert_eq!((status, &view["version"]), (200, &json!(head.version)));
+    assert_eq!(view["playlist"].as_array().unwrap().len(), snapshot.state.playlist.len());
+    let env = env(&nats, &redis);
+    let state = replay(&env, &["state", room.as_str()]);
+    assert!(state.status.success(), "{}", String::from_utf8_lossy(&state.stderr));
+}

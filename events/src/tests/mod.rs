@@ -4,3 +4,4 @@ mod fixtures;
 mod json;
 mod playback;
 mod props;
+mod limits;
