@@ -281,6 +281,35 @@ fn invisible(c: char) -> bool {
             | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
+/// The board list as `GET {api}/boards.json` returns it (only the fields we use).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Boards {
+    /// Every board.
+    pub boards: Vec<Board>,
+}
+
+/// One board of the list.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Board {
+    /// Its name, `wsg` for `/wsg/`.
+    pub board: String,
+    /// `1` for a worksafe board; absent counts as not worksafe.
+    #[serde(default)]
+    pub ws_board: u8,
+}
+
+impl Boards {
+    /// Each well-formed board name (see [`valid_board`]) with whether it is worksafe; entries
+    /// with another name are left out.
+    pub fn worksafe_by_name(&self) -> Vec<(String, bool)> {
+        self.boards
+            .iter()
+            .filter(|b| valid_board(&b.board))
+            .map(|b| (b.board.clone(), b.ws_board == 1))
+            .collect()
+    }
+}
+
 /// Whether `board` is a board name: `[a-z0-9]{1,10}`.
 pub fn valid_board(board: &str) -> bool {
     (1..=10).contains(&board.len())
@@ -375,6 +404,36 @@ mod tests {
         }
         for bad in ["", "WSG", "w/g", "..", "abcdefghijk", "wsg%2f", "ws g"] {
             assert!(!valid_board(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn board_lists_in_the_real_shape() {
+        let list: Boards = serde_json::from_str(
+            r#"{"boards": [
+                {"board": "wsg", "title": "Worksafe GIF", "ws_board": 1, "per_page": 15,
+                 "cooldowns": {"threads": 600}, "webm_audio": 1},
+                {"board": "gif", "title": "Adult GIF", "ws_board": 0},
+                {"board": "old", "title": "no flag"},
+                {"board": "../x", "title": "hostile", "ws_board": 1},
+                {"board": "", "ws_board": 1}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            list.worksafe_by_name(),
+            [("wsg".to_owned(), true), ("gif".to_owned(), false), ("old".to_owned(), false)]
+        );
+        for text in [
+            "",
+            "{}",
+            "[]",
+            r#"{"boards": {}}"#,
+            r#"{"boards": [{"title": "no name"}]}"#,
+            r#"{"boards": [{"board": "wsg", "ws_board": "1"}]}"#,
+            r#"{"boards": [{"board": "wsg", "ws_board": 300}]}"#,
+        ] {
+            assert!(serde_json::from_str::<Boards>(text).is_err(), "{text}");
         }
     }
 

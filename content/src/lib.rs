@@ -58,7 +58,15 @@ pub struct Content {
     pub watch_tick: Duration,
     /// The secret namespace of the watcher's command ids (`tokens::Signer::id_namespace`).
     pub watch_ids: uuid::Uuid,
+    /// The most threads the deployment follows at once (`CHANSHARE_MAX_THREAD_WATCHES`): a
+    /// watch request beyond it is answered `not_watched` (reason [`WATCH_LIMIT`]), so that
+    /// rooms made in bulk cannot spend the shared 4chan request budget.
+    pub max_watches: usize,
 }
+
+/// The `not_watched` reason when the deployment already follows [`Content::max_watches`]
+/// threads.
+pub const WATCH_LIMIT: &str = "limit";
 
 /// Serves resolution and watch requests and runs the watcher until `shutdown` resolves.
 pub async fn run(
@@ -131,11 +139,15 @@ async fn resolve(content: &Content, payload: &[u8]) -> ResolveReply {
             archived: resolution.resolved.archived,
             title: resolution.resolved.title,
         },
-        Err(ResolveError::NotFound) => {
-            ResolveReply::NotFound { message: "thread not found".into() }
+        // A board 4chan does not have is answered as a thread it does not have.
+        Err(error @ (ResolveError::NotFound | ResolveError::UnknownBoard(_))) => {
+            ResolveReply::NotFound { message: error.to_string() }
         }
         Err(ResolveError::Invalid(message)) => {
             ResolveReply::Error { code: RejectCode::Invalid, message }
+        }
+        Err(error @ ResolveError::NotWorksafe) => {
+            ResolveReply::Error { code: RejectCode::Invalid, message: error.to_string() }
         }
         Err(error) => {
             ResolveReply::Error { code: RejectCode::Unavailable, message: error.to_string() }
@@ -172,8 +184,18 @@ async fn watch(content: &Content, payload: &[u8]) -> WatchReply {
         return WatchReply::NotWatched { reason: "archived".into() };
     }
     let watch = watcher::Watch { board: request.board, thread: request.thread };
-    match watcher::register(&content.redis, &request.room, &watch).await {
-        Ok(()) => WatchReply::Watching,
+    match watcher::register(&content.redis, &request.room, &watch, content.max_watches).await {
+        Ok(true) => WatchReply::Watching,
+        Ok(false) => {
+            warn!(
+                room = %request.room,
+                board = watch.board,
+                thread = watch.thread,
+                limit = content.max_watches,
+                "thread watch limit reached: not watching"
+            );
+            WatchReply::NotWatched { reason: WATCH_LIMIT.into() }
+        }
         Err(error) => WatchReply::Error { message: error.to_string() },
     }
 }

@@ -1,6 +1,7 @@
 //! Talking to 4chan: one API request per second across every replica (a GCRA limiter in
 //! Redis, on Redis' clock), a descriptive User-Agent, no Referer, timeouts, bounded retries with
-//! backoff on 429 and 5xx, and media downloads a couple at a time.
+//! backoff on 429 and 5xx, and media downloads a couple at a time. Thread and board-list requests
+//! share the limiter.
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,30 @@ impl Upstream {
         patience: Duration,
     ) -> Result<Fetched, UpstreamError> {
         let url = format!("{}/{board}/thread/{no}.json", self.api);
+        self.api_get(&url, if_modified_since, patience, 16 << 20).await
+    }
+
+    /// `GET {api}/boards.json`, the board list (about 80 KiB), through the same limiter as
+    /// every API request, waiting at most `patience` for it. A 404 is an error here.
+    pub async fn boards(&self, patience: Duration) -> Result<Bytes, UpstreamError> {
+        let url = format!("{}/boards.json", self.api);
+        match self.api_get(&url, None, patience, 1 << 20).await? {
+            Fetched::Body { body, .. } => Ok(body),
+            Fetched::NotModified | Fetched::NotFound => {
+                Err(UpstreamError::Unavailable("no board list at the api".into()))
+            }
+        }
+    }
+
+    /// An API request: the limiter, then up to [`ATTEMPTS`] tries with backoff on 429, 5xx and
+    /// connection errors; a body over `max_bytes` is an error.
+    async fn api_get(
+        &self,
+        url: &str,
+        if_modified_since: Option<&str>,
+        patience: Duration,
+        max_bytes: u64,
+    ) -> Result<Fetched, UpstreamError> {
         let deadline = Instant::now() + patience;
         let mut last = UpstreamError::Unavailable("no attempt".into());
         for attempt in 0..ATTEMPTS {
@@ -105,7 +130,7 @@ impl Upstream {
             {
                 metrics.rate_limit_waits.inc();
             }
-            let mut request = self.http.get(&url).timeout(Duration::from_secs(10));
+            let mut request = self.http.get(url).timeout(Duration::from_secs(10));
             if let Some(since) = if_modified_since {
                 request = request.header(reqwest::header::IF_MODIFIED_SINCE, since);
             }
@@ -123,7 +148,7 @@ impl Upstream {
                             .get(reqwest::header::LAST_MODIFIED)
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
-                        let body = read_capped(response, 16 << 20).await?;
+                        let body = read_capped(response, max_bytes).await?;
                         return Ok(Fetched::Body { body, last_modified });
                     }
                     StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),

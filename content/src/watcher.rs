@@ -6,7 +6,9 @@
 //! the resolver, so a thread is fetched at most every 10 s, with `If-Modified-Since`. A new
 //! `Last-Modified` becomes a `refresh_thread` command with the id
 //! `uuid5("chanshare-watcher", "<room>/<last-modified>")`, so a double refresh adds nothing.
-//! Watching stops when the thread is archived, closed or gone, or the room is closed.
+//! Watching stops when the thread is archived, closed or gone (or its board is), or the room is
+//! closed. At most `CHANSHARE_MAX_THREAD_WATCHES` rooms are registered at once: [`register`]
+//! refuses a new room beyond that.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -30,19 +32,30 @@ pub struct Watch {
     pub thread: u64,
 }
 
-/// Registers `room` as following `watch`.
+/// Registers `room` as following `watch`, unless `limit` rooms are registered already (a room
+/// that is registered is updated whatever the count): `Ok(false)` when refused. Atomic across
+/// replicas.
 pub async fn register(
     redis: &ConnectionManager,
     room: &RoomId,
     watch: &Watch,
-) -> Result<(), redis::RedisError> {
+    limit: usize,
+) -> Result<bool, redis::RedisError> {
+    const REGISTER: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0";
     let json = serde_json::to_string(watch).unwrap_or_default();
-    redis::cmd("HSET")
-        .arg(WATCHES)
+    let registered: u8 = redis::Script::new(REGISTER)
+        .key(WATCHES)
         .arg(room.as_str())
         .arg(json)
-        .query_async::<()>(&mut redis.clone())
-        .await
+        .arg(limit)
+        .invoke_async(&mut redis.clone())
+        .await?;
+    Ok(registered == 1)
 }
 
 async fn forget(redis: &ConnectionManager, room: &str) {
@@ -126,7 +139,12 @@ pub async fn run(
                 .await
             {
                 Ok(resolution) => resolution,
-                Err(ResolveError::NotFound | ResolveError::Invalid(_)) => {
+                Err(
+                    ResolveError::NotFound
+                    | ResolveError::Invalid(_)
+                    | ResolveError::UnknownBoard(_)
+                    | ResolveError::NotWorksafe,
+                ) => {
                     info!(%room, board = watch.board, thread = watch.thread, "thread gone: stop watching");
                     forget(&redis, &room).await;
                     continue;

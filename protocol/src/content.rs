@@ -29,12 +29,14 @@ pub enum ResolveReply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
     },
-    /// The thread does not exist (404 upstream).
+    /// The thread does not exist (404 upstream), or its board does not (not on 4chan's board
+    /// list: `no such board: /zzz/`).
     NotFound {
         /// Details.
         message: String,
     },
-    /// Upstream failed or the request was malformed.
+    /// Upstream failed, the request was malformed, or the board is not allowed here (`invalid`,
+    /// `only worksafe boards are allowed here`).
     Error {
         /// `invalid` or `unavailable`.
         code: RejectCode,
@@ -60,9 +62,11 @@ pub struct WatchRequest {
 pub enum WatchReply {
     /// The thread is followed.
     Watching,
-    /// The thread will not grow (archived or closed): nothing to follow.
+    /// The thread is not followed: it will not grow (archived or closed), or the deployment
+    /// follows as many threads as it may (`CHANSHARE_MAX_THREAD_WATCHES`). The room works all the
+    /// same.
     NotWatched {
-        /// Why (`archived`).
+        /// Why: `archived` or `limit`.
         reason: String,
     },
     /// Could not resolve or register.

@@ -36,6 +36,16 @@ pub struct Config {
     #[arg(long, env = "CHANSHARE_CHAN_MEDIA_URL", default_value = "https://i.4cdn.org")]
     pub chan_media_url: String,
 
+    /// Only threads of worksafe boards (`ws_board` 1 in 4chan's board list) make rooms
+    /// (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+    #[arg(long, env = "CHANSHARE_WORKSAFE_ONLY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub worksafe_only: bool,
+
+    /// The most threads the deployment follows at once (0: none); rooms beyond it work but do
+    /// not gain their thread's new posts.
+    #[arg(long, env = "CHANSHARE_MAX_THREAD_WATCHES", default_value_t = 500)]
+    pub max_thread_watches: usize,
+
     /// Key that signs member and host tokens (generated and stored under ./data in dev).
     #[arg(long, env = "CHANSHARE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,

@@ -205,11 +205,13 @@ pub async fn content(
     let upstream = Arc::new(upstream);
     let store = storage::open(&config.media_store, config.s3_endpoint.as_deref())?;
     Ok(content::Content {
-        resolver: content::Resolver::new(upstream.clone(), redis.clone()),
+        resolver: content::Resolver::new(upstream.clone(), redis.clone())
+            .worksafe_only(config.worksafe_only),
         media: content::Media::new(store, upstream, redis.clone(), metrics),
         redis,
         watch_tick: Duration::from_secs(1),
         watch_ids: signer(config)?.id_namespace("watcher"),
+        max_watches: config.max_thread_watches,
     })
 }
 

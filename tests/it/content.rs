@@ -55,6 +55,17 @@ impl Replica {
         fixture: &ChanFixture,
         store: Arc<dyn ObjectStore>,
     ) -> Replica {
+        Replica::start_with(nats, redis, fixture, store, false).await
+    }
+
+    /// A replica that, with `worksafe_only`, refuses boards that are not worksafe.
+    async fn start_with(
+        nats: &NatsServer,
+        redis: &RedisServer,
+        fixture: &ChanFixture,
+        store: Arc<dyn ObjectStore>,
+        worksafe_only: bool,
+    ) -> Replica {
         let conn =
             redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
         let upstream = Arc::new(
@@ -68,11 +79,12 @@ impl Replica {
         let metrics = content::Metrics::new(&prometheus::Registry::new()).unwrap();
         let media = Media::new(store, upstream.clone(), conn.clone(), metrics);
         let content = Content {
-            resolver: Resolver::new(upstream, conn.clone()),
+            resolver: Resolver::new(upstream, conn.clone()).worksafe_only(worksafe_only),
             media: media.clone(),
             redis: conn,
             watch_tick: Duration::from_millis(200),
             watch_ids: uuid::Uuid::from_u128(0x5ec2e7),
+            max_watches: 500,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -570,4 +582,224 @@ async fn room_state(log: &eventlog::EventLog, room: &events::RoomId) -> events::
         .await
         .iter()
         .fold(events::RoomState::default(), |s, stored| s.apply(&stored.commit))
+}
+
+/// A thread of a board 4chan does not have is refused as not found without asking for the
+/// thread: the board list (`boards.json`, fetched once and cached in Redis for a day) says so.
+/// Room creation answers as for a missing thread.
+#[tokio::test]
+async fn unknown_boards_are_refused_without_a_thread_request() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    let commands =
+        crate::commands::Replica::start(&nats, &redis, crate::commands::quiet_reaper()).await;
+
+    let unknown = resolve(&nats, "zzz", 1).await;
+    assert_eq!(unknown["status"], "not_found", "{unknown}");
+    assert_eq!(unknown["message"], "no such board: /zzz/", "{unknown}");
+    let body = serde_json::json!({"source": {"chan": {"board": "zzz", "thread": 1}}}).to_string();
+    let reply = nats.client().await.request("chanshare.rooms.create", body.into()).await.unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(
+        (created["status"].as_str(), created["code"].as_str(), created["message"].as_str()),
+        (Some("rejected"), Some("not_found"), Some("no such board: /zzz/")),
+        "{created}"
+    );
+    // Known boards still resolve, and a missing thread on one is still "thread not found".
+    assert_eq!(resolve(&nats, "wsg", 5812345).await["status"], "resolved");
+    let missing = resolve(&nats, "wsg", 1).await;
+    assert_eq!(
+        (missing["status"].as_str(), missing["message"].as_str()),
+        (Some("not_found"), Some("thread not found"))
+    );
+
+    let paths = fixture.api_paths();
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/api/zzz/")),
+        "a thread request for /zzz/: {paths:?}"
+    );
+    let lists = paths.iter().filter(|p| *p == "/api/boards.json").count();
+    assert_eq!(lists, 1, "the board list is fetched once: {paths:?}");
+    // The board list waits for the API limiter like any request.
+    let times = fixture.api_requests();
+    assert!(times.len() >= 2, "{paths:?}");
+    let closest = times.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+    assert!(closest >= Duration::from_secs(1), "two api requests {closest:?} apart: {paths:?}");
+    let mut conn =
+        redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg("chanshare:boards").query_async(&mut conn).await.unwrap();
+    assert!((86_000..=86_400).contains(&ttl), "the board list is cached for a day: ttl {ttl}");
+    commands.stop().await;
+    replica.stop().await;
+}
+
+/// With the board list unreachable, threads are not refused: the board is let through (and the
+/// list asked for again later), rather than every room failing while 4chan's list is down.
+#[tokio::test]
+async fn an_unreachable_board_list_lets_threads_through() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    // Every attempt at the board list fails (three, with backoff).
+    for _ in 0..3 {
+        fixture.fail_next_api(Fault::Status(503));
+    }
+    let live = resolve(&nats, "wsg", 5812345).await;
+    assert_eq!(live["status"], "resolved", "{live}");
+    let paths = fixture.api_paths();
+    assert_eq!(
+        paths,
+        [
+            "/api/boards.json",
+            "/api/boards.json",
+            "/api/boards.json",
+            "/api/wsg/thread/5812345.json"
+        ],
+        "the board list was tried, then the thread asked for"
+    );
+    // For a minute the list is not asked for again and boards go unchecked: the thread
+    // request decides.
+    let unknown = resolve(&nats, "zzz", 1).await;
+    assert_eq!(unknown["message"], "thread not found", "{unknown}");
+    assert_eq!(&fixture.api_paths()[4..], ["/api/zzz/thread/1.json"]);
+    // Except for a deployment of worksafe boards only: a board it cannot check is refused.
+    let worksafe = Replica::start_with(&nats, &redis, &fixture, s3_store(&s3), true).await;
+    replica.stop().await;
+    let refused = resolve(&nats, "wsg", 5830000).await;
+    assert_eq!(
+        (refused["status"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{refused}"
+    );
+    assert_eq!(fixture.api_paths().len(), 5, "no request for a board that cannot be checked");
+    worksafe.stop().await;
+}
+
+/// `chanshare content` with `CHANSHARE_WORKSAFE_ONLY`: a thread of a board whose `ws_board` is
+/// not 1 makes no room (and is not asked for); worksafe boards work as before. Without the
+/// setting the same thread resolves.
+#[tokio::test]
+async fn only_worksafe_boards_make_rooms_when_asked() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let thread = std::fs::read(fixtures_dir().join("api/wsg/thread/5812345.json")).unwrap();
+    fixture.serve_thread("gif", 123, thread);
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    assert_eq!(resolve(&nats, "gif", 123).await["status"], "resolved", "allowed by default");
+    replica.stop().await;
+    let gif_requests = fixture.api_paths().iter().filter(|p| p.starts_with("/api/gif/")).count();
+
+    let dir = tempfile::tempdir().unwrap();
+    let content = Chanshare::start(
+        "content",
+        &[
+            ("CHANSHARE_NATS_URL", nats.url()),
+            ("CHANSHARE_REDIS_URL", redis.url()),
+            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
+            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
+            ("CHANSHARE_MEDIA_STORE", format!("file://{}", dir.path().display())),
+            ("CHANSHARE_WORKSAFE_ONLY", "true".to_owned()),
+        ],
+    );
+    wait_for_service(&nats, "chanshare-content").await;
+    let commands =
+        crate::commands::Replica::start(&nats, &redis, crate::commands::quiet_reaper()).await;
+    let refused = resolve(&nats, "gif", 123).await;
+    assert_eq!(
+        (refused["status"].as_str(), refused["code"].as_str(), refused["message"].as_str()),
+        (Some("error"), Some("invalid"), Some("only worksafe boards are allowed here")),
+        "{refused}: {}",
+        content.log()
+    );
+    let create = |board: &str, thread: u64| {
+        let body = serde_json::json!({"source": {"chan": {"board": board, "thread": thread}}});
+        let nats = &nats;
+        async move {
+            let reply = nats
+                .client()
+                .await
+                .request("chanshare.rooms.create", body.to_string().into())
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()
+        }
+    };
+    let room = create("gif", 123).await;
+    assert_eq!(
+        (room["status"].as_str(), room["code"].as_str(), room["message"].as_str()),
+        (Some("rejected"), Some("invalid"), Some("only worksafe boards are allowed here")),
+        "{room}"
+    );
+    let after = fixture.api_paths().iter().filter(|p| p.starts_with("/api/gif/")).count();
+    assert_eq!(after, gif_requests, "no thread request for a board that is not worksafe");
+    assert_eq!(create("wsg", 5812345).await["status"], "created");
+    commands.stop().await;
+}
+
+/// `chanshare content` with `CHANSHARE_MAX_THREAD_WATCHES=2`: the third room made from a live
+/// thread is created and plays, but is not watched; a room already watched may ask again, and a
+/// slot freed (a thread that ended) is taken by the next request.
+#[tokio::test]
+async fn thread_watches_are_capped() {
+    let Servers { nats, redis, s3: _s3, fixture } = Servers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let content = Chanshare::start(
+        "content",
+        &[
+            ("CHANSHARE_NATS_URL", nats.url()),
+            ("CHANSHARE_REDIS_URL", redis.url()),
+            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
+            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
+            ("CHANSHARE_MEDIA_STORE", format!("file://{}", dir.path().display())),
+            ("CHANSHARE_MAX_THREAD_WATCHES", "2".to_owned()),
+        ],
+    );
+    wait_for_service(&nats, "chanshare-content").await;
+    let commands =
+        crate::commands::Replica::start(&nats, &redis, crate::commands::quiet_reaper()).await;
+    let client = nats.client().await;
+    let mut rooms = Vec::new();
+    for _ in 0..3 {
+        let body = serde_json::json!({"source": {"chan": {"board": "wsg", "thread": 5812345}}});
+        let reply =
+            client.request("chanshare.rooms.create", body.to_string().into()).await.unwrap();
+        let created: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(created["status"], "created", "{created}");
+        rooms.push(created["room_id"].as_str().unwrap().to_owned());
+    }
+    let mut conn =
+        redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let watched: Vec<String> =
+        redis::cmd("HKEYS").arg("chanshare:watch").query_async(&mut conn).await.unwrap();
+    let mut expected = rooms[..2].to_vec();
+    let mut sorted = watched.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "the first two rooms are watched: {}", content.log());
+    let (log, _) = eventlog::EventLog::connect(nats.client().await, 1).await.unwrap();
+    let third = events::RoomId::new(rooms[2].as_str()).unwrap();
+    assert_eq!(room_state(&log, &third).await.playlist.len(), 6, "the third room plays");
+
+    let watch = |room: &str| {
+        let body = serde_json::json!({"room": room, "board": "wsg", "thread": 5812345});
+        let client = client.clone();
+        async move {
+            let reply = client.request("chanshare.content.watch", body.to_string().into()).await;
+            serde_json::from_slice::<serde_json::Value>(&reply.unwrap().payload).unwrap()
+        }
+    };
+    assert_eq!(
+        watch(&rooms[2]).await,
+        serde_json::json!({"status": "not_watched", "reason": "limit"})
+    );
+    assert_eq!(watch(&rooms[0]).await["status"], "watching", "a watched room asks again");
+    let _: () = redis::cmd("HDEL")
+        .arg("chanshare:watch")
+        .arg(&rooms[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(watch(&rooms[2]).await["status"], "watching", "a freed slot is taken");
+    let count: usize =
+        redis::cmd("HLEN").arg("chanshare:watch").query_async(&mut conn).await.unwrap();
+    assert_eq!(count, 2);
+    commands.stop().await;
 }

@@ -1,6 +1,6 @@
 //! A fake 4chan: the API and the CDN served from `../shared/fixtures/chan/`, with the knobs tests
 //! need (If-Modified-Since, Range, latency, faults, the after-refresh thread, threads a test
-//! writes, a request log).
+//! writes, a request log), and the board list (`/api/boards.json`, see [`BOARDS`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -50,6 +50,8 @@ struct Knobs {
 struct Fixture {
     root: PathBuf,
     knobs: Arc<Knobs>,
+    /// The `boards.json` served.
+    boards: Arc<Vec<u8>>,
 }
 
 /// The fixture server, running until dropped.
@@ -88,10 +90,12 @@ impl ChanFixture {
             root.display()
         );
         let knobs = Arc::new(Knobs::default());
+        let boards = Arc::new(boards_json(&root));
         let app = Router::new()
+            .route("/api/boards.json", get(board_list))
             .route("/api/{board}/thread/{file}", get(thread))
             .route("/media/{board}/{file}", get(media))
-            .with_state(Fixture { root, knobs: knobs.clone() });
+            .with_state(Fixture { root, knobs: knobs.clone(), boards });
         let listener =
             tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fixture server");
         let addr = listener.local_addr().expect("fixture address");
@@ -152,6 +156,11 @@ impl ChanFixture {
         self.knobs.seen.lock().expect("fixture lock").clone()
     }
 
+    /// The paths of API requests (`/api/boards.json`, `/api/wsg/thread/5812345.json`).
+    pub fn api_paths(&self) -> Vec<String> {
+        self.seen().into_iter().filter(|s| s.path.starts_with("/api/")).map(|s| s.path).collect()
+    }
+
     /// The arrival times of API requests.
     pub fn api_requests(&self) -> Vec<Instant> {
         self.seen().into_iter().filter(|s| s.path.starts_with("/api/")).map(|s| s.at).collect()
@@ -169,6 +178,59 @@ impl Fixture {
         let latency = *self.knobs.latency.lock().expect("fixture lock");
         tokio::time::sleep(latency).await;
     }
+}
+
+/// The boards the fixture adds to the board list when `api/boards.json` lacks them: a board
+/// that is not worksafe (`gif`), for tests of `CHANSHARE_WORKSAFE_ONLY` (its threads are ones a
+/// test writes with [`ChanFixture::serve_thread`]). Every board the fixtures' threads use
+/// (`api/{board}/thread/`) is listed too, as worksafe.
+pub const BOARDS: [(&str, &str, u8); 2] = [("wsg", "Worksafe GIF", 1), ("gif", "Adult GIF", 0)];
+
+/// The board list in the real API's shape (`{"boards": [{"board", "title", "ws_board", …}]}`):
+/// `api/boards.json` of the fixtures when there is one, with [`BOARDS`] and the boards of the
+/// fixture threads added where missing (each a copy of the first entry, renamed).
+fn boards_json(root: &std::path::Path) -> Vec<u8> {
+    let mut list: serde_json::Value = std::fs::read(root.join("api/boards.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(|| serde_json::json!({"boards": []}));
+    let mut wanted: Vec<(String, String, u8)> =
+        BOARDS.iter().map(|(b, t, ws)| ((*b).to_owned(), (*t).to_owned(), *ws)).collect();
+    for dir in std::fs::read_dir(root.join("api")).into_iter().flatten().flatten() {
+        if dir.path().join("thread").is_dir() {
+            let board = dir.file_name().to_string_lossy().into_owned();
+            wanted.push((board.clone(), format!("/{board}/"), 1));
+        }
+    }
+    let boards = list["boards"].as_array_mut().expect("boards.json has a boards array");
+    let template = boards.first().cloned().unwrap_or_else(|| serde_json::json!({}));
+    for (board, title, ws_board) in wanted {
+        if boards.iter().any(|b| b["board"] == board.as_str()) {
+            continue;
+        }
+        let mut entry = template.clone();
+        entry["board"] = board.into();
+        entry["title"] = title.into();
+        entry["ws_board"] = ws_board.into();
+        boards.push(entry);
+    }
+    serde_json::to_vec(&list).expect("board list json")
+}
+
+async fn board_list(State(fx): State<Fixture>) -> Response {
+    fx.arrive("/api/boards.json".to_owned()).await;
+    let fault = fx.knobs.api_faults.lock().expect("fixture lock").pop_front();
+    if let Some(Fault::Status(code)) = fault {
+        return StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
+    (
+        StatusCode::OK,
+        [(header::LAST_MODIFIED, LAST_MODIFIED), (header::CONTENT_TYPE, "application/json")],
+        fx.boards.as_ref().clone(),
+    )
+        .into_response()
 }
 
 async fn thread(

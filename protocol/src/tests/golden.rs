@@ -153,6 +153,10 @@ fn content() {
         json!({"status": "not_found", "message": "thread not found"}),
     );
     pinned(
+        ResolveReply::NotFound { message: "no such board: /zzz/".into() },
+        json!({"status": "not_found", "message": "no such board: /zzz/"}),
+    );
+    pinned(
         ResolveReply::Error { code: RejectCode::Unavailable, message: "upstream 503".into() },
         json!({"status": "error", "code": "unavailable", "message": "upstream 503"}),
     );
@@ -164,6 +168,10 @@ fn content() {
     pinned(
         WatchReply::NotWatched { reason: "archived".into() },
         json!({"status": "not_watched", "reason": "archived"}),
+    );
+    pinned(
+        WatchReply::NotWatched { reason: "limit".into() },
+        json!({"status": "not_watched", "reason": "limit"}),
     );
     pinned(
         WatchReply::Error { message: "redis down".into() },
