@@ -48,6 +48,34 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Er
     serde_json::from_value(Value::Object(Map::from_iter([(tag, Value::Object(fields))])))
 }
 
+/// Shows a deleted chat message as deleted in an event's `{"type": …}` form: a `chat_posted`
+/// of a message in `deleted` keeps its id, author and time, loses its text (`""`) and says
+/// `"deleted": true`. The log keeps the fact of the posting; readers of the history redact it.
+/// Other events are left alone. Returns whether it redacted.
+pub fn redact_event(event: &mut Value, deleted: &impl Fn(&str) -> bool) -> bool {
+    if event.get("type").and_then(Value::as_str) != Some("chat_posted") {
+        return false;
+    }
+    let Some(message) = event.get_mut("message").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    if !message.get("id").and_then(Value::as_str).is_some_and(deleted) {
+        return false;
+    }
+    message.insert("text".to_owned(), Value::String(String::new()));
+    message.insert("deleted".to_owned(), Value::Bool(true));
+    true
+}
+
+/// [`redact_event`] for every event of a commit's JSON form (its `events` array).
+pub fn redact_commit(commit: &mut Value, deleted: &impl Fn(&str) -> bool) {
+    if let Some(events) = commit.get_mut("events").and_then(Value::as_array_mut) {
+        for event in events {
+            redact_event(event, deleted);
+        }
+    }
+}
+
 /// Parses a `{"type": …}` JSON text.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
     from_value(serde_json::from_str(text)?)

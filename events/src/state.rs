@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::commit::Commit;
 use crate::event::{CloseReason, Event};
-use crate::ids::{ItemId, MemberId, RoomId};
+use crate::ids::{ItemId, MemberId, MessageId, RoomId};
 use crate::model::{ChatMessage, Item, Member, Settings, Source};
 use crate::playback::Playback;
 
@@ -58,7 +58,15 @@ pub struct RoomState {
     /// Address fingerprints of kicked members: new members from them are refused.
     #[serde(default)]
     pub banned_addresses: BTreeSet<String>,
+    /// The last [`DELETED_KEPT`] deleted chat messages, in the order they were deleted: what
+    /// readers of the history (`/events`, `replay`, the archive) show as deleted.
+    #[serde(default)]
+    pub deleted: VecDeque<MessageId>,
 }
+
+/// How many deleted chat messages the room state remembers (older deletions are of messages
+/// long gone from any log with retention).
+pub const DELETED_KEPT: usize = 1000;
 
 /// How the playlist plays; settings any member with control may change (image time: the host).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +240,13 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
                 state.chat.pop_front();
             }
         }
-        Event::ChatDeleted { message_id } => state.chat.retain(|m| &m.id != message_id),
+        Event::ChatDeleted { message_id } => {
+            state.chat.retain(|m| &m.id != message_id);
+            state.deleted.push_back(message_id.clone());
+            while state.deleted.len() > DELETED_KEPT {
+                state.deleted.pop_front();
+            }
+        }
         Event::ControlChanged { control } => state.settings.control = *control,
         Event::ListedChanged { listed } => state.settings.listed = *listed,
         Event::RoomClosed { reason } => state.closed = Some(*reason),

@@ -119,14 +119,17 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/api/rooms/{id}/events",
-        summary: "The room's commits after a version, in order",
+        summary: "The room's commits after a version, in order (deleted chat shown as deleted; at most 1 MiB a page)",
         query: &[
             ("after", "the version to start after (default 0)"),
             ("limit", "how many commits, 1 to 1000 (default 100)"),
+            ("token", "a member token (or `Authorization: Bearer`): required for unlisted rooms"),
         ],
         responses: &[
             (200, "commits and the version to continue after"),
             (400, "bad parameters"),
+            (403, "an unlisted room, and no member token of it"),
+            (429, "too many reads from this address"),
             (404, "no such room"),
             (410, "the commits after that version have left the log (the archive holds them)"),
             (503, "unavailable"),
@@ -404,6 +407,9 @@ struct Page {
     after: u64,
     #[serde(default = "default_limit")]
     limit: usize,
+    /// A member token of the room: the history of an unlisted room is for its members.
+    #[serde(default)]
+    token: Option<String>,
 }
 
 fn default_limit() -> usize {
@@ -440,6 +446,21 @@ async fn events(
     if log.is_free(&room).await.map_err(unavailable)? {
         return Err(app.missed(client));
     }
+    // The room now: who may read its history, and which of its messages were deleted.
+    let state = app.room_state(&room).await.map_err(unavailable)?;
+    if !state.settings.listed {
+        let token = page.token.as_deref().or_else(|| bearer(&headers));
+        let now_s = crate::now_ms() / 1000;
+        if !token.is_some_and(|token| app.inner.signer.verify(token, &room, now_s).is_ok()) {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "the history of an unlisted room is for its members: pass a member token",
+            ));
+        }
+    }
+    let deleted: std::collections::HashSet<&str> =
+        state.deleted.iter().map(events::MessageId::as_str).collect();
+    let deleted = |id: &str| deleted.contains(id);
     let mut commits = match log.read(&room, page.after).await {
         Ok(commits) => commits.take(page.limit),
         Err(eventlog::LogError::Expired { after }) => {
@@ -458,8 +479,10 @@ async fn events(
     let mut next = page.after;
     while let Some(stored) = commits.next().await {
         let stored = stored.map_err(ApiError::unavailable)?;
-        let frame = serde_json::to_string(&crate::frames::CommitFrame::new(&stored.commit))
+        let mut frame = serde_json::to_value(crate::frames::CommitFrame::new(&stored.commit))
             .map_err(ApiError::unavailable)?;
+        events::json::redact_commit(&mut frame, &deleted);
+        let frame = frame.to_string();
         if next != page.after && body.len() + frame.len() > app.inner.limits.page_bytes {
             break;
         }
@@ -471,6 +494,12 @@ async fn events(
     }
     body.push_str(&format!("],\"next_after\":{next}}}"));
     Ok(json_text(StatusCode::OK, body))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
 }
 
 async fn ws(

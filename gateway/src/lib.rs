@@ -204,6 +204,15 @@ impl App {
     /// The room folded up to the log's head: from the Redis view's fold when it has one (only
     /// the commits after it are read, usually a few direct gets), else from the log's snapshot.
     async fn folded(&self, room: &RoomId) -> Result<(u64, String), eventlog::LogError> {
+        let state = self.room_state(room).await?;
+        Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
+    }
+
+    /// The room's state at the log's head (see [`Self::folded`]).
+    pub(crate) async fn room_state(
+        &self,
+        room: &RoomId,
+    ) -> Result<events::RoomState, eventlog::LogError> {
         let base = match self.inner.views.load(room).await {
             Ok(views::Loaded::At(projection)) => projection.state,
             _ => events::RoomState::default(),
@@ -214,7 +223,7 @@ impl App {
         while let Some(stored) = commits.next().await {
             state = state.apply(&stored?.commit);
         }
-        Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
+        Ok(state)
     }
 
     /// The client's address: the TCP peer, or behind a trusted proxy the forwarded client.

@@ -61,8 +61,30 @@ pub struct Row {
     event: serde_json::Value,
 }
 
-fn rows(stored: &Stored) -> impl Iterator<Item = Row> + '_ {
+/// Chat messages deleted in the log, by room: their postings are exported as deleted.
+type Deleted = std::collections::HashSet<(events::RoomId, events::MessageId)>;
+
+/// Every chat deletion in the log from stream sequence `from_seq` (a deletion always follows
+/// its posting, so these are all the deletions of messages this run exports).
+async fn deletions(log: &EventLog, from_seq: u64) -> anyhow::Result<Deleted> {
+    let mut deleted = Deleted::new();
+    let mut commits = log.read_all(from_seq).await?;
+    while let Some(stored) = commits.next().await {
+        let Ok(stored) = stored else { continue };
+        for event in &stored.commit.events {
+            if let events::Event::ChatDeleted { message_id } = event {
+                deleted.insert((stored.commit.room.clone(), message_id.clone()));
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+fn rows<'a>(stored: &'a Stored, deleted: &'a Deleted) -> impl Iterator<Item = Row> + 'a {
     let commit = &stored.commit;
+    let is_deleted = |id: &str| {
+        events::MessageId::new(id).is_ok_and(|id| deleted.contains(&(commit.room.clone(), id)))
+    };
     commit.events.iter().enumerate().map(move |(index, event)| Row {
         room_id: commit.room.to_string(),
         version: commit.version,
@@ -73,7 +95,11 @@ fn rows(stored: &Stored) -> impl Iterator<Item = Row> + '_ {
         command_id: commit.command_id.to_string(),
         event_index: index as u32,
         event_type: event.name(),
-        event: events::json::to_value(event).unwrap_or_default(),
+        event: {
+            let mut value = events::json::to_value(event).unwrap_or_default();
+            events::json::redact_event(&mut value, &is_deleted);
+            value
+        },
     })
 }
 
@@ -158,6 +184,7 @@ pub async fn export(
     }
     let bar = crate::inspect::progress("exporting");
     bar.set_length(last - checkpoint.last_seq);
+    let deleted = deletions(log, checkpoint.last_seq + 1).await?;
     let mut commits = log.read_all(checkpoint.last_seq + 1).await?;
     let mut batch: Vec<Row> = Vec::new();
     let mut batch_last = checkpoint.last_seq;
@@ -173,7 +200,9 @@ pub async fn export(
         bar.inc(1);
         report.commits += 1;
         batch_last = stored.seq;
-        batch.extend(rows(&stored).filter(|row| since.is_none_or(|since| row.at_ms >= since)));
+        batch.extend(
+            rows(&stored, &deleted).filter(|row| since.is_none_or(|since| row.at_ms >= since)),
+        );
         if batch.len() >= BATCH_ROWS || stored.seq >= last {
             report.files +=
                 write_batch(target, format, &batch, checkpoint.last_seq + 1, batch_last).await?;

@@ -83,20 +83,23 @@ pub async fn rooms(log: &EventLog, json: bool, out: &mut impl Write) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// The JSON form of a stored commit (the API's commit shape plus room and stream sequence).
-pub fn commit_json(stored: &Stored) -> Value {
+/// The JSON form of a stored commit (the API's commit shape plus room and stream sequence),
+/// deleted chat shown as deleted.
+pub fn commit_json(stored: &Stored, deleted: &impl Fn(&str) -> bool) -> Value {
     let mut value = serde_json::to_value(&stored.commit).unwrap_or_default();
     value["seq"] = json!(stored.seq);
+    events::json::redact_commit(&mut value, deleted);
     value
 }
 
-fn pretty(stored: &Stored) -> String {
+fn pretty(stored: &Stored, deleted: &impl Fn(&str) -> bool) -> String {
     let commit = &stored.commit;
     let events: Vec<String> = commit
         .events
         .iter()
         .map(|event| {
             let mut fields = events::json::to_value(event).unwrap_or_default();
+            events::json::redact_event(&mut fields, deleted);
             if let Some(object) = fields.as_object_mut() {
                 object.remove("type");
             }
@@ -113,10 +116,15 @@ fn pretty(stored: &Stored) -> String {
     )
 }
 
-fn print(stored: &Stored, format: Format, out: &mut impl Write) -> std::io::Result<()> {
+fn print(
+    stored: &Stored,
+    format: Format,
+    deleted: &impl Fn(&str) -> bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     match format {
-        Format::Json => writeln!(out, "{}", commit_json(stored)),
-        Format::Pretty => writeln!(out, "{}", pretty(stored)),
+        Format::Json => writeln!(out, "{}", commit_json(stored, deleted)),
+        Format::Pretty => writeln!(out, "{}", pretty(stored, deleted)),
     }
 }
 
@@ -141,6 +149,11 @@ pub async fn events(
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
     require_room(log, room).await?;
+    // The room now knows which of its messages were deleted (after any version printed).
+    let now = fold(log, room, At::Now).await?;
+    let deleted: std::collections::HashSet<&str> =
+        now.deleted.iter().map(events::MessageId::as_str).collect();
+    let deleted = |id: &str| deleted.contains(id);
     let after = from.unwrap_or(1).saturating_sub(1);
     let mut commits = log.read(room, after).await?;
     while let Some(stored) = commits.next().await {
@@ -148,7 +161,7 @@ pub async fn events(
         if to.is_some_and(|to| stored.commit.version > to) {
             break;
         }
-        print(&stored, format, out)?;
+        print(&stored, format, &deleted, out)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -206,7 +219,8 @@ pub async fn follow(
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
             next = commits.next() => match next {
-                Some(stored) => print(&stored.context("unreadable commit")?, format, out)?,
+                // Live: a deletion comes after the posting it deletes, as on the room socket.
+                Some(stored) => print(&stored.context("unreadable commit")?, format, &|_| false, out)?,
                 None => return Ok(ExitCode::SUCCESS),
             },
         }

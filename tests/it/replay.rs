@@ -324,3 +324,100 @@ async fn the_parquet_archive_is_complete_and_incremental() {
     .remove(0);
     assert_eq!(report["rows"], 100_100);
 }
+
+/// A deleted chat message stays deleted where people read the history: `/events`, `replay
+/// events` (JSON and pretty) and the archive show its posting with no text and `"deleted":
+/// true`; the log keeps the posting. An unlisted room's history is for its members.
+#[tokio::test]
+async fn deleted_chat_is_redacted_in_every_history_and_unlisted_history_needs_a_token() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let serve = Chanshare::serve(&nats, &redis, &[]);
+    let env = tests::chanshare::env(&nats, &redis, tests::chanshare::SECRET);
+    let created = tests::chanshare::create_room(
+        &serve.addr(),
+        &json!({"title": "redacted", "source": {"urls": ["https://example.com/a.webm"]}}),
+    );
+    let room = created["room_id"].as_str().unwrap().to_owned();
+    let host = created["member_id"].as_str().unwrap().to_owned();
+    let token = created["host_token"].as_str().unwrap().to_owned();
+    for text in ["kept words", "secret words", "more words"] {
+        command(&nats, &room, &host, json!({"type": "chat", "text": text})).await;
+    }
+    command(&nats, &room, &host, json!({"type": "delete_chat", "message_id": "c2"})).await;
+
+    // The log keeps the posting.
+    let (log, _) = EventLog::connect(nats.client().await, 1).await.unwrap();
+    let room_id = RoomId::new(&room).unwrap();
+    let stored: Vec<_> = log.read(&room_id, 0).await.unwrap().map(|c| c.unwrap()).collect().await;
+    let texts = |commits: &[eventlog::Stored]| -> Vec<String> {
+        commits
+            .iter()
+            .flat_map(|s| &s.commit.events)
+            .filter_map(|e| match e {
+                Event::ChatPosted { message } => Some(message.text.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(texts(&stored), ["kept words", "secret words", "more words"]);
+
+    // /events.
+    let (status, body) = tests::http::get(&serve.addr(), &format!("/api/rooms/{room}/events"));
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("secret"), "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let messages: Vec<Value> = page["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["events"].as_array().unwrap().clone())
+        .filter(|e| e["type"] == "chat_posted")
+        .map(|e| e["message"].clone())
+        .collect();
+    assert_eq!(messages[0]["text"], "kept words");
+    assert_eq!(
+        (&messages[1]["id"], &messages[1]["text"], &messages[1]["deleted"]),
+        (&json!("c2"), &json!(""), &json!(true))
+    );
+    assert_eq!(messages[2]["text"], "more words");
+
+    // replay events, both forms.
+    for format in ["json", "pretty"] {
+        let out = stdout(&replay(&env, &["events", &room, "--format", format]));
+        assert!(!out.contains("secret") && out.contains("more words"), "{format}: {out}");
+    }
+    // The archive.
+    let archive = tempfile::tempdir().unwrap();
+    let to = archive.path().to_str().unwrap();
+    stdout(&replay(&env, &["export", "--to", to, "--format", "ndjson"]));
+    let mut exported = String::new();
+    for day in std::fs::read_dir(archive.path()).unwrap() {
+        let day = day.unwrap().path();
+        if day.is_dir() {
+            for file in std::fs::read_dir(day).unwrap() {
+                exported.push_str(&std::fs::read_to_string(file.unwrap().path()).unwrap());
+            }
+        }
+    }
+    assert!(exported.contains("more words") && !exported.contains("secret"), "{exported}");
+    assert!(exported.contains(r#""deleted":true"#), "{exported}");
+
+    // Unlisted: members only.
+    command(&nats, &room, &host, json!({"type": "set_listed", "listed": false})).await;
+    let path = format!("/api/rooms/{room}/events");
+    assert_eq!(tests::http::get(&serve.addr(), &path).0, 403);
+    assert_eq!(tests::http::get(&serve.addr(), &format!("{path}?token={token}")).0, 200);
+    let bearer = reqwest::Client::new()
+        .get(format!("http://{}{path}", serve.addr()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+    let other = tests::chanshare::create_room(
+        &serve.addr(),
+        &json!({"title": "other", "source": {"urls": ["https://example.com/a.webm"]}}),
+    );
+    let foreign = other["host_token"].as_str().unwrap();
+    assert_eq!(tests::http::get(&serve.addr(), &format!("{path}?token={foreign}")).0, 403);
+}

@@ -173,3 +173,32 @@ fn room_id_validation() {
         assert!(RoomId::new(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn deleted_chat_is_redacted_and_nothing_else() {
+    let posted = |id: u64, text: &str| {
+        json::to_value(&Event::ChatPosted {
+            message: ChatMessage {
+                id: MessageId::nth(id),
+                member_id: MemberId::new("malice").unwrap(),
+                text: text.into(),
+                at_ms: 5,
+            },
+        })
+        .unwrap()
+    };
+    let deleted = |id: &str| id == "c2";
+    let mut commit = json!({"version": 3, "events": [posted(1, "kept"), posted(2, "gone"), json!({"type": "chat_deleted", "message_id": "c2"})]});
+    json::redact_commit(&mut commit, &deleted);
+    assert_eq!(
+        commit["events"][0]["message"],
+        json!({"id": "c1", "member_id": "malice", "text": "kept", "at_ms": 5})
+    );
+    assert_eq!(
+        commit["events"][1]["message"],
+        json!({"id": "c2", "member_id": "malice", "text": "", "at_ms": 5, "deleted": true})
+    );
+    assert_eq!(commit["events"][2], json!({"type": "chat_deleted", "message_id": "c2"}));
+    let mut other = json!({"type": "chat_deleted", "message": {"id": "c2", "text": "x"}});
+    assert!(!json::redact_event(&mut other, &deleted));
+}

@@ -2,6 +2,6 @@ mod codec;
 mod decide;
 mod fixtures;
 mod json;
+mod limits;
 mod playback;
 mod props;
-mod limits;
