@@ -258,3 +258,16 @@ pub async fn gateway(
     };
     gateway::App::new(parts).await.context("failed to start the gateway")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::inbox_prefix;
+
+    #[test]
+    fn each_user_has_its_own_inbox_prefix() {
+        assert_eq!(inbox_prefix(Some("gateway")), "_INBOX_GATEWAY");
+        assert_eq!(inbox_prefix(Some("projectors")), "_INBOX_PROJECTORS");
+        assert_eq!(inbox_prefix(Some("ops.team *")), "_INBOX_OPS_TEAM__");
+        assert_eq!(inbox_prefix(None), "_INBOX");
+    }
+}

@@ -1,13 +1,15 @@
-//! The production topology on one machine (`./dev/cluster`): a smoke test, the NATS permissions,
-//! and replicas of each role killed under load.
+//! The production topology on one machine (`./dev/cluster`): a smoke test, the NATS permissions
+//! (also on one server with the production accounts), and replicas of each role killed under load.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::pull;
 use eventlog::EventLog;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tests::DevCluster;
+use tests::{DevCluster, NatsServer};
+use tokio::sync::mpsc;
 
 use crate::failover::{Load, assert_exactly_once, save_report, worst_pause};
 use crate::ws::{Seen, await_answers, command, connect_to, read_until, send, start, welcome};
@@ -97,6 +99,257 @@ async fn nats_permissions_keep_room_subjects_to_the_commands_role() {
     let js = async_nats::jetstream::new(cluster.client_as("admin").await);
     let stream = js.get_stream(eventlog::subjects::STREAM).await.unwrap();
     assert!(stream.delete_message(commits[0].seq).await.is_err(), "deny_delete");
+}
+
+/// The NATS users of the roles (accounts.conf); `admin` may do anything.
+const ROLE_USERS: [&str; 5] = ["commands", "gateway", "projectors", "content", "replay"];
+
+/// A client of `user`, and the errors the server sends it (permission violations).
+async fn watched(
+    nats: &NatsServer,
+    user: &str,
+) -> (async_nats::Client, mpsc::UnboundedReceiver<String>) {
+    let (errors, received) = mpsc::unbounded_channel();
+    let client = nats
+        .options_as(user)
+        .event_callback(move |event| {
+            let errors = errors.clone();
+            async move {
+                if let async_nats::Event::ServerError(error) = event {
+                    errors.send(error.to_string()).ok();
+                }
+            }
+        })
+        .connect(nats.url())
+        .await
+        .unwrap();
+    (client, received)
+}
+
+/// Each role's user reads replies only under its own inbox prefix (`_INBOX_GATEWAY`, ...): the
+/// answers to a gateway's room creations (host tokens) reach the gateway, and no other role's user
+/// may subscribe to its inbox, to NATS' default `_INBOX.>` or to any other role's inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_users_read_only_their_own_inbox() {
+    let nats = NatsServer::secured();
+    // A stand-in for the commands role answers room creations with a host token.
+    let commands = nats.client_as("commands").await;
+    let mut creations = commands.subscribe("chanshare.rooms.create").await.unwrap();
+    commands.flush().await.unwrap();
+    let responder = commands.clone();
+    tokio::spawn(async move {
+        while let Some(request) = creations.next().await {
+            if let Some(reply) = request.reply {
+                responder.publish(reply, "host-token".into()).await.unwrap();
+            }
+        }
+    });
+
+    let mut eavesdroppers = Vec::new();
+    for user in ROLE_USERS {
+        let (client, mut errors) = watched(&nats, user).await;
+        let mut forbidden = vec!["_INBOX.>".to_owned(), ">".to_owned()];
+        forbidden.extend(
+            ROLE_USERS
+                .iter()
+                .chain(&["admin"])
+                .filter(|other| **other != user)
+                .map(|other| format!("{}.>", tests::nats::inbox_prefix(other))),
+        );
+        let mut subscriptions = Vec::new();
+        for subject in &forbidden {
+            subscriptions.push(client.subscribe(subject.clone()).await.unwrap());
+        }
+        client.flush().await.unwrap();
+        let mut missing: Vec<String> = forbidden
+            .iter()
+            .map(|subject| format!("Permissions Violation for Subscription to \"{subject}\""))
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !missing.is_empty() {
+            let error = tokio::time::timeout_at(deadline, errors.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{user} was allowed to subscribe: {missing:?}"))
+                .unwrap();
+            missing.retain(|refusal| !error.contains(refusal.as_str()));
+        }
+        // Its own inbox works: the JetStream API answers it there.
+        let js = async_nats::jetstream::new(client.clone());
+        js.query_account().await.unwrap_or_else(|e| panic!("{user} got no JetStream answer: {e}"));
+        eavesdroppers.push((user, client, subscriptions));
+    }
+
+    let gateway = nats.client_as("gateway").await;
+    let answer = gateway.request("chanshare.rooms.create", "{}".into()).await.unwrap();
+    assert_eq!(answer.payload, "host-token");
+    for (user, _client, subscriptions) in &mut eavesdroppers {
+        for subscription in subscriptions.iter_mut() {
+            let read = tokio::time::timeout(Duration::from_millis(200), subscription.next()).await;
+            assert!(read.is_err(), "{user} read {read:?}");
+        }
+    }
+}
+
+/// Whether a raw JetStream API request reached the projectors' consumer: an answer that is not
+/// an error and not about a consumer of another name (refused: no answer, for a subject the user
+/// may not publish to, or an error answer).
+async fn reaches_projector(client: &async_nats::Client, subject: &str, body: &Value) -> bool {
+    let request = client.request(subject.to_owned(), body.to_string().into());
+    match tokio::time::timeout(Duration::from_secs(2), request).await {
+        Ok(Ok(answer)) => {
+            let answer: Value = serde_json::from_slice(&answer.payload).unwrap_or(Value::Null);
+            answer.get("error").is_none() && answer.get("name").is_none_or(|name| name == DURABLE)
+        }
+        _ => false,
+    }
+}
+
+const DURABLE: &str = "chanshare-projector";
+
+/// A changed definition of the projectors' consumer (it would hold them to one commit at a time),
+/// as a create request; `durable`: named as a durable, else by `name` alone.
+fn forged(durable: bool) -> Value {
+    let mut config = json!({
+        "name": DURABLE,
+        "description": "forged",
+        "ack_policy": "explicit",
+        "filter_subject": "chanshare.room.*",
+        "max_ack_pending": 1,
+    });
+    if durable {
+        config["durable_name"] = json!(DURABLE);
+    }
+    json!({"stream_name": eventlog::subjects::STREAM, "config": config})
+}
+
+/// A secured server with the room stream and the projectors' consumer as the roles make them, and
+/// a reader of that consumer's definition.
+async fn with_projector_consumer() -> (NatsServer, EventLog, async_nats::jetstream::stream::Stream)
+{
+    let nats = NatsServer::secured();
+    EventLog::connect(nats.client_as("commands").await, 1).await.unwrap();
+    let projectors = EventLog::open(nats.client_as("projectors").await).await.unwrap();
+    projectors.durable(eventlog::consumer::PROJECTOR).await.unwrap();
+    let admin = async_nats::jetstream::new(nats.client_as("admin").await);
+    let stream = admin.get_stream(eventlog::subjects::STREAM).await.unwrap();
+    (nats, projectors, stream)
+}
+
+async fn definition(stream: &async_nats::jetstream::stream::Stream) -> Value {
+    let info = stream.consumer_info(DURABLE).await.unwrap();
+    serde_json::to_value(info.config).unwrap()
+}
+
+/// Only the projectors' user (and admin) may delete, change or pull from the projectors' durable
+/// consumer `chanshare-projector`; every role's user still makes and deletes its own consumers (the
+/// log's ordered reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_projectors_user_may_change_the_projector_consumer() {
+    let (nats, projectors, admin_stream) = with_projector_consumer().await;
+    let stream_name = eventlog::subjects::STREAM;
+    let before = definition(&admin_stream).await;
+
+    let attempts: Vec<(String, Value)> = vec![
+        (format!("$JS.API.CONSUMER.DELETE.{stream_name}.{DURABLE}"), json!({})),
+        // How nats-server 2.9+ clients create and update a named consumer, with or without filter.
+        (format!("$JS.API.CONSUMER.CREATE.{stream_name}.{DURABLE}.chanshare.room.*"), forged(true)),
+        (format!("$JS.API.CONSUMER.CREATE.{stream_name}.{DURABLE}"), {
+            let mut update = forged(true);
+            update["action"] = json!("update");
+            update
+        }),
+        (format!("$JS.API.CONSUMER.CREATE.{stream_name}.{DURABLE}"), forged(false)),
+        // The older durable create.
+        (format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream_name}.{DURABLE}"), forged(true)),
+        // Another consumer's subject with the projectors' name in the body (the server refuses
+        // it, or makes a consumer of the subject's name).
+        (format!("$JS.API.CONSUMER.CREATE.{stream_name}.other.chanshare.room.*"), forged(true)),
+        (format!("$JS.API.CONSUMER.CREATE.{stream_name}.other"), forged(false)),
+        // The subject ordered consumers are made with (the server names them), a durable in the
+        // body: the server refuses it (see the ignored test below for a name alone).
+        (format!("$JS.API.CONSUMER.CREATE.{stream_name}"), forged(true)),
+        // Pulling from it would take the projectors' deliveries.
+        (
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream_name}.{DURABLE}"),
+            json!({"batch": 1, "no_wait": true}),
+        ),
+    ];
+    let mut tries = Vec::new();
+    for user in ROLE_USERS.into_iter().filter(|user| *user != "projectors") {
+        let client = nats.client_as(user).await;
+        for (subject, body) in &attempts {
+            let client = client.clone();
+            tries.push(async move {
+                (user, subject.clone(), reaches_projector(&client, subject, body).await)
+            });
+        }
+    }
+    let allowed: Vec<(&str, String)> = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|(_, _, accepted)| *accepted)
+        .map(|(user, subject, _)| (user, subject))
+        .collect();
+    assert!(allowed.is_empty(), "allowed: {allowed:?}");
+    assert_eq!(definition(&admin_stream).await, before, "as the projectors made it");
+
+    // Every role's own consumers: ordered reads (named by the server, as the log makes them, or
+    // by the client) and a named consumer, each deleted again.
+    for user in ROLE_USERS {
+        let js = async_nats::jetstream::new(nats.client_as(user).await);
+        let stream = js.get_stream(stream_name).await.unwrap();
+        for name in [None, Some(format!("ordered-{user}"))] {
+            let ordered = stream
+                .create_consumer(pull::OrderedConfig {
+                    name,
+                    filter_subject: "chanshare.room.probe".to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{user} cannot read the log in order: {e}"));
+            let name = ordered.cached_info().name.clone();
+            stream.delete_consumer(&name).await.unwrap_or_else(|e| panic!("{user}: {e}"));
+        }
+        let named = format!("probe-{user}");
+        stream
+            .create_consumer(pull::Config {
+                name: Some(named.clone()),
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{user} cannot make a consumer: {e}"));
+        stream.delete_consumer(&named).await.unwrap_or_else(|e| panic!("{user}: {e}"));
+    }
+
+    // The projectors' user may update and delete it.
+    let client = nats.client_as("projectors").await;
+    let stream = async_nats::jetstream::new(client.clone()).get_stream(stream_name).await.unwrap();
+    let update = format!("$JS.API.CONSUMER.CREATE.{stream_name}.{DURABLE}.chanshare.room.*");
+    assert!(reaches_projector(&client, &update, &forged(true)).await, "projectors update");
+    assert_ne!(definition(&admin_stream).await, before);
+    stream.delete_consumer(DURABLE).await.unwrap();
+    projectors.durable(eventlog::consumer::PROJECTOR).await.unwrap();
+    assert_eq!(definition(&admin_stream).await, before);
+}
+
+/// The gap left: `$JS.API.CONSUMER.CREATE.CHANSHARE_ROOMS`, where the log makes its ordered
+/// consumers without a name (the server names them), takes a definition that names the
+/// projectors' consumer and replaces it (no longer durable). Subject permissions cannot see a
+/// request's body: once `eventlog` names its ordered consumers (they are then made on
+/// `CONSUMER.CREATE.CHANSHARE_ROOMS.<name>.<filter>`), accounts.conf drops that subject for
+/// every user but the projectors' and this test passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "eventlog's ordered consumers still need CONSUMER.CREATE.CHANSHARE_ROOMS (issue 18, item 11)"]
+async fn the_projector_consumer_cannot_be_replaced_on_the_unnamed_create_subject() {
+    let (nats, _projectors, admin_stream) = with_projector_consumer().await;
+    let before = definition(&admin_stream).await;
+    let subject = format!("$JS.API.CONSUMER.CREATE.{}", eventlog::subjects::STREAM);
+    for user in ROLE_USERS.into_iter().filter(|user| *user != "projectors") {
+        let client = nats.client_as(user).await;
+        assert!(!reaches_projector(&client, &subject, &forged(false)).await, "{user}");
+        assert_eq!(definition(&admin_stream).await, before, "{user}");
+    }
 }
 
 /// Commands flow at ~200/s from clients that retry with the same command id; one commands replica

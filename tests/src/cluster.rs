@@ -75,10 +75,7 @@ impl DevCluster {
         let urls: Vec<async_nats::ServerAddr> = (4222..=4224)
             .map(|p| format!("nats://{}", self.addr(p)).parse().expect("url"))
             .collect();
-        async_nats::ConnectOptions::with_user_and_password(user.to_owned(), password(user))
-            .connect(urls)
-            .await
-            .expect("connect to the dev cluster")
+        crate::nats::options_as(user).connect(urls).await.expect("connect to the dev cluster")
     }
 
     /// The Redis URL.

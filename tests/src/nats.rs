@@ -19,24 +19,39 @@ pub struct NatsServer {
     dir: TempDir,
 }
 
-/// A JetStream server on loopback `port` with its store in `dir`.
-fn args(port: u16, dir: &TempDir) -> Vec<String> {
+/// A JetStream server on loopback `port` with its store in `dir`, after the `config` arguments.
+fn args(config: &[String], port: &str, dir: &TempDir) -> Vec<String> {
     let store = dir.path().join("jetstream").display().to_string();
-    ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", &store].map(str::to_owned).to_vec()
+    let mut args = config.to_vec();
+    args.extend(["-js", "-a", "127.0.0.1", "-p", port, "-sd", &store].map(str::to_owned));
+    args
 }
 
 impl NatsServer {
     /// Starts a standalone server on a port it picks itself (`-p -1`, read back from its ports
-    /// file: no race with another test for a "free" port); restarts keep that port.
+    /// file: no race with another test for a "free" port); restarts keep that port. No accounts:
+    /// every client may do anything.
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// Starts a standalone server like [`NatsServer::start`] with the production accounts and
+    /// permissions (`infra/jetstream/nats.conf`, which includes `accounts.conf`): connect with
+    /// [`NatsServer::client_as`].
+    pub fn secured() -> NatsServer {
+        let config =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/jetstream/nats.conf");
+        NatsServer::start_with(&["-c".to_owned(), config.display().to_string()])
+    }
+
+    fn start_with(config: &[String]) -> NatsServer {
         let dir = tempfile::tempdir().expect("create nats temp dir");
-        let mut first = args(0, &dir);
-        first[4] = "-1".to_owned();
+        let mut first = args(config, "-1", &dir);
         first.extend(["--ports_file_dir".to_owned(), dir.path().display().to_string()]);
         let mut server = NatsServer { guard: None, port: 0, args: first, dir };
         let mut guard = server.spawn();
         server.port = ports_file_port(server.dir.path(), &mut guard.child);
-        server.args = args(server.port, &server.dir);
+        server.args = args(config, &server.port.to_string(), &server.dir);
         server.guard = Some(guard);
         server
     }
@@ -44,6 +59,21 @@ impl NatsServer {
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// `nats://<user>:<password>@127.0.0.1:<port>` (what `CHANSHARE_NATS_URL` takes).
+    pub fn url_as(&self, user: &str) -> String {
+        format!("nats://{user}:{}@127.0.0.1:{}", password(user), self.port)
+    }
+
+    /// How a client of `user` connects (to [`NatsServer::url`]): its credentials and inbox prefix.
+    pub fn options_as(&self, user: &str) -> async_nats::ConnectOptions {
+        options_as(user)
+    }
+
+    /// A connected client of `user` (a [`NatsServer::secured`] server).
+    pub async fn client_as(&self, user: &str) -> async_nats::Client {
+        options_as(user).connect(self.url()).await.expect("connect to nats-server")
     }
 
     /// The process id while it runs.
@@ -147,6 +177,22 @@ pub fn password(user: &str) -> String {
     format!("{user}-test-password")
 }
 
+/// The inbox prefix of `user`: replies to it arrive under `_INBOX_<USER>.`, the only inbox
+/// accounts.conf lets that user read (the rule of `stack::roles`, which the roles connect with).
+pub fn inbox_prefix(user: &str) -> String {
+    let user: String = user
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    format!("_INBOX_{user}")
+}
+
+/// A client of `user`: its credentials and its own inbox prefix.
+pub fn options_as(user: &str) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::with_user_and_password(user.to_owned(), password(user))
+        .custom_inbox_prefix(inbox_prefix(user))
+}
+
 /// Three clustered nats-servers with JetStream, configured by the production files
 /// `infra/jetstream/cluster/n*.conf` (accounts, permissions, limits) on free loopback ports.
 #[derive(Debug)]
@@ -216,10 +262,7 @@ impl NatsCluster {
     pub async fn client_as(&self, user: &str) -> async_nats::Client {
         let urls: Vec<async_nats::ServerAddr> =
             self.urls_as(user).split(',').map(|url| url.parse().expect("server addr")).collect();
-        async_nats::ConnectOptions::with_user_and_password(user.to_owned(), password(user))
-            .connect(urls)
-            .await
-            .expect("connect to the nats cluster")
+        options_as(user).connect(urls).await.expect("connect to the nats cluster")
     }
 
     /// An unrestricted (`admin`) client that knows every node.
