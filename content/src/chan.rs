@@ -173,7 +173,11 @@ fn shorten(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_owned();
     }
-    let keep = max_chars.saturating_sub(1);
+    if max_chars == 0 {
+        // No room even for the ellipsis (found by `props::html_titles_are_bounded`).
+        return String::new();
+    }
+    let keep = max_chars - 1;
     let Some((cut, next)) = text.char_indices().nth(keep) else {
         return text.to_owned();
     };

@@ -199,3 +199,6 @@ async fn watch(content: &Content, payload: &[u8]) -> WatchReply {
         Err(error) => WatchReply::Error { message: error.to_string() },
     }
 }
+
+#[cfg(test)]
+mod props;

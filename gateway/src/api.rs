@@ -451,7 +451,7 @@ async fn events(
     if !state.settings.listed {
         let token = page.token.as_deref().or_else(|| bearer(&headers));
         let now_s = crate::now_ms() / 1000;
-        if !token.is_some_and(|token| app.inner.signer.verify(token, &room, now_s).is_ok()) {
+        if token.is_none_or(|token| app.inner.signer.verify(token, &room, now_s).is_err()) {
             return Err(ApiError::new(
                 ErrorKind::Forbidden,
                 "the history of an unlisted room is for its members: pass a member token",

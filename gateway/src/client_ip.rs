@@ -157,4 +157,26 @@ mod tests {
         assert_eq!("".parse::<TrustedProxies>(), Ok(TrustedProxies::default()));
         assert_eq!(" , ".parse::<TrustedProxies>(), Ok(TrustedProxies::default()));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_forwarded_chain_gives_the_peer_or_an_address_it_names(
+            chain in proptest::collection::vec(".{0,60}", 0..4),
+            proxies in ".{0,80}",
+        ) {
+            let peer: IpAddr = "10.0.0.1".parse().unwrap();
+            let trusted: TrustedProxies = match proxies.parse() {
+                Ok(trusted) => trusted,
+                Err(_) => "10.0.0.0/8".parse().unwrap(),
+            };
+            let client = trusted.client_ip(peer, chain.iter().map(String::as_str));
+            let named = chain.iter().any(|value| value.contains(&client.to_string()));
+            proptest::prop_assert!(client == peer || named, "{client} from {chain:?}");
+        }
+
+        #[test]
+        fn any_client_text_frame_parses_or_is_refused(text in ".{0,200}") {
+            serde_json::from_str::<crate::frames::ClientFrame>(&text).ok();
+        }
+    }
 }

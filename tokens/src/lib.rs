@@ -203,4 +203,28 @@ mod tests {
             assert_eq!(signer.verify(&token, room, now), Err(expected), "{token:.40}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_refused_or_verified_never_a_panic(token in ".{0,300}", now in proptest::prelude::any::<u64>()) {
+            let signer = Signer::new(b"a key of at least thirty-two bytes!!");
+            let room = RoomId::new("some-room").unwrap();
+            proptest::prop_assert!(signer.verify(&token, &room, now).is_err());
+        }
+
+        #[test]
+        fn issued_tokens_verify_until_they_expire(member in "m[a-z0-9]{12}", exp in 1u64..u64::MAX / 2, host in proptest::prelude::any::<bool>()) {
+            let signer = Signer::new(b"a key of at least thirty-two bytes!!");
+            let room = RoomId::new("some-room").unwrap();
+            let role = if host { TokenRole::Host } else { TokenRole::Member };
+            let claims = Claims { room: room.clone(), member: MemberId::new(member).unwrap(), role, exp };
+            let token = signer.issue(&claims);
+            proptest::prop_assert_eq!(signer.verify(&token, &room, exp - 1), Ok(claims));
+            proptest::prop_assert!(signer.verify(&token, &room, exp).is_err());
+            let other = RoomId::new("other-room").unwrap();
+            proptest::prop_assert!(signer.verify(&token, &other, exp - 1).is_err());
+            let forged = Signer::new(b"another key, also thirty-two bytes");
+            proptest::prop_assert!(forged.verify(&token, &room, exp - 1).is_err());
+        }
+    }
 }

@@ -52,6 +52,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
+    fn any_bytes_decode_to_a_commit_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        if let Ok(commit) = codec::decode(&bytes) {
+            // What decodes encodes back to the same commit.
+            let again = codec::decode(&codec::encode(&commit).unwrap()).unwrap();
+            prop_assert_eq!(again, commit);
+        }
+    }
+
+    #[test]
+    fn any_text_parses_to_a_command_or_an_error(text in ".{0,200}") {
+        json::from_str::<Command>(&text).ok();
+    }
+
+    #[test]
     fn accepted_commands_keep_invariants(steps in prop::collection::vec((actor(), command(), 0..5000u64), 1..120)) {
         let mut state = RoomState::default();
         let mut log: Vec<Commit> = Vec::new();
