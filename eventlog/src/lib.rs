@@ -414,6 +414,10 @@ impl EventLog {
         let consumer = self
             .stream
             .create_consumer(OrderedConfig {
+                // Named, so it is made on `CONSUMER.CREATE.<stream>.<name>.<filter>`: the
+                // unnamed create subject (whose body could name and replace the projectors'
+                // durable consumer) is denied to every role but the projectors.
+                name: Some(format!("chanshare-read-{}", uuid::Uuid::new_v4().simple())),
                 filter_subject: filter,
                 deliver_policy,
                 ..Default::default()

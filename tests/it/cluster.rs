@@ -293,12 +293,13 @@ async fn only_the_projectors_user_may_change_the_projector_consumer() {
     assert!(allowed.is_empty(), "allowed: {allowed:?}");
     assert_eq!(definition(&admin_stream).await, before, "as the projectors made it");
 
-    // Every role's own consumers: ordered reads (named by the server, as the log makes them, or
-    // by the client) and a named consumer, each deleted again.
+    // Every role's own consumers: ordered reads (named, as the log makes them; unnamed only for
+    // the projectors, see below) and a named consumer, each deleted again.
     for user in ROLE_USERS {
         let js = async_nats::jetstream::new(nats.client_as(user).await);
         let stream = js.get_stream(stream_name).await.unwrap();
-        for name in [None, Some(format!("ordered-{user}"))] {
+        let unnamed = (user == "projectors").then_some(None);
+        for name in unnamed.into_iter().chain([Some(format!("ordered-{user}"))]) {
             let ordered = stream
                 .create_consumer(pull::OrderedConfig {
                     name,
@@ -333,14 +334,12 @@ async fn only_the_projectors_user_may_change_the_projector_consumer() {
     assert_eq!(definition(&admin_stream).await, before);
 }
 
-/// The gap left: `$JS.API.CONSUMER.CREATE.CHANSHARE_ROOMS`, where the log makes its ordered
-/// consumers without a name (the server names them), takes a definition that names the
-/// projectors' consumer and replaces it (no longer durable). Subject permissions cannot see a
-/// request's body: once `eventlog` names its ordered consumers (they are then made on
-/// `CONSUMER.CREATE.CHANSHARE_ROOMS.<name>.<filter>`), accounts.conf drops that subject for
-/// every user but the projectors' and this test passes.
+/// `$JS.API.CONSUMER.CREATE.CHANSHARE_ROOMS` (no consumer name in the subject) takes a definition
+/// that names the projectors' consumer and replaces it (no longer durable): subject permissions
+/// cannot see a request's body. `eventlog` names its ordered consumers (they are made on
+/// `CONSUMER.CREATE.CHANSHARE_ROOMS.<name>.<filter>`), so accounts.conf denies that subject to
+/// every user but the projectors'.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "eventlog's ordered consumers still need CONSUMER.CREATE.CHANSHARE_ROOMS (issue 18, item 11)"]
 async fn the_projector_consumer_cannot_be_replaced_on_the_unnamed_create_subject() {
     let (nats, _projectors, admin_stream) = with_projector_consumer().await;
     let before = definition(&admin_stream).await;
