@@ -69,6 +69,11 @@ pub struct Config {
     #[arg(long, env = "CHANSHARE_STREAM_MAX_BYTES")]
     pub stream_max_bytes: Option<u64>,
 
+    /// Seconds a closed room's read view stays in Redis (then it is folded from the room's
+    /// snapshot and the log when read).
+    #[arg(long, env = "CHANSHARE_CLOSED_VIEW_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub closed_view_ttl_secs: u64,
+
     /// Seconds a client has to send a request's headers (slowloris; silent connections too).
     #[arg(long, env = "CHANSHARE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub http_header_timeout_secs: u64,

@@ -182,7 +182,8 @@ pub async fn projector(
 ) -> anyhow::Result<projectors::Projector> {
     let metrics =
         projectors::Metrics::new(registry).context("failed to register projector metrics")?;
-    let views = views::Views::new(redis(config).await?);
+    let views = views::Views::new(redis(config).await?)
+        .with_closed_ttl(Duration::from_secs(config.closed_view_ttl_secs));
     projectors::Projector::new(client, log, views, metrics)
         .await
         .context("failed to open the projector consumer")

@@ -7,6 +7,7 @@ use eventlog::{EventLog, subjects};
 use events::RoomId;
 use futures::StreamExt;
 use projectors::Projector;
+use serde_json::{Value, json};
 use tests::{Chanshare, NatsServer, RedisServer};
 use tokio::sync::oneshot;
 use views::{Loaded, Projection, Views};
@@ -303,4 +304,130 @@ async fn lobby_pages_through_ties_and_bounds_a_search() {
     let titles: Vec<_> = page.rooms.iter().map(|r| r.title.as_str()).collect();
     assert_eq!(titles, ["room 2099", "room 2098", "room 2097"]);
     assert!(page.next.is_some());
+}
+
+/// Redis memory of `redis` in use (bytes, `INFO memory`).
+async fn redis_memory(redis: &mut redis::aio::ConnectionManager) -> u64 {
+    let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await.unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// Redis does not grow forever (issue 18, item 3): 2 000 rooms are created, used and closed; once
+/// their views' time is up Redis holds about what it held before, and every room is still
+/// readable, folded from its snapshot and the log, through the API and `replay`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_rooms_leave_redis_and_stay_readable() {
+    const ROOMS: usize = 2000;
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let server = Chanshare::serve(
+        &nats,
+        &redis,
+        &[
+            ("CHANSHARE_CLOSED_VIEW_TTL_SECS", "2".to_owned()),
+            ("CHANSHARE_CREATIONS_PER_MINUTE", "1000000".to_owned()),
+            ("CHANSHARE_REAP_INTERVAL_MS", "500".to_owned()),
+        ],
+    );
+    let addr = server.addr();
+    let mut conn =
+        redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
+    // One room made and closed first, so that what every room leaves behind for good (scripts,
+    // the projectors' bookkeeping) is in the baseline.
+    let create = |n: usize| {
+        let addr = addr.clone();
+        async move {
+            let body = json!({"title": format!("room {n}"), "source": {"urls": ["https://example.com/a.webm"]}});
+            let created =
+                tokio::task::spawn_blocking(move || tests::chanshare::create_room(&addr, &body))
+                    .await
+                    .unwrap();
+            (
+                created["room_id"].as_str().unwrap().to_owned(),
+                created["member_id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let use_and_close = |room: String, host: String| {
+        let nats = &nats;
+        async move {
+            crate::replay::command(nats, &room, &host, json!({"type": "chat", "text": "hello"}))
+                .await;
+            crate::replay::command(nats, &room, &host, json!({"type": "close"})).await;
+        }
+    };
+    let (room, host) = create(0).await;
+    use_and_close(room, host).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = redis_memory(&mut conn).await;
+
+    let rooms: Vec<(String, String)> =
+        futures::stream::iter(1..=ROOMS).map(create).buffer_unordered(16).collect().await;
+    let grown = redis_memory(&mut conn).await;
+    futures::stream::iter(rooms.iter().cloned())
+        .map(|(room, host)| use_and_close(room, host))
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let views_left = |mut conn: redis::aio::ConnectionManager| async move {
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg("chanshare:view:*").query_async(&mut conn).await.unwrap();
+        keys.len()
+    };
+    tests::eventually(
+        Duration::from_secs(60),
+        "no views left, and redis back within 10 % of where it started",
+        || {
+            let mut conn = conn.clone();
+            async move {
+                views_left(conn.clone()).await == 0
+                    && redis_memory(&mut conn).await <= before + before / 10
+            }
+        },
+    )
+    .await;
+    let after = redis_memory(&mut conn).await;
+    assert!(grown > before + before / 10, "the rooms took memory at first: {before} -> {grown}");
+
+    // Every room, through the API (folded from its snapshot and the log).
+    let client = reqwest::Client::new();
+    let states: Vec<(u16, Value)> = futures::stream::iter(rooms.iter())
+        .map(|(room, _)| {
+            let client = client.clone();
+            let url = format!("http://{addr}/api/rooms/{room}");
+            async move {
+                let response = client.get(url).send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, serde_json::from_slice(&response.bytes().await.unwrap()).unwrap())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (status, state) in &states {
+        assert_eq!(*status, 200, "{state}");
+        assert_eq!(state["closed"], true, "{state}");
+        assert_eq!(state["chat"][0]["text"], "hello", "{state}");
+    }
+    // And through replay: every room listed closed, the log and the (remaining) views agree, and
+    // a sample folds.
+    let env = tests::chanshare::env(&nats, &redis, tests::chanshare::SECRET);
+    let listed = tests::chanshare::replay(&env, &["rooms", "--json"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for (room, _) in &rooms {
+        assert!(listed.contains(room.as_str()), "{room} not in replay rooms");
+    }
+    let verify = tests::chanshare::replay(&env, &["verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    for (room, _) in rooms.iter().step_by(ROOMS / 10) {
+        let state = tests::chanshare::replay(&env, &["state", room]);
+        assert!(state.status.success(), "{}", String::from_utf8_lossy(&state.stderr));
+    }
+    assert!(
+        after <= before + before / 10,
+        "{before} before, {grown} with {ROOMS} rooms, {after} after"
+    );
 }

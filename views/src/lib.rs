@@ -131,7 +131,12 @@ pub struct StoredState {
 pub struct Views {
     redis: ConnectionManager,
     store: redis::Script,
+    closed_ttl: std::time::Duration,
 }
+
+/// How long a closed room's view stays in Redis by default: readers fold it from the room's
+/// snapshot and the log once it is gone (views are a cache, invariant 3).
+pub const CLOSED_VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl std::fmt::Debug for Views {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,7 +147,17 @@ impl std::fmt::Debug for Views {
 impl Views {
     /// Views in `redis`.
     pub fn new(redis: ConnectionManager) -> Self {
-        Self { redis, store: redis::Script::new(include_str!("store.lua")) }
+        Self {
+            redis,
+            store: redis::Script::new(include_str!("store.lua")),
+            closed_ttl: CLOSED_VIEW_TTL,
+        }
+    }
+
+    /// Closed rooms' views leave Redis `ttl` after their last write (at least a millisecond).
+    pub fn with_closed_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.closed_ttl = ttl.max(std::time::Duration::from_millis(1));
+        self
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -195,6 +210,11 @@ impl Views {
             .arg(rendered.lobby.unwrap_or_default())
             .arg(room.as_str())
             .arg(projection.state.updated_ms)
+            .arg(if projection.state.closed.is_some() {
+                self.closed_ttl.as_millis() as u64
+            } else {
+                0
+            })
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match (written, reason.as_str()) {

@@ -1,7 +1,8 @@
 -- Writes a room's view fields if the version check passes, atomically.
 -- KEYS: 1 view hash, 2 lobby zset, 3 applied-seq watermark, 4 epoch marker
 -- ARGV: 1 mode ("exact": current must be version-1; "newer": current must be below version),
---       2 version, 3 seq, 4 fold, 5 view, 6 lobby json ("" = not in lobby), 7 room id, 8 updated_ms
+--       2 version, 3 seq, 4 fold, 5 view, 6 lobby json ("" = not in lobby), 7 room id, 8 updated_ms,
+--       9 ms the view may stay once written (0: no limit; closed rooms' views leave Redis)
 -- Returns {written (0/1), current version before the call, reason}
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return {0, 0, 'no_epoch'}
@@ -20,6 +21,9 @@ redis.call('HSET', KEYS[1], 'version', ARGV[2], 'seq', ARGV[3], 'fold', ARGV[4],
   'lobby', ARGV[6])
 -- Views written before fold format 3 carried fields nothing read.
 redis.call('HDEL', KEYS[1], 'members', 'chat')
+if tonumber(ARGV[9]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[9])
+end
 if ARGV[6] == '' then
   redis.call('ZREM', KEYS[2], ARGV[7])
 else
