@@ -34,6 +34,28 @@ pub(crate) async fn connect(server: SocketAddr, from: IpAddr, path: &str) -> any
     Ok(ws)
 }
 
+/// Opens `ws://{server}{path}` as client address `forwarded` behind a trusted proxy
+/// (`X-Forwarded-For`); the HTTP status when the upgrade is refused.
+pub(crate) async fn connect_as(
+    server: SocketAddr,
+    forwarded: &str,
+    path: &str,
+) -> anyhow::Result<Result<Ws, u16>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let stream = TcpStream::connect(server).await.with_context(|| format!("connect {server}"))?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let mut request = format!("ws://{server}{path}").into_client_request()?;
+    request.headers_mut().insert("x-forwarded-for", forwarded.parse()?);
+    match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+        Ok((ws, _)) => Ok(Ok(ws)),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Ok(Err(response.status().as_u16()))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The next text frame of a socket (or its read half); an error when the socket closes or
 /// nothing comes within 30 s.
 pub(crate) async fn next_text<S>(ws: &mut S) -> anyhow::Result<String>

@@ -17,6 +17,7 @@ mod client;
 mod history;
 mod report;
 mod scenarios;
+mod soak;
 mod stack;
 
 use std::path::PathBuf;
@@ -42,6 +43,24 @@ enum Command {
         #[arg(long)]
         quick: bool,
         /// Where the JSON reports go.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
+    /// Sockets churning for a long time (not in CI): do memory, files, consumers or Redis grow?
+    Soak {
+        /// How long.
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Churning sockets.
+        #[arg(long, default_value_t = 2000)]
+        sockets: usize,
+        /// Rooms they churn over (one is replaced by a new one every sample).
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 60)]
+        sample_secs: u64,
+        /// Where the JSON report goes.
         #[arg(long, default_value = "bench/results")]
         out: PathBuf,
     },
@@ -85,6 +104,7 @@ pub(crate) enum Scenario {
     Join,
     Replay,
     Content,
+    Abuse,
 }
 
 /// Sizes are either the defaults or tiny (`--quick`).
@@ -107,6 +127,13 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Chatters { server, room, members, rate, seconds } => {
             let load = chatters::Load { server, room, members, rate, seconds };
             runtime.block_on(chatters::run(load))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Soak { minutes, sockets, rooms, sample_secs, out } => {
+            let soak = soak::Soak { minutes, sockets, rooms, sample_secs };
+            let report = runtime.block_on(soak::run(soak))?;
+            report.print();
+            report.save(&out, Size { quick: false })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Broadcast { nats, listen } => {

@@ -32,9 +32,15 @@ pub(crate) struct Room {
 impl Stack {
     /// Starts everything and waits until rooms can be created.
     pub(crate) async fn start() -> anyhow::Result<Stack> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Stack::start`] with `extra` settings (a later setting wins over the lifted limits).
+    pub(crate) async fn start_with(extra: &[(&'static str, &str)]) -> anyhow::Result<Stack> {
         let nats = NatsServer::start();
         let redis = RedisServer::start();
-        let env = env(&nats, &redis);
+        let mut env = env(&nats, &redis);
+        env.extend(extra.iter().map(|(key, value)| (*key, (*value).to_owned())));
         let commands = Chanshare::start("commands", &env);
         let projectors = Chanshare::start("projectors", &env);
         let gateway = Chanshare::start("gateway", &env);

@@ -32,7 +32,7 @@ fn every_scenario_runs_and_reports() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{scenario}: {e}"));
         serde_json::from_str(&text).unwrap()
     };
-    for scenario in ["connections", "fanout", "commands", "join", "replay", "content"] {
+    for scenario in ["connections", "fanout", "commands", "join", "replay", "content", "abuse"] {
         let report = report(scenario);
         assert_eq!(report["scenario"], scenario);
         assert!(!report["rows"].as_array().unwrap().is_empty(), "{scenario}: no rows");
@@ -54,6 +54,11 @@ fn every_scenario_runs_and_reports() {
         .find(|t| t["name"] == "upstream downloads for concurrent misses")
         .unwrap();
     assert_eq!(coalesced["measured"], 1.0, "concurrent misses downloaded more than once");
+    // Under the flood, nothing of the honest clients' was refused.
+    let abuse = report("abuse");
+    for row in abuse["rows"].as_array().unwrap() {
+        assert_eq!(row["honest refused"], "0", "{row}");
+    }
     let connections = &report("connections")["rows"][0];
     assert_eq!(connections["sockets"], "200", "every socket was opened and welcomed");
 }

@@ -1,5 +1,6 @@
 //! One module per scenario; each returns its [`Report`].
 
+mod abuse;
 mod commands;
 mod connections;
 mod content;
@@ -19,5 +20,6 @@ pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report
         Scenario::Join => join::run(size).await,
         Scenario::Replay => replay::run(size).await,
         Scenario::Content => content::run(size).await,
+        Scenario::Abuse => abuse::run(size).await,
     }
 }
