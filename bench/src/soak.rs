@@ -174,7 +174,7 @@ async fn churn(
             rooms[(n + round) % rooms.len()].id.to_string()
         };
         let query = match &token {
-            Some((for_room, token)) if *for_room == room && round % 3 == 0 => {
+            Some((for_room, token)) if *for_room == room && round.is_multiple_of(3) => {
                 format!("token={token}")
             }
             _ => format!("name=s{n}"),
@@ -231,7 +231,7 @@ async fn churn(
             i += 1;
         }
         // Every other time a clean close; else the connection is just dropped.
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             ws.close(None).await.ok();
         }
     }
