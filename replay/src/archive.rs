@@ -48,21 +48,21 @@ const SCHEMA: &str = "message chanshare_event {
 /// One event.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    room_id: String,
-    version: u64,
-    stream_seq: u64,
-    at: String,
+    pub(crate) room_id: String,
+    pub(crate) version: u64,
+    pub(crate) stream_seq: u64,
+    pub(crate) at: String,
     #[serde(skip)]
-    at_ms: u64,
-    actor: String,
-    command_id: String,
-    event_index: u32,
-    event_type: &'static str,
-    event: serde_json::Value,
+    pub(crate) at_ms: u64,
+    pub(crate) actor: String,
+    pub(crate) command_id: String,
+    pub(crate) event_index: u32,
+    pub(crate) event_type: String,
+    pub(crate) event: serde_json::Value,
 }
 
 /// Chat messages deleted in the log, by room: their postings are exported as deleted.
-type Deleted = std::collections::HashSet<(events::RoomId, events::MessageId)>;
+pub(crate) type Deleted = std::collections::HashSet<(events::RoomId, events::MessageId)>;
 
 /// Every chat deletion in the log from stream sequence `from_seq` (a deletion always follows
 /// its posting, so these are all the deletions of messages this run exports).
@@ -94,7 +94,7 @@ fn rows<'a>(stored: &'a Stored, deleted: &'a Deleted) -> impl Iterator<Item = Ro
         actor: commit.actor.to_string(),
         command_id: commit.command_id.to_string(),
         event_index: index as u32,
-        event_type: event.name(),
+        event_type: event.name().to_owned(),
         event: {
             let mut value = events::json::to_value(event).unwrap_or_default();
             events::json::redact_event(&mut value, &is_deleted);
@@ -106,7 +106,7 @@ fn rows<'a>(stored: &'a Stored, deleted: &'a Deleted) -> impl Iterator<Item = Ro
 /// Where the archive goes.
 #[derive(Debug)]
 pub struct Target {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     prefix: String,
 }
 
@@ -122,7 +122,7 @@ impl Target {
         Ok(Target { store, prefix: String::new() })
     }
 
-    fn path(&self, name: &str) -> Path {
+    pub(crate) fn path(&self, name: &str) -> Path {
         if self.prefix.is_empty() {
             Path::from(name)
         } else {
@@ -154,6 +154,10 @@ pub struct Report {
     /// archive has a hole there. Run exports more often than the stream's max age.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired: Option<(u64, u64)>,
+    /// Postings archived by an earlier run, deleted since, and redacted in their files now.
+    pub redacted: u64,
+    /// Such postings whose commit has left the log: their files could not be found.
+    pub unredacted: u64,
 }
 
 /// Exports the commits after the checkpoint (only events at or after `since`, if given).
@@ -185,6 +189,11 @@ pub async fn export(
     let bar = crate::inspect::progress("exporting");
     bar.set_length(last - checkpoint.last_seq);
     let deleted = deletions(log, checkpoint.last_seq + 1).await?;
+    // Messages archived by an earlier run and deleted since: their files are rewritten.
+    let (redacted, unredacted) =
+        crate::redact::earlier(log, target, format, &deleted, checkpoint.last_seq).await?;
+    report.redacted = redacted;
+    report.unredacted = unredacted;
     let mut commits = log.read_all(checkpoint.last_seq + 1).await?;
     let mut batch: Vec<Row> = Vec::new();
     let mut batch_last = checkpoint.last_seq;
@@ -267,7 +276,7 @@ async fn write_batch(
     Ok(days.len() as u64)
 }
 
-fn parquet_file(rows: &[&Row]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn parquet_file(rows: &[&Row]) -> anyhow::Result<Vec<u8>> {
     let schema = Arc::new(parquet::schema::parser::parse_message_type(SCHEMA)?);
     let properties =
         Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());

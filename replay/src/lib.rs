@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod inspect;
+mod redact;
 pub mod verify;
 
 use std::io::Write as _;

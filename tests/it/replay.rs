@@ -227,6 +227,23 @@ async fn fill(log: &EventLog, rooms: &[RoomId], commits: u64, events: usize) {
     }
 }
 
+/// Every `event` of a Parquet archive, read back by DuckDB, one per line.
+fn read_events(root: &std::path::Path) -> String {
+    let python = std::env::var_os("CHANSHARE_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/chanshare"))
+        })
+        .unwrap()
+        .join("venv/bin/python");
+    let script = "import duckdb, sys\n\
+        for (event,) in duckdb.sql(f\"select event from read_parquet('{sys.argv[1]}/**/*.parquet')\").fetchall():\n    print(event)";
+    let output =
+        Command::new(python).arg("-c").arg(script).arg(root).output().expect("python with duckdb");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
 fn read_archive(root: &std::path::Path) -> Value {
     let python = std::env::var_os("CHANSHARE_CACHE")
         .map(std::path::PathBuf::from)
@@ -401,6 +418,41 @@ async fn deleted_chat_is_redacted_in_every_history_and_unlisted_history_needs_a_
     }
     assert!(exported.contains("more words") && !exported.contains("secret"), "{exported}");
     assert!(exported.contains(r#""deleted":true"#), "{exported}");
+
+    // A message archived, then deleted: the next export rewrites the file that holds it.
+    command(&nats, &room, &host, json!({"type": "chat", "text": "soon gone"})).await;
+    let (ndjson, parquet) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let export = |dir: &tempfile::TempDir, format: &str| {
+        let to = dir.path().to_str().unwrap().to_owned();
+        let output = replay(&env, &["export", "--to", &to, "--format", format, "--json"]);
+        serde_json::from_str::<Value>(&stdout(&output)).unwrap()
+    };
+    export(&ndjson, "ndjson");
+    export(&parquet, "parquet");
+    command(&nats, &room, &host, json!({"type": "delete_chat", "message_id": "c4"})).await;
+    for (dir, format) in [(&ndjson, "ndjson"), (&parquet, "parquet")] {
+        let report = export(dir, format);
+        assert_eq!(
+            (&report["redacted"], &report["unredacted"]),
+            (&json!(1), &json!(0)),
+            "{format}: {report}"
+        );
+    }
+    let mut rows = String::new();
+    for day in std::fs::read_dir(ndjson.path()).unwrap() {
+        let day = day.unwrap().path();
+        if day.is_dir() {
+            for file in std::fs::read_dir(day).unwrap() {
+                rows.push_str(&std::fs::read_to_string(file.unwrap().path()).unwrap());
+            }
+        }
+    }
+    assert!(!rows.contains("soon gone") && rows.contains("more words"), "{rows}");
+    let parquet_rows = read_events(parquet.path());
+    assert!(
+        !parquet_rows.contains("soon gone") && parquet_rows.contains("more words"),
+        "{parquet_rows}"
+    );
 
     // Unlisted: members only.
     command(&nats, &room, &host, json!({"type": "set_listed", "listed": false})).await;
