@@ -60,9 +60,14 @@ impl Stack {
     /// applied every one, so that a measurement does not start while the system still works
     /// through a backlog (2 000 joins, or the leaves of the sockets of the previous run).
     pub(crate) async fn settle(&self) -> anyhow::Result<()> {
+        self.settle_within(Duration::from_secs(60)).await
+    }
+
+    /// [`Stack::settle`], waiting up to `limit`.
+    pub(crate) async fn settle_within(&self, limit: Duration) -> anyhow::Result<()> {
         let log = eventlog::EventLog::open(self.client.clone()).await?;
         let durable = log.durable(eventlog::consumer::PROJECTOR).await?;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + limit;
         let mut last = (log.last_seq().await?, Instant::now());
         loop {
             let seq = log.last_seq().await?;
@@ -74,7 +79,7 @@ impl Stack {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("the log did not settle within 60 s");
+                bail!("the log did not settle within {limit:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
