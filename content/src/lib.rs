@@ -15,9 +15,12 @@
 //! - [`range`]: the Range header (pure).
 //! - [`upstream`]: the rate-limited HTTP client.
 //! - [`resolver`]: threads into items, cached in Redis.
-//! - [`media`]: the cache's HTTP handler, single-flight misses, verification.
+//! - [`media`]: the cache's HTTP handler, single-flight misses in their own tasks, the download
+//!   queue, verification.
+//! - [`budget`]: the cache's byte budget, an LRU index in Redis shared by replicas.
 //! - [`watcher`]: following live threads.
 
+pub mod budget;
 pub mod chan;
 pub mod media;
 pub mod metrics;
@@ -36,7 +39,7 @@ use protocol::{ResolveReply, ResolveRequest, WatchReply, WatchRequest, subjects}
 use redis::aio::ConnectionManager;
 use tracing::{info, warn};
 
-pub use media::Media;
+pub use media::{Media, MediaLimits};
 pub use metrics::Metrics;
 pub use resolver::{ResolveError, Resolver};
 

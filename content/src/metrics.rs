@@ -13,6 +13,12 @@ pub struct Metrics {
     pub stored_bytes: IntCounter,
     /// Bytes served to clients.
     pub served_bytes: IntCounter,
+    /// Objects evicted from the store to keep it within its byte budget.
+    pub evictions: IntCounter,
+    /// Bytes evicted from the store.
+    pub evicted_bytes: IntCounter,
+    /// Misses refused because this replica's download queue was full.
+    pub downloads_refused: IntCounter,
     /// Upstream media answers by status.
     pub upstream: IntCounterVec,
     /// Upstream API answers by status.
@@ -41,6 +47,18 @@ impl Metrics {
                 "chanshare_media_served_bytes_total",
                 "Media bytes served",
             )?,
+            evictions: IntCounter::new(
+                "chanshare_media_evictions_total",
+                "Media objects evicted to keep the cache within its byte budget",
+            )?,
+            evicted_bytes: IntCounter::new(
+                "chanshare_media_evicted_bytes_total",
+                "Media bytes evicted to keep the cache within its byte budget",
+            )?,
+            downloads_refused: IntCounter::new(
+                "chanshare_media_downloads_refused_total",
+                "Media misses refused (503) because the download queue was full",
+            )?,
             upstream: IntCounterVec::new(
                 Opts::new("chanshare_upstream_requests_total", "Upstream media requests by status"),
                 &["status"],
@@ -63,6 +81,9 @@ impl Metrics {
         registry.register(Box::new(metrics.misses.clone()))?;
         registry.register(Box::new(metrics.stored_bytes.clone()))?;
         registry.register(Box::new(metrics.served_bytes.clone()))?;
+        registry.register(Box::new(metrics.evictions.clone()))?;
+        registry.register(Box::new(metrics.evicted_bytes.clone()))?;
+        registry.register(Box::new(metrics.downloads_refused.clone()))?;
         registry.register(Box::new(metrics.upstream.clone()))?;
         Ok(metrics)
     }

@@ -1,7 +1,7 @@
 //! Talking to 4chan: one API request per second across every replica (a GCRA limiter in
 //! Redis, on Redis' clock), a descriptive User-Agent, no Referer, timeouts, bounded retries with
-//! backoff on 429 and 5xx, and media downloads a couple at a time. Thread and board-list requests
-//! share the limiter.
+//! backoff on 429 and 5xx. Thread and board-list requests share the limiter; how many media
+//! downloads run at once is the media cache's to bound (`media::MediaLimits`).
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use reqwest::StatusCode;
-use tokio::sync::Semaphore;
 use tracing::debug;
 
 /// What a thread request returned.
@@ -46,7 +45,6 @@ pub struct Upstream {
     api: String,
     media: String,
     limiter: Limiter,
-    media_slots: Semaphore,
     metrics: Option<crate::Metrics>,
 }
 
@@ -72,7 +70,6 @@ impl Upstream {
             api: api.trim_end_matches('/').to_owned(),
             media: media.trim_end_matches('/').to_owned(),
             limiter: Limiter::new(redis),
-            media_slots: Semaphore::new(2),
             metrics: None,
         })
     }
@@ -171,12 +168,8 @@ impl Upstream {
     }
 
     /// Downloads `{media}/{key}` whole, refusing more than `max_bytes`. `Ok(None)` on 404.
+    /// Unbounded here: the media cache decides how many run at once.
     pub async fn media(&self, key: &str, max_bytes: u64) -> Result<Option<Bytes>, UpstreamError> {
-        let _slot = self
-            .media_slots
-            .acquire()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         let url = format!("{}/{key}", self.media);
         let mut last = UpstreamError::Unavailable("no attempt".into());
         for attempt in 0..ATTEMPTS {

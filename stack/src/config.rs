@@ -46,6 +46,20 @@ pub struct Config {
     #[arg(long, env = "CHANSHARE_MAX_THREAD_WATCHES", default_value_t = 500)]
     pub max_thread_watches: usize,
 
+    /// Byte budget of the media cache, shared by the content replicas: storing a download
+    /// evicts the least recently used files until it fits (default 10 GiB).
+    #[arg(long, env = "CHANSHARE_MEDIA_CACHE_BYTES", default_value_t = content::media::DEFAULT_CACHE_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub media_cache_bytes: u64,
+
+    /// Media downloads one content replica runs at once (4chan's CDN is asked politely).
+    #[arg(long, env = "CHANSHARE_MEDIA_DOWNLOADS", default_value_t = content::media::DEFAULT_DOWNLOADS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub media_downloads: usize,
+
+    /// Media downloads (of distinct files) one content replica lets wait for a slot; a miss
+    /// beyond them is answered 503 with `Retry-After`.
+    #[arg(long, env = "CHANSHARE_MEDIA_DOWNLOAD_QUEUE", default_value_t = content::media::DEFAULT_DOWNLOAD_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000))]
+    pub media_download_queue: usize,
+
     /// Key that signs member and host tokens (generated and stored under ./data in dev).
     #[arg(long, env = "CHANSHARE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
@@ -91,6 +105,16 @@ impl Config {
             replicas: self.stream_replicas,
             max_age: std::time::Duration::from_secs(self.stream_max_age_secs),
             max_bytes: self.stream_max_bytes,
+        }
+    }
+
+    /// The media cache's limits.
+    pub fn media_limits(&self) -> content::MediaLimits {
+        content::MediaLimits {
+            cache_bytes: self.media_cache_bytes,
+            downloads: self.media_downloads,
+            queue: self.media_download_queue,
+            ..content::MediaLimits::default()
         }
     }
 

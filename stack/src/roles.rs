@@ -208,7 +208,8 @@ pub async fn content(
     Ok(content::Content {
         resolver: content::Resolver::new(upstream.clone(), redis.clone())
             .worksafe_only(config.worksafe_only),
-        media: content::Media::new(store, upstream, redis.clone(), metrics),
+        media: content::Media::new(store, upstream, redis.clone(), metrics)
+            .with_limits(config.media_limits()),
         redis,
         watch_tick: Duration::from_secs(1),
         watch_ids: signer(config)?.id_namespace("watcher"),

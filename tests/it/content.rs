@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use content::{Content, Media, Resolver};
+use content::{Content, Media, MediaLimits, Resolver};
 use md5::{Digest, Md5};
 use object_store::ObjectStore;
 use tests::chan::fixtures_dir;
@@ -66,6 +66,28 @@ impl Replica {
         store: Arc<dyn ObjectStore>,
         worksafe_only: bool,
     ) -> Replica {
+        Replica::launch(nats, redis, fixture, store, worksafe_only, MediaLimits::default()).await
+    }
+
+    /// A replica whose media cache keeps to `limits`.
+    async fn start_limited(
+        nats: &NatsServer,
+        redis: &RedisServer,
+        fixture: &ChanFixture,
+        store: Arc<dyn ObjectStore>,
+        limits: MediaLimits,
+    ) -> Replica {
+        Replica::launch(nats, redis, fixture, store, false, limits).await
+    }
+
+    async fn launch(
+        nats: &NatsServer,
+        redis: &RedisServer,
+        fixture: &ChanFixture,
+        store: Arc<dyn ObjectStore>,
+        worksafe_only: bool,
+        limits: MediaLimits,
+    ) -> Replica {
         let conn =
             redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
         let upstream = Arc::new(
@@ -77,7 +99,7 @@ impl Replica {
             .unwrap(),
         );
         let metrics = content::Metrics::new(&prometheus::Registry::new()).unwrap();
-        let media = Media::new(store, upstream.clone(), conn.clone(), metrics);
+        let media = Media::new(store, upstream.clone(), conn.clone(), metrics).with_limits(limits);
         let content = Content {
             resolver: Resolver::new(upstream, conn.clone()).worksafe_only(worksafe_only),
             media: media.clone(),
@@ -802,4 +824,282 @@ async fn thread_watches_are_capped() {
         redis::cmd("HLEN").arg("chanshare:watch").query_async(&mut conn).await.unwrap();
     assert_eq!(count, 2);
     commands.stop().await;
+}
+
+/// Redis as a test reads it.
+async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// The media cache's index in Redis: what it counts (bytes) and holds (keys, least recently used
+/// first).
+async fn cache_index(redis: &RedisServer) -> (u64, Vec<String>) {
+    let mut conn = redis_conn(redis).await;
+    let bytes: Option<u64> =
+        redis::cmd("GET").arg(content::budget::BYTES_KEY).query_async(&mut conn).await.unwrap();
+    let keys: Vec<String> = redis::cmd("ZRANGE")
+        .arg(content::budget::LRU_KEY)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    (bytes.unwrap_or(0), keys)
+}
+
+/// How many times the fixture CDN was asked for `file`.
+fn downloads_of(fixture: &ChanFixture, file: &str) -> usize {
+    fixture.media_requests().iter().filter(|p| p.ends_with(&format!("/{file}"))).count()
+}
+
+/// GETs `/media/wsg/{file}` and checks it is the fixture's file.
+async fn fetch_media(http: &reqwest::Client, base: &str, file: &str) {
+    let response = http.get(format!("{base}/media/wsg/{file}")).send().await.unwrap();
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(status, 200, "{file}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(body.as_ref(), &fixture_file(file)[..], "{file}");
+}
+
+/// With a budget of about two and a half files: A, B, A again, then C evicts B (the least
+/// recently used), not A; the index counts exactly what the store holds; B asked for again is
+/// fetched from upstream again (and evicts A, by then the least recently used).
+#[tokio::test]
+async fn the_media_cache_keeps_to_its_byte_budget() {
+    const A: &str = "1743100655000817.gif"; // 6456 bytes
+    const B: &str = "1743100700111222.jpg"; // 6842
+    const C: &str = "1743100437554012.mp4"; // 13735
+    const BUDGET: u64 = 21_000;
+    let size = |file: &str| fixture_file(file).len() as u64;
+    assert!(size(A) + size(B) + size(C) > BUDGET && size(A) + size(C) <= BUDGET);
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let limits =
+        MediaLimits { cache_bytes: BUDGET, touch_every: Duration::ZERO, ..MediaLimits::default() };
+    let replica = Replica::start_limited(&nats, &redis, &fixture, s3_store(&s3), limits).await;
+    resolve(&nats, "wsg", 5812345).await;
+    let http = reqwest::Client::new();
+    let stored = |file: &str| s3.root().join("media/wsg").join(file).is_file();
+
+    for file in [A, B, A, C] {
+        fetch_media(&http, &replica.base, file).await;
+    }
+    assert!(stored(A) && stored(C), "A (used again) and C are kept");
+    assert!(!stored(B), "B, the least recently used, is evicted");
+    let (bytes, keys) = cache_index(&redis).await;
+    assert_eq!(bytes, size(A) + size(C), "the index counts what the store holds");
+    assert!(bytes <= BUDGET);
+    assert_eq!(keys, [format!("wsg/{A}"), format!("wsg/{C}")]);
+    assert_eq!((downloads_of(&fixture, A), downloads_of(&fixture, B)), (1, 1));
+
+    // B again: a miss, fetched from upstream a second time; A is now the least recently used.
+    fetch_media(&http, &replica.base, B).await;
+    assert_eq!(downloads_of(&fixture, B), 2, "an evicted file is fetched again");
+    assert!(stored(B) && stored(C) && !stored(A));
+    let (bytes, keys) = cache_index(&redis).await;
+    assert_eq!(bytes, size(B) + size(C));
+    assert_eq!(keys, [format!("wsg/{C}"), format!("wsg/{B}")]);
+    replica.stop().await;
+}
+
+/// Two replicas filling a small cache at once (every file and thumbnail of the thread, each
+/// asked for through both): the index and the store agree, and the store keeps to the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_evicting_at_once_keep_the_budget() {
+    const BUDGET: u64 = 80_000;
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let limits = MediaLimits { cache_bytes: BUDGET, ..MediaLimits::default() };
+    let a = Replica::start_limited(&nats, &redis, &fixture, s3_store(&s3), limits).await;
+    let b = Replica::start_limited(&nats, &redis, &fixture, s3_store(&s3), limits).await;
+    let live = resolve(&nats, "wsg", 5812345).await;
+    let mut files = Vec::new();
+    for item in live["items"].as_array().unwrap() {
+        for url in [&item["url"], &item["thumb_url"]] {
+            files.push(url.as_str().unwrap().rsplit('/').next().unwrap().to_owned());
+        }
+    }
+    let total: u64 = files.iter().map(|f| fixture_file(f).len() as u64).sum();
+    assert!(total > BUDGET, "the thread does not fit: {total} bytes");
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = files
+        .iter()
+        .flat_map(|file| [(a.base.clone(), file.clone()), (b.base.clone(), file.clone())])
+        .map(|(base, file)| {
+            let http = http.clone();
+            tokio::spawn(async move { fetch_media(&http, &base, &file).await })
+        })
+        .collect();
+    for request in requests {
+        request.await.unwrap();
+    }
+    let (bytes, mut keys) = cache_index(&redis).await;
+    let mut held: Vec<String> = std::fs::read_dir(s3.root().join("media/wsg"))
+        .unwrap()
+        .map(|entry| format!("wsg/{}", entry.unwrap().file_name().to_string_lossy()))
+        .filter(|key| !key.contains(".s3s")) // s3s-fs's own bookkeeping, if any
+        .collect();
+    let held_bytes: u64 = held
+        .iter()
+        .map(|key| std::fs::metadata(s3.root().join("media").join(key)).unwrap().len())
+        .sum();
+    keys.sort();
+    held.sort();
+    assert_eq!(keys, held, "the index lists what the store holds");
+    assert_eq!(bytes, held_bytes, "and counts its bytes");
+    assert!(bytes <= BUDGET, "{bytes} bytes over the {BUDGET} budget");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// `chanshare content` with `CHANSHARE_MEDIA_CACHE_BYTES`: a second file that does not fit with
+/// the first evicts it.
+#[tokio::test]
+async fn the_content_role_keeps_its_media_budget() {
+    const A: &str = "1743100655000817.gif"; // 6456 bytes
+    const C: &str = "1743100437554012.mp4"; // 13735
+    let Servers { nats, redis, s3: _s3, fixture } = Servers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let content = Chanshare::start(
+        "content",
+        &[
+            ("CHANSHARE_NATS_URL", nats.url()),
+            ("CHANSHARE_REDIS_URL", redis.url()),
+            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
+            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
+            ("CHANSHARE_MEDIA_STORE", format!("file://{}", dir.path().display())),
+            ("CHANSHARE_MEDIA_CACHE_BYTES", "20000".to_owned()),
+        ],
+    );
+    wait_for_service(&nats, "chanshare-content").await;
+    assert_eq!(resolve(&nats, "wsg", 5812345).await["status"], "resolved");
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", content.addr());
+    fetch_media(&http, &base, A).await;
+    fetch_media(&http, &base, C).await;
+    let stored = |file: &str| dir.path().join("wsg").join(file).is_file();
+    assert!(stored(C) && !stored(A), "A is evicted to make room for C: {}", content.log());
+    assert_eq!(cache_index(&redis).await.0, fixture_file(C).len() as u64);
+}
+
+/// A client that goes away mid-download does not cancel it: the file is still stored and the
+/// lease released right after. A download that fails (its client gone too) releases its lease at
+/// once, so the next request downloads again instead of waiting for the lease to expire.
+#[tokio::test]
+async fn downloads_outlive_their_clients_and_release_their_leases() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let replica = Replica::start(&nats, &redis, &fixture, s3_store(&s3)).await;
+    resolve(&nats, "wsg", 5812345).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let lease_held = |file: &'static str| {
+        let redis = redis.url();
+        async move {
+            let mut conn = redis::Client::open(redis)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let held: bool = redis::cmd("EXISTS")
+                .arg(content::media::lease_key(&format!("wsg/{file}")))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            held
+        }
+    };
+
+    // A slow download whose client leaves after 300 ms.
+    let file = "1743100800333444.webm";
+    fixture.set_latency(Duration::from_millis(1500));
+    let gone = impatient.get(format!("{}/media/wsg/{file}", replica.base)).send().await;
+    assert!(gone.is_err(), "the client gave up before the download ended");
+    assert_eq!(downloads_of(&fixture, file), 1, "the download had started");
+    assert!(lease_held(file).await, "the download holds its lease");
+    let stored = s3.root().join("media/wsg").join(file);
+    tests::eventually(Duration::from_secs(10), "the file is stored without its client", || {
+        let stored = stored.clone();
+        async move { stored.is_file() }
+    })
+    .await;
+    tests::eventually(Duration::from_secs(1), "the lease is released", || async {
+        !lease_held(file).await
+    })
+    .await;
+    assert_eq!(std::fs::read(&stored).unwrap(), fixture_file(file));
+
+    // A download that fails every attempt, its client gone: the lease goes as soon as it fails.
+    let file = "1743100900555666.png";
+    fixture.set_latency(Duration::from_millis(500));
+    for _ in 0..3 {
+        fixture.fail_next_media(Fault::Status(500));
+    }
+    let gone = impatient.get(format!("{}/media/wsg/{file}", replica.base)).send().await;
+    assert!(gone.is_err());
+    tests::eventually(Duration::from_secs(10), "every attempt is made", || async {
+        downloads_of(&fixture, file) == 3
+    })
+    .await;
+    tests::eventually(
+        Duration::from_secs(2),
+        "the failed download's lease is released",
+        || async { !lease_held(file).await },
+    )
+    .await;
+    fixture.set_latency(Duration::ZERO);
+    let started = Instant::now();
+    fetch_media(&reqwest::Client::new(), &replica.base, file).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "no wait for an expired lease");
+    assert_eq!(downloads_of(&fixture, file), 4);
+
+    // A failure its client sees (502) has released the lease by the time it is answered.
+    let file = "1743100437554012.mp4";
+    for _ in 0..3 {
+        fixture.fail_next_media(Fault::Status(500));
+    }
+    let failed = reqwest::get(format!("{}/media/wsg/{file}", replica.base)).await.unwrap().status();
+    assert_eq!(failed, 502);
+    assert!(!lease_held(file).await, "released when the failure is answered");
+    replica.stop().await;
+}
+
+/// One download at a time and one waiting: a miss for a third file is 503 `unavailable` with
+/// `Retry-After`, while a request for a file already being downloaded joins it; once the queue
+/// drains the third file is fetched.
+#[tokio::test]
+async fn the_download_queue_is_bounded() {
+    let Servers { nats, redis, s3, fixture } = Servers::start().await;
+    let limits = MediaLimits { downloads: 1, queue: 1, ..MediaLimits::default() };
+    let replica = Replica::start_limited(&nats, &redis, &fixture, s3_store(&s3), limits).await;
+    resolve(&nats, "wsg", 5812345).await;
+    let (a, b, c) = ("1743100655000817.gif", "1743100700111222.jpg", "1743100900555666.png");
+    fixture.set_latency(Duration::from_millis(1500));
+    let http = reqwest::Client::new();
+    let get = |file: &'static str| {
+        let (http, base) = (http.clone(), replica.base.clone());
+        tokio::spawn(async move { fetch_media(&http, &base, file).await })
+    };
+    let first = get(a);
+    tests::eventually(Duration::from_secs(5), "the first download runs", || async {
+        downloads_of(&fixture, a) == 1
+    })
+    .await;
+    let second = get(b);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let joined = get(a);
+
+    let refused = http.get(format!("{}/media/wsg/{c}", replica.base)).send().await.unwrap();
+    let status = refused.status();
+    let retry_after = refused.headers().get("retry-after").cloned();
+    let body = refused.bytes().await.unwrap();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(retry_after.is_some(), "a Retry-After");
+    assert_eq!(downloads_of(&fixture, c), 0, "nothing was fetched for it");
+
+    for request in [first, second, joined] {
+        request.await.unwrap();
+    }
+    assert_eq!(downloads_of(&fixture, a), 1, "the joined request shared the download");
+    fixture.set_latency(Duration::ZERO);
+    fetch_media(&http, &replica.base, c).await;
+    replica.stop().await;
 }
