@@ -160,6 +160,11 @@ function connect() {
       4410: ["This room is closed", "The party is over."],
     }[event.code];
     if (final) { leave(...final); return; }
+    // 4429: the room (or this address) took all the newcomers it takes for now; it is not the
+    // connection that failed, so the banner says what is going on.
+    $("reconnecting").textContent = event.code === 4429
+      ? "Lots of people are joining right now — letting you in in a moment…"
+      : "Connection lost — reconnecting…";
     $("reconnecting").classList.add("show");
     const delay = Math.min(8000, 300 * 2 ** session.retry++) * (0.5 + Math.random() / 2);
     setTimeout(connect, delay);

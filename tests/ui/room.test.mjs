@@ -554,3 +554,28 @@ test("a room made from a real-looking 4chan thread (the README screenshot)", asy
   if (SHOTS) await host.screenshot({ path: `${SHOTS}/thread-room.png` });
   await closeAll([host, guest]);
 });
+
+test("a page refused for a crowd (4429) says so, waits, and comes in", async () => {
+  const room = await createRoom({ urls: VIDEOS.slice(0, 2), title: "crowded" });
+  for (const viewport of [{ width: 1280, height: 800 }, PHONE]) {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    // The first socket is refused as the gateway refuses a newcomer past the room's join
+    // limit (tests/it/limits.rs checks the server's side); the next ones reach the server.
+    let attempts = 0;
+    await page.routeWebSocket(/\/ws\?/, (ws) => {
+      attempts += 1;
+      if (attempts <= 3) ws.close({ code: 4429, reason: "too many people joined this room just now" });
+      else ws.connectToServer();
+    });
+    await page.goto(`${BASE}/r/${room.room_id}?name=${encodeURIComponent("latecomer")}`);
+    const banner = page.locator("#reconnecting");
+    await banner.waitFor({ state: "visible" });
+    assert.match(await banner.textContent(), /Lots of people are joining/);
+    await page.screenshot({ path: `${SHOTS}/room-crowded-${viewport.width}.png` });
+    await page.waitForFunction(() => window.chanshare.session.live, null, { timeout: 15000 });
+    await banner.waitFor({ state: "hidden" });
+    assert.ok(attempts >= 4);
+    await context.close();
+  }
+});
