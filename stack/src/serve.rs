@@ -119,6 +119,18 @@ async fn run_with(
         api = Some(gateway::router(app));
     }
 
+    // The roles start first; the port opens (and "up" is logged) once the NATS services of the
+    // roles this process runs answer: an open port means a serving process (before, the
+    // gateway could take a room creation while the commands service was still subscribing).
+    let mut handles: Vec<_> =
+        tasks.drain(..).map(|(name, task)| (name, tokio::spawn(task))).collect();
+    let services = [
+        roles.commands.is_some().then_some(commands::SERVICE_NAME),
+        roles.content.then_some(content::SERVICE_NAME),
+    ];
+    for service in services.into_iter().flatten() {
+        answering(&client, service).await?;
+    }
     let listener = match listener {
         Some(listener) => listener,
         None => tokio::net::TcpListener::bind(config.listen)
@@ -152,8 +164,7 @@ async fn run_with(
         }),
     ));
 
-    let handles: Vec<_> =
-        tasks.into_iter().map(|(name, task)| (name, tokio::spawn(task))).collect();
+    handles.extend(tasks.into_iter().map(|(name, task)| (name, tokio::spawn(task))));
     shutdown.await;
     stop.send_replace(true);
     if let Some(app) = &gateway_app {
@@ -163,6 +174,23 @@ async fn run_with(
         handle.await.with_context(|| format!("{name} task panicked"))??;
     }
     Ok(())
+}
+
+/// Waits (up to 30 s) until the NATS service `name` answers its `$SRV.PING`.
+async fn answering(client: &async_nats::Client, name: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let subject = format!("$SRV.PING.{name}");
+    loop {
+        let ping = client.request(subject.clone(), "".into());
+        if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_millis(500), ping).await {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the {name} service did not answer within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// What the operational endpoints look at.

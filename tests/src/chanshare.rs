@@ -25,20 +25,12 @@ pub fn binary() -> PathBuf {
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 /// Creates a room through `addr`'s HTTP API from `body` (the `POST /api/rooms` JSON); the reply.
-///
-/// A process that just came up may not have its commands service subscribed yet (the port opens
-/// with the roles' tasks starting): a 503 is retried for a few seconds.
+/// No retry: a process that says it is up serves (`stack::serve` opens its port once the
+/// services of its roles answer).
 pub fn create_room(addr: &str, body: &serde_json::Value) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, reply) = crate::http::post_json(addr, "/api/rooms", &body.to_string());
-        if status == 503 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        assert_eq!(status, 201, "room creation: {reply}");
-        return serde_json::from_str(&reply).expect("a json reply");
-    }
+    let (status, reply) = crate::http::post_json(addr, "/api/rooms", &body.to_string());
+    assert_eq!(status, 201, "room creation: {reply}");
+    serde_json::from_str(&reply).expect("a json reply")
 }
 
 /// Creates a room of two URL items through `addr`: its id and the host's token.
