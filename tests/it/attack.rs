@@ -365,15 +365,28 @@ async fn hostile_http_and_websocket_input_changes_nothing_and_breaks_nothing() {
         if let Some(value) = &case.forwarded {
             builder = builder.header("x-forwarded-for", value.as_str());
         }
-        let response = builder.body(case.body.clone()).send().await;
-        let response = response.unwrap_or_else(|e| panic!("no answer to {case:?}: {e}"));
+        let response = match builder.body(case.body.clone()).send().await {
+            Ok(response) => response,
+            // The server may answer (a 405, a 413) and close before it has read the whole body;
+            // the client, still writing, sees the connection go. Fine while the server is up.
+            Err(error) => {
+                let (health, _) = tests::http::get(&addr, "/healthz");
+                assert_eq!(health, 200, "no answer to {case:?} ({error}), and the server is down");
+                *statuses.entry(0).or_default() += 1;
+                continue;
+            }
+        };
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         assert!(allowed(&case.path, status), "{status} for {case:?}: {text}");
         *statuses.entry(status).or_default() += 1;
     }
     assert_eq!(head(&log, &room_id).await, before, "an HTTP request changed the room");
-    writeln!(report, "http: {HTTP_CASES} generated requests, statuses {statuses:?}").unwrap();
+    writeln!(
+        report,
+        "http: {HTTP_CASES} generated requests, statuses {statuses:?} (0: closed while the body was sent)"
+    )
+    .unwrap();
 
     // Raw bytes on the HTTP port: garbage request lines and headers.
     let garbage = prop_oneof![

@@ -178,7 +178,7 @@ async fn socket_and_join_churn_is_limited() {
     assert_eq!(fifth.err(), Some(429));
 }
 
-/// `/events` pages stop at a byte cap (a room's biggest commits are 100 URLs of 2 KB), say where
+/// `/events` pages stop at a byte cap (700 of a room's longest chat messages make 1.4 MB), say where
 /// to go on, and are rate-limited per address.
 #[tokio::test]
 async fn history_pages_are_capped_in_bytes_and_rate_limited() {
@@ -192,17 +192,15 @@ async fn history_pages_are_capped_in_bytes_and_rate_limited() {
     );
     let room = events::RoomId::new(created["room_id"].as_str().unwrap()).unwrap();
     let host = events::MemberId::new(created["member_id"].as_str().unwrap()).unwrap();
-    // Nine commits of 100 URLs of 2 000 bytes: about 1.8 MB of history (sent over NATS: a
-    // socket frame is at most 16 KiB).
+    // 700 chat messages of 500 four-byte characters: about 1.4 MB of history in fewer than
+    // 1000 commits (one page's limit), sent over NATS.
     let commands = protocol::Client::new(nats.client().await, Duration::from_secs(10));
-    for n in 0..9 {
-        let urls = (0..100)
-            .map(|i| format!("https://example.com/{n}/{i}/{}.webm", "x".repeat(1960)))
-            .collect();
+    let text: String = std::iter::repeat_n('𝄞', 500).collect();
+    for _ in 0..700 {
         let request = protocol::CommandRequest {
             id: events::CommandId(uuid::Uuid::new_v4()),
             actor: events::Actor::Member(host.clone()),
-            command: events::Command::AddItems { urls },
+            command: events::Command::Chat { text: text.clone() },
             traceparent: None,
         };
         let reply = commands.command(&room, &request).await.unwrap();
@@ -224,7 +222,7 @@ async fn history_pages_are_capped_in_bytes_and_rate_limited() {
         after = page["next_after"].as_u64().unwrap();
         pages += 1;
     }
-    assert!(pages >= 2, "1.8 MB of commits in {pages} page(s)");
+    assert!(pages >= 2, "1.4 MB of commits in {pages} page(s)");
     assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "every commit once");
     assert!(versions.len() >= 10);
 
