@@ -246,7 +246,7 @@ impl App {
         limit: usize,
         what: &str,
     ) -> Result<(), apierror::ApiError> {
-        let key = limits::address_key(ip);
+        let key = tokens::subscriber(ip);
         if limiter(&self.inner).take(&key, limit, std::time::Instant::now()) {
             return Ok(());
         }
@@ -259,7 +259,7 @@ impl App {
 
     /// Refuses (429) an address that looked up too many rooms that do not exist this minute.
     pub(crate) fn check_misses(&self, ip: IpAddr) -> Result<(), apierror::ApiError> {
-        let key = limits::address_key(ip);
+        let key = tokens::subscriber(ip);
         let limit = self.inner.limits.misses_per_minute;
         if self.inner.misses.spent(&key, limit, std::time::Instant::now()) {
             return Err(apierror::ApiError::new(
@@ -273,7 +273,7 @@ impl App {
 
     /// Counts a lookup of a room that does not exist; the error to answer it with.
     pub(crate) fn missed(&self, ip: IpAddr) -> apierror::ApiError {
-        let key = limits::address_key(ip);
+        let key = tokens::subscriber(ip);
         self.inner.misses.take(&key, usize::MAX, std::time::Instant::now());
         apierror::ApiError::not_found("no such room")
     }

@@ -89,22 +89,6 @@ impl Bucket {
     }
 }
 
-/// A client address as the limits count it: IPv6 by its /64 (what one subscriber usually holds),
-/// IPv4-mapped IPv6 as IPv4.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::V6(octets.into())
-            }
-        },
-        v4 => v4,
-    }
-}
-
 /// Counts events per key in fixed one-minute windows. Memory stays bounded by the keys active in
 /// the last minute: stale windows are swept as new keys arrive.
 #[derive(Debug)]
@@ -152,13 +136,9 @@ impl<K: std::hash::Hash + Eq + Clone> PerMinute<K> {
     }
 
     /// Keys with a window open.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn open_windows(&self) -> usize {
         self.windows.lock().unwrap_or_else(|p| p.into_inner()).counts.len()
-    }
-
-    /// Whether no key has a window open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -188,7 +168,7 @@ pub struct Slot {
 impl Connections {
     /// A slot for a new socket from `ip`; `None` when the address has `limit` open.
     pub fn open(self: &std::sync::Arc<Self>, ip: IpAddr, limit: usize) -> Option<Slot> {
-        let key = address_key(ip);
+        let key = tokens::subscriber(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(key).or_default();
         if *count >= limit {
@@ -202,9 +182,10 @@ impl Connections {
     }
 
     /// Sockets open from `ip`'s address.
-    pub fn count(&self, ip: IpAddr) -> usize {
+    #[cfg(test)]
+    fn count(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(&address_key(ip)).copied().unwrap_or(0)
+        open.get(&tokens::subscriber(ip)).copied().unwrap_or(0)
     }
 }
 
@@ -262,7 +243,7 @@ mod tests {
         assert!(connections.open(same, 1).is_none());
         assert!(connections.open(other, 1).is_some());
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(address_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(tokens::subscriber(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]
@@ -279,8 +260,8 @@ mod tests {
         for n in 0..1000u32 {
             limiter.take(&IpAddr::from(n.to_be_bytes()), 10, later);
         }
-        assert_eq!(limiter.len(), 1001);
+        assert_eq!(limiter.open_windows(), 1001);
         limiter.take(&ip, 10, later + Duration::from_secs(61));
-        assert_eq!(limiter.len(), 1, "stale windows swept");
+        assert_eq!(limiter.open_windows(), 1, "stale windows swept");
     }
 }

@@ -20,6 +20,8 @@ use tests::{Chanshare, NatsServer, RedisServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::ws::Ws;
+
 const HTTP_CASES: usize = 1500;
 const RAW_CASES: usize = 150;
 const WS_CASES: usize = 1500;
@@ -288,9 +290,6 @@ fn allowed(request_path: &str, status: u16) -> bool {
 async fn head(log: &eventlog::EventLog, room: &events::RoomId) -> u64 {
     log.head(room).await.unwrap().map_or(0, |h| h.version)
 }
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(addr: &str, room: &str, token: &str) -> Ws {
     let url = format!("ws://{addr}/api/rooms/{room}/ws?token={token}");

@@ -132,6 +132,26 @@ impl Replica {
     }
 }
 
+/// `chanshare content` on the fixture with a media directory of its own, plus `extra` settings.
+/// Its "up" line comes once its NATS service answers (stack::serve), so it serves on return.
+fn content_process(
+    nats: &NatsServer,
+    redis: &RedisServer,
+    fixture: &ChanFixture,
+    media: &std::path::Path,
+    extra: &[(&'static str, String)],
+) -> Chanshare {
+    let mut env = vec![
+        ("CHANSHARE_NATS_URL", nats.url()),
+        ("CHANSHARE_REDIS_URL", redis.url()),
+        ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
+        ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
+        ("CHANSHARE_MEDIA_STORE", format!("file://{}", media.display())),
+    ];
+    env.extend(extra.iter().cloned());
+    Chanshare::start("content", &env)
+}
+
 async fn wait_for_service(nats: &NatsServer, name: &str) {
     let client = nats.client().await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -417,7 +437,6 @@ async fn the_content_role_serves_media_from_s3_and_from_a_directory() {
         ];
         env.extend(store);
         let chanshare = Chanshare::start("content", &env);
-        wait_for_service(&nats, "chanshare-content").await;
         assert_eq!(resolve(&nats, "wsg", 5812345).await["status"], "resolved");
         let response =
             reqwest::get(format!("http://{}/media/wsg/1743100900555666.png", chanshare.addr()))
@@ -710,18 +729,13 @@ async fn only_worksafe_boards_make_rooms_when_asked() {
     let gif_requests = fixture.api_paths().iter().filter(|p| p.starts_with("/api/gif/")).count();
 
     let dir = tempfile::tempdir().unwrap();
-    let content = Chanshare::start(
-        "content",
-        &[
-            ("CHANSHARE_NATS_URL", nats.url()),
-            ("CHANSHARE_REDIS_URL", redis.url()),
-            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
-            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
-            ("CHANSHARE_MEDIA_STORE", format!("file://{}", dir.path().display())),
-            ("CHANSHARE_WORKSAFE_ONLY", "true".to_owned()),
-        ],
+    let content = content_process(
+        &nats,
+        &redis,
+        &fixture,
+        dir.path(),
+        &[("CHANSHARE_WORKSAFE_ONLY", "true".to_owned())],
     );
-    wait_for_service(&nats, "chanshare-content").await;
     let commands =
         crate::commands::Replica::start(&nats, &redis, crate::commands::quiet_reaper()).await;
     let refused = resolve(&nats, "gif", 123).await;
@@ -763,18 +777,13 @@ async fn only_worksafe_boards_make_rooms_when_asked() {
 async fn thread_watches_are_capped() {
     let Servers { nats, redis, s3: _s3, fixture } = Servers::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let content = Chanshare::start(
-        "content",
-        &[
-            ("CHANSHARE_NATS_URL", nats.url()),
-            ("CHANSHARE_REDIS_URL", redis.url()),
-            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
-            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
-            ("CHANSHARE_MEDIA_STORE", format!("file://{}", dir.path().display())),
-            ("CHANSHARE_MAX_THREAD_WATCHES", "2".to_owned()),
-        ],
+    let content = content_process(
+        &nats,
+        &redis,
+        &fixture,
+        dir.path(),
+        &[("CHANSHARE_MAX_THREAD_WATCHES", "2".to_owned())],
     );
-    wait_for_service(&nats, "chanshare-content").await;
     let commands =
         crate::commands::Replica::start(&nats, &redis, crate::commands::quiet_reaper()).await;
     let client = nats.client().await;
@@ -958,18 +967,13 @@ async fn the_content_role_keeps_its_media_budget() {
     const C: &str = "1743100437554012.mp4"; // 13735
     let Servers { nats, redis, s3: _s3, fixture } = Servers::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let content = Chanshare::start(
-        "content",
-        &[
-            ("CHANSHARE_NATS_URL", nats.url()),
-            ("CHANSHARE_REDIS_URL", redis.url()),
-            ("CHANSHARE_CHAN_API_URL", fixture.api_url()),
-            ("CHANSHARE_CHAN_MEDIA_URL", fixture.media_url()),
-            ("CHANSHARE_MEDIA_STORE", format!("file://{}", dir.path().display())),
-            ("CHANSHARE_MEDIA_CACHE_BYTES", "20000".to_owned()),
-        ],
+    let content = content_process(
+        &nats,
+        &redis,
+        &fixture,
+        dir.path(),
+        &[("CHANSHARE_MEDIA_CACHE_BYTES", "20000".to_owned())],
     );
-    wait_for_service(&nats, "chanshare-content").await;
     assert_eq!(resolve(&nats, "wsg", 5812345).await["status"], "resolved");
     let http = reqwest::Client::new();
     let base = format!("http://{}", content.addr());

@@ -227,15 +227,20 @@ async fn fill(log: &EventLog, rooms: &[RoomId], commits: u64, events: usize) {
     }
 }
 
-/// Every `event` of a Parquet archive, read back by DuckDB, one per line.
-fn read_events(root: &std::path::Path) -> String {
-    let python = std::env::var_os("CHANSHARE_CACHE")
+/// The Python with DuckDB and pyarrow that `./dev/test` installs.
+fn python() -> std::path::PathBuf {
+    std::env::var_os("CHANSHARE_CACHE")
         .map(std::path::PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/chanshare"))
         })
         .unwrap()
-        .join("venv/bin/python");
+        .join("venv/bin/python")
+}
+
+/// Every `event` of a Parquet archive, read back by DuckDB, one per line.
+fn read_events(root: &std::path::Path) -> String {
+    let python = python();
     let script = "import duckdb, sys\n\
         for (event,) in duckdb.sql(f\"select event from read_parquet('{sys.argv[1]}/**/*.parquet')\").fetchall():\n    print(event)";
     let output =
@@ -245,13 +250,7 @@ fn read_events(root: &std::path::Path) -> String {
 }
 
 fn read_archive(root: &std::path::Path) -> Value {
-    let python = std::env::var_os("CHANSHARE_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/chanshare"))
-        })
-        .unwrap()
-        .join("venv/bin/python");
+    let python = python();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("archive/read.py");
     let output = Command::new(python)
         .arg(script)

@@ -53,6 +53,23 @@ pub enum TokenError {
     WrongRoom,
 }
 
+/// A client address as one subscriber holds it: an IPv6 address by its /64, IPv4-mapped IPv6 as
+/// IPv4. Address fingerprints and the gateway's per-address limits both count by it.
+pub fn subscriber(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// The signing key.
 #[derive(Clone)]
 pub struct Signer {
@@ -85,18 +102,7 @@ impl Signer {
     /// unrelated fingerprints in two rooms). IPv6 addresses count by their /64, which is what
     /// one subscriber usually holds; IPv4-mapped IPv6 is IPv4.
     pub fn address_tag(&self, room: &RoomId, ip: std::net::IpAddr) -> String {
-        use std::net::IpAddr;
-        let ip = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let mut octets = v6.octets();
-                    octets[8..].fill(0);
-                    IpAddr::V6(octets.into())
-                }
-            },
-            v4 => v4,
-        };
+        let ip = subscriber(ip);
         let tag = hmac::sign(&self.key, format!("address.v1.{room}.{ip}").as_bytes());
         B64.encode(&tag.as_ref()[..16])
     }
