@@ -22,6 +22,7 @@ const session = {
   retry: 0,
   gone: false,
   held: false,
+  unanswered: 0, // when the oldest ping nothing has answered since was sent (0: none)
 };
 
 // ---------------------------------------------------------------- the server clock
@@ -30,8 +31,17 @@ const session = {
 const clock = { samples: [], offset: 0 };
 function localNow() { return performance.timeOrigin + performance.now(); }
 function serverNow() { return localNow() + clock.offset; }
+// A connection that went silent (wifi lost, a laptop lid, a phone asleep: no close ever arrives)
+// is given up when a ping has had no frame at all back for this long. Counted from the ping, not
+// from the last frame: a background tab pings once a minute, and its quiet room is not dead.
+const SILENCE_MS = 7000;
 function ping() {
-  if (session.ws && session.ws.readyState === WebSocket.OPEN) session.ws.send(JSON.stringify({ type: "ping", t: localNow() }));
+  const ws = session.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  const now = localNow();
+  if (session.unanswered && now - session.unanswered > SILENCE_MS) { lost(ws, 1006); ws.close(); return; }
+  if (!session.unanswered) session.unanswered = now;
+  ws.send(JSON.stringify({ type: "ping", t: now }));
 }
 function onPong(frame) {
   const now = localNow();
@@ -144,31 +154,42 @@ function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/api/rooms/${encodeURIComponent(roomId)}/ws?${query}`);
   session.ws = ws;
-  ws.onmessage = (message) => { if (session.ws === ws) onFrame(JSON.parse(message.data)); };
+  ws.onmessage = (message) => {
+    if (session.ws !== ws) return;
+    session.unanswered = 0;
+    onFrame(JSON.parse(message.data));
+  };
   // A burst of probes right away: the minimum-RTT filter needs a few samples before the offset
   // can be trusted (one slow answer would put the page's clock off by its delay).
-  ws.onopen = () => { session.retry = 0; for (let n = 0; n < 5; n += 1) setTimeout(ping, n * 120); };
-  ws.onclose = (event) => {
-    if (session.ws !== ws) return;
-    session.ws = null;
-    session.live = false;
-    if (event.code === 4401) { localStorage.removeItem(`chanshare:token:${roomId}`); session.token = null; session.epoch = null; }
-    if (event.code === 4400) { askName().then(connect); return; }
-    const final = {
-      4403: ["You were removed from this room", "The host removed you. You cannot rejoin this room."],
-      4404: ["This room does not exist", "Check the link, or start a room from the lobby."],
-      4410: ["This room is closed", "The party is over."],
-    }[event.code];
-    if (final) { leave(...final); return; }
-    // 4429: the room (or this address) took all the newcomers it takes for now; it is not the
-    // connection that failed, so the banner says what is going on.
-    $("reconnecting").textContent = event.code === 4429
-      ? "Lots of people are joining right now — letting you in in a moment…"
-      : "Connection lost — reconnecting…";
-    $("reconnecting").classList.add("show");
-    const delay = Math.min(8000, 300 * 2 ** session.retry++) * (0.5 + Math.random() / 2);
-    setTimeout(connect, delay);
+  ws.onopen = () => {
+    session.retry = 0;
+    session.unanswered = 0;
+    for (let n = 0; n < 5; n += 1) setTimeout(ping, n * 120);
   };
+  ws.onclose = (event) => lost(ws, event.code);
+}
+
+// The socket `ws` ended (`code`), or was given up: say so, and come back unless it is final.
+function lost(ws, code) {
+  if (session.ws !== ws) return;
+  session.ws = null;
+  session.live = false;
+  if (code === 4401) { localStorage.removeItem(`chanshare:token:${roomId}`); session.token = null; session.epoch = null; }
+  if (code === 4400) { askName().then(connect); return; }
+  const final = {
+    4403: ["You were removed from this room", "The host removed you. You cannot rejoin this room."],
+    4404: ["This room does not exist", "Check the link, or start a room from the lobby."],
+    4410: ["This room is closed", "The party is over."],
+  }[code];
+  if (final) { leave(...final); return; }
+  // 4429: the room (or this address) took all the newcomers it takes for now; it is not the
+  // connection that failed, so the banner says what is going on.
+  $("reconnecting").textContent = code === 4429
+    ? "Lots of people are joining right now — letting you in in a moment…"
+    : "Connection lost — reconnecting…";
+  $("reconnecting").classList.add("show");
+  const delay = Math.min(8000, 300 * 2 ** session.retry++) * (0.5 + Math.random() / 2);
+  setTimeout(connect, delay);
 }
 
 // The room is over for this page: say why, and stop everything.

@@ -579,3 +579,31 @@ test("a page refused for a crowd (4429) says so, waits, and comes in", async () 
     await context.close();
   }
 });
+
+test("a connection that goes silent (no close ever comes) is given up, said so, and replaced", async () => {
+  const room = await createRoom({ urls: VIDEOS.slice(0, 2), title: "half-open" });
+  const context = await browser.newContext({ viewport: PHONE });
+  const page = await context.newPage();
+  // The first socket is proxied, then goes silent both ways, as when a phone loses its network:
+  // the page gets no close event. Later sockets reach the server untouched.
+  let silent = false;
+  let sockets = 0;
+  await page.routeWebSocket(/\/ws\?/, (ws) => {
+    sockets += 1;
+    if (sockets > 1) { ws.connectToServer(); return; }
+    const server = ws.connectToServer();
+    ws.onMessage((message) => { if (!silent) server.send(message); });
+    server.onMessage((message) => { if (!silent) ws.send(message); });
+  });
+  await page.goto(`${BASE}/r/${room.room_id}?name=${encodeURIComponent("traveller")}`);
+  await page.waitForFunction(() => window.chanshare.session.live);
+  silent = true;
+  const banner = page.locator("#reconnecting");
+  await banner.waitFor({ state: "visible", timeout: 15000 });
+  assert.match(await banner.textContent(), /Connection lost/);
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/room-silent-390.png` });
+  await page.waitForFunction(() => window.chanshare.session.live, null, { timeout: 20000 });
+  await banner.waitFor({ state: "hidden" });
+  assert.ok(sockets >= 2, "a new socket replaced the silent one");
+  await context.close();
+});
