@@ -146,9 +146,35 @@ async fn sample(
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
         sample.push((format!("{name} open files"), fds as f64));
     }
+    for (name, process) in [
+        ("gateway", &stack.gateway),
+        ("commands", &stack.commands),
+        ("projectors", &stack.projectors),
+    ] {
+        let metrics =
+            reqwest::get(format!("http://{}/metrics", process.addr())).await?.text().await?;
+        let tasks = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("chanshare_runtime_tasks "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .context("no chanshare_runtime_tasks")?;
+        sample.push((format!("{name} tasks"), tasks));
+    }
     let mut stream = js.get_stream(eventlog::subjects::STREAM).await?;
     let info = stream.info().await?;
     sample.push(("JetStream consumers".to_owned(), info.state.consumer_count as f64));
+    // Reads delete their consumer when they end: one older than a minute is a leak.
+    let mut consumers = stream.consumers();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let mut old = 0u32;
+    while let Some(consumer) = futures::StreamExt::next(&mut consumers).await {
+        let consumer = consumer?;
+        let age = now.saturating_sub(u64::try_from(consumer.created.unix_timestamp())?);
+        if consumer.name != "chanshare-projector" && age > 60 {
+            old += 1;
+        }
+    }
+    sample.push(("JetStream consumers > 1 min old".to_owned(), f64::from(old)));
     let memory: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
     let used = memory
         .lines()

@@ -16,8 +16,8 @@ pub(crate) struct Stack {
     pub(crate) nats: NatsServer,
     pub(crate) redis: RedisServer,
     pub(crate) gateway: Chanshare,
-    commands: Chanshare,
-    projectors: Chanshare,
+    pub(crate) commands: Chanshare,
+    pub(crate) projectors: Chanshare,
     pub(crate) client: async_nats::Client,
 }
 

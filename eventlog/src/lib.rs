@@ -411,39 +411,71 @@ impl EventLog {
         } else {
             DeliverPolicy::ByStartSequence { start_sequence: start_seq }
         };
+        // Named, so it is made on `CONSUMER.CREATE.<stream>.<name>.<filter>`: the unnamed
+        // create subject (whose body could name and replace the projectors' durable consumer)
+        // is denied to every role but the projectors.
+        let name = format!("chanshare-read-{}", uuid::Uuid::new_v4().simple());
         let consumer = self
             .stream
             .create_consumer(OrderedConfig {
-                // Named, so it is made on `CONSUMER.CREATE.<stream>.<name>.<filter>`: the
-                // unnamed create subject (whose body could name and replace the projectors'
-                // durable consumer) is denied to every role but the projectors.
-                name: Some(format!("chanshare-read-{}", uuid::Uuid::new_v4().simple())),
+                name: Some(name.clone()),
                 filter_subject: filter,
                 deliver_policy,
                 ..Default::default()
             })
             .await
             .map_err(LogError::unavailable)?;
+        let reader = Reader { stream: self.stream.clone(), name };
         let messages = consumer.messages().await.map_err(LogError::unavailable)?;
-        Ok(stream::unfold((messages, false), move |(mut messages, done)| async move {
-            if done {
-                return None;
-            }
+        Ok(stream::unfold(Some((messages, reader)), move |state| async move {
+            // Ended: the state (and with it the consumer) is dropped on this last poll.
+            let (mut messages, mut reader) = state?;
             let item = match messages.next().await? {
                 Ok(message) => match message.info() {
                     Ok(info) => {
+                        // async-nats replaces a consumer that stopped answering with
+                        // `<name>_<n>` (deleting the old one): the newest is the one to delete.
+                        if info.consumer != reader.name {
+                            info.consumer.clone_into(&mut reader.name);
+                        }
                         let seq = info.stream_sequence;
                         let headers = message.headers.clone().unwrap_or_default();
-                        let done = until_seq.is_some_and(|until| seq >= until);
-                        return Some((stored(seq, &headers, &message.payload), (messages, done)));
+                        let more = until_seq.is_none_or(|until| seq < until);
+                        let next = more.then_some((messages, reader));
+                        return Some((stored(seq, &headers, &message.payload), next));
                     }
                     Err(e) => Err(LogError::unavailable(e)),
                 },
                 Err(e) => Err(LogError::unavailable(e)),
             };
-            Some((item, (messages, done)))
+            Some((item, Some((messages, reader))))
         })
         .boxed())
+    }
+}
+
+/// The server side of a read: its ordered consumer, deleted when the read ends or its reader
+/// drops it. Left to the server, it would stay for its 30 s inactivity threshold, and a gateway
+/// whose members reconnect from far behind would hold hundreds. (A read dropped while async-nats
+/// is replacing its consumer leaves the replacement to that threshold.)
+struct Reader {
+    stream: JsStream,
+    name: String,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(name = %self.name, "no runtime to delete a read's consumer");
+            return;
+        };
+        let (stream, name) = (self.stream.clone(), std::mem::take(&mut self.name));
+        runtime.spawn(async move {
+            if let Err(error) = stream.delete_consumer(&name).await {
+                // The inactivity threshold removes it in the end.
+                tracing::debug!(%name, %error, "cannot delete a read's consumer");
+            }
+        });
     }
 }
 

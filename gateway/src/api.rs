@@ -542,7 +542,7 @@ async fn ws(
             return;
         };
         app.inner.metrics.sockets.inc();
-        socket::run(app.clone(), socket, room, params, ip).await;
+        socket::run(app.inner.sessions.clone(), socket, room, params, ip).await;
         app.inner.metrics.sockets.dec();
     }))
 }

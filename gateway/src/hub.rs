@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use eventlog::{EventLog, Stored, subjects};
-use events::RoomId;
+use events::{RoomId, RoomState};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
+
+use views::Views;
 
 use crate::frames::{CommitFrame, text};
 
@@ -83,17 +85,98 @@ fn members(
 /// A room's fan-out, alive while any local socket holds it.
 #[derive(Debug)]
 pub struct Hub {
-    /// Commits in version order.
-    pub tx: broadcast::Sender<Frame>,
+    /// Commits in version order, and the room as they leave it.
+    pub feed: Arc<Feed>,
     /// Members with a socket here (and how many sockets each).
     pub members: Mutex<HashMap<events::MemberId, usize>>,
-    pump: tokio::task::AbortHandle,
+    /// The task that fills the feed from NATS and the log (none when something else fills it).
+    pump: Option<tokio::task::AbortHandle>,
+}
+
+impl Hub {
+    /// A hub whose feed its owner fills with [`Feed::publish`], starting from `state` (the
+    /// in-memory rooms of the fast tier).
+    #[cfg(test)]
+    pub(crate) fn detached(state: RoomState) -> Self {
+        let feed = Feed::new();
+        feed.load(state);
+        Self { feed: Arc::new(feed), members: Mutex::default(), pump: None }
+    }
 }
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        self.pump.abort();
+        if let Some(pump) = &self.pump {
+            pump.abort();
+        }
     }
+}
+
+/// A room's commits as they are sent to its sockets, and the room's state folded up to the
+/// last one sent: a socket that joins a room with a hub gets its snapshot from memory instead
+/// of Redis or the log (under load the views trail the head, and every join then read the
+/// commits after them from the log: hundreds of consumers at once in a soak of 2 000 sockets).
+#[derive(Debug)]
+pub struct Feed {
+    /// Commits in version order.
+    pub tx: broadcast::Sender<Frame>,
+    /// The state after the last commit sent; `None` until it is known (or when it was lost).
+    current: Mutex<Option<Current>>,
+}
+
+#[derive(Debug)]
+struct Current {
+    state: RoomState,
+    /// The state's view JSON, made on the first join that needs it.
+    json: Option<Arc<str>>,
+}
+
+impl Feed {
+    fn new() -> Self {
+        Self { tx: broadcast::channel(RING).0, current: Mutex::default() }
+    }
+
+    /// The room's state is `state`, whose version is that of the last commit sent.
+    pub(crate) fn load(&self, state: RoomState) {
+        *lock(&self.current) = Some(Current { state, json: None });
+    }
+
+    /// Whether the room's state is known.
+    fn loaded(&self) -> bool {
+        lock(&self.current).is_some()
+    }
+
+    /// Folds `stored` into the room's state, then sends it to the sockets. Commits come in
+    /// version order; one that does not follow the state makes the state unknown (joins then
+    /// read it elsewhere) rather than wrong.
+    pub fn publish(&self, stored: &Stored) {
+        {
+            let mut current = lock(&self.current);
+            match current.as_mut() {
+                Some(c) if c.state.version + 1 == stored.commit.version => {
+                    c.state = std::mem::take(&mut c.state).apply(&stored.commit);
+                    c.json = None;
+                }
+                Some(_) => *current = None,
+                None => {}
+            }
+        }
+        self.tx.send(Frame::of(stored)).ok();
+    }
+
+    /// The room as the last commit sent left it: its version and view JSON.
+    pub fn snapshot(&self) -> Option<(u64, Arc<str>)> {
+        let mut current = lock(&self.current);
+        let current = current.as_mut()?;
+        let version = current.state.version;
+        let json =
+            current.json.get_or_insert_with(|| crate::rooms::view_json(&current.state).1.into());
+        Some((version, json.clone()))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Every room's hub on this gateway.
@@ -101,13 +184,15 @@ impl Drop for Hub {
 pub struct Hubs {
     client: async_nats::Client,
     log: EventLog,
+    views: Views,
     hubs: Arc<Mutex<HashMap<RoomId, Weak<Hub>>>>,
 }
 
 impl Hubs {
-    /// Hubs subscribing with `client`, filling gaps from `log`.
-    pub fn new(client: async_nats::Client, log: EventLog) -> Self {
-        Self { client, log, hubs: Arc::default() }
+    /// Hubs subscribing with `client`, filling gaps from `log`, starting from the room's
+    /// state in `views` and `log`.
+    pub fn new(client: async_nats::Client, log: EventLog, views: Views) -> Self {
+        Self { client, log, views, hubs: Arc::default() }
     }
 
     /// The room's hub, subscribing if it is the first local socket.
@@ -116,9 +201,12 @@ impl Hubs {
             return Ok(hub);
         }
         let subscriber = self.client.subscribe(subjects::live(room)).await?;
-        let (tx, _) = broadcast::channel(RING);
-        let pump = tokio::spawn(pump(self.log.clone(), room.clone(), subscriber, tx.clone()));
-        let hub = Arc::new(Hub { tx, members: Mutex::default(), pump: pump.abort_handle() });
+        let feed = Arc::new(Feed::new());
+        let source =
+            Source { log: self.log.clone(), views: self.views.clone(), room: room.clone() };
+        let pump = tokio::spawn(pump(source, subscriber, feed.clone()));
+        let hub =
+            Arc::new(Hub { feed, members: Mutex::default(), pump: Some(pump.abort_handle()) });
         let mut hubs = self.lock();
         // Another socket may have raced us here: keep the first hub.
         if let Some(existing) = hubs.get(room).and_then(Weak::upgrade) {
@@ -160,20 +248,42 @@ impl Hubs {
     }
 }
 
-/// Moves commits from the subscription (and the log, for gaps) to the ring, in version order.
-async fn pump(
+/// Where a pump reads what the live subject did not bring.
+struct Source {
     log: EventLog,
+    views: Views,
     room: RoomId,
-    mut live: async_nats::Subscriber,
-    tx: broadcast::Sender<Frame>,
-) {
-    let mut last = match log.head(&room).await {
+}
+
+impl Source {
+    /// The room's state at the log's head when the feed does not know it yet and `last` is
+    /// that head: the feed then knows it from `last` on.
+    async fn load(&self, feed: &Feed, last: u64) {
+        if feed.loaded() {
+            return;
+        }
+        match crate::rooms::room_state(&self.log, &self.views, &self.room).await {
+            Ok(state) if state.version == last => feed.load(state),
+            // Moved meanwhile: the next check tries again.
+            Ok(_) => {}
+            Err(error) => {
+                warn!(room = %self.room, %error, "cannot load the room state for its hub")
+            }
+        }
+    }
+}
+
+/// Moves commits from the subscription (and the log, for gaps) to the feed, in version order.
+async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>) {
+    let (log, room) = (&source.log, &source.room);
+    let mut last = match log.head(room).await {
         Ok(head) => head.map_or(0, |h| h.version),
         Err(error) => {
             warn!(%room, %error, "cannot read the room head");
             0
         }
     };
+    source.load(&feed, last).await;
     let mut checks = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_millis(250),
         HEAD_CHECK,
@@ -186,39 +296,34 @@ async fn pump(
                     Ok(stored) if stored.commit.version <= last => {}
                     Ok(stored) => {
                         if stored.commit.version > last + 1 {
-                            last = fill(&log, &room, last, stored.commit.version - 1, &tx).await;
+                            last = fill(log, room, last, stored.commit.version - 1, &feed).await;
                         }
                         if stored.commit.version == last + 1 {
                             last = stored.commit.version;
                             let span = tracing::info_span!("gateway.fanout", %room, version = last);
                             telemetry::continue_trace(&span, stored.traceparent.as_deref());
                             let _entered = span.enter();
-                            tx.send(Frame::of(&stored)).ok();
+                            feed.publish(&stored);
                         }
                     }
                     Err(error) => warn!(%room, %error, "undecodable live commit"),
                 }
             }
             _ = checks.tick() => {
-                if let Ok(Some(head)) = log.head(&room).await
+                if let Ok(Some(head)) = log.head(room).await
                     && head.version > last
                 {
                     debug!(%room, last, head = head.version, "filling from the log");
-                    last = fill(&log, &room, last, head.version, &tx).await;
+                    last = fill(log, room, last, head.version, &feed).await;
                 }
+                source.load(&feed, last).await;
             }
         }
     }
 }
 
 /// Sends the room's commits after `last` up to `until` from the log; returns the new last.
-async fn fill(
-    log: &EventLog,
-    room: &RoomId,
-    mut last: u64,
-    until: u64,
-    tx: &broadcast::Sender<Frame>,
-) -> u64 {
+async fn fill(log: &EventLog, room: &RoomId, mut last: u64, until: u64, feed: &Feed) -> u64 {
     let mut commits = match log.read(room, last).await {
         Ok(commits) => commits,
         Err(error) => {
@@ -230,7 +335,7 @@ async fn fill(
         match item {
             Ok(stored) if stored.commit.version == last + 1 && stored.commit.version <= until => {
                 last = stored.commit.version;
-                tx.send(Frame::of(&stored)).ok();
+                feed.publish(&stored);
             }
             Ok(_) => break,
             Err(error) => {

@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //! - [`api`]: the HTTP routes (one table builds both the router and the OpenAPI document).
-//! - [`socket`]: one WebSocket session.
+//! - [`socket`]: one WebSocket session, over any transport.
+//! - [`rooms`]: what a session needs from the rest of the service.
 //! - [`hub`]: per-room fan-out.
 //! - [`frames`]: the WebSocket wire shapes and close codes.
 //! - [`limits`]: rate limits.
@@ -21,6 +22,7 @@ pub mod frames;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod rooms;
 pub mod socket;
 pub mod ui;
 
@@ -29,15 +31,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventlog::EventLog;
-use events::{Actor, Command, MemberId, RejectCode, RoomId};
-use futures::StreamExt as _;
+use events::RoomId;
 use tokio::sync::watch;
 use tracing::warn;
 use views::Views;
 
-use crate::frames::Reply;
 use crate::hub::Hubs;
 use crate::limits::{Connections, GatewayLimits, PerMinute};
+use crate::socket::{SessionParts, Sessions};
 
 pub use api::router;
 pub use metrics::Metrics;
@@ -66,15 +67,12 @@ struct Inner {
     /// `/events` pages.
     creations: PerMinute<IpAddr>,
     sockets_opened: PerMinute<IpAddr>,
-    misses: PerMinute<IpAddr>,
+    misses: Arc<PerMinute<IpAddr>>,
     reads: PerMinute<IpAddr>,
-    /// New members per room and minute (on this gateway).
-    joins: PerMinute<RoomId>,
     /// Log reads of `/events` running at once on this process.
     log_readers: tokio::sync::Semaphore,
-    epoch: String,
-    token_ttl: Duration,
-    shutdown: watch::Receiver<bool>,
+    /// What the room sockets share.
+    sessions: Sessions,
     metrics: Metrics,
 }
 
@@ -110,10 +108,29 @@ impl App {
     /// Builds the gateway; the epoch is the room stream's creation time.
     pub async fn new(parts: Parts) -> Result<App, eventlog::LogError> {
         let epoch = parts.log.epoch().await?;
-        let hubs = Hubs::new(parts.client.clone(), parts.log.clone());
+        let hubs = Hubs::new(parts.client.clone(), parts.log.clone(), parts.views.clone());
+        let services = protocol::Client::new(parts.client, Duration::from_secs(10));
+        let misses = Arc::new(PerMinute::default());
+        let rooms = rooms::Live {
+            services: services.clone(),
+            log: parts.log.clone(),
+            views: parts.views.clone(),
+            presence: parts.presence.clone(),
+            hubs: hubs.clone(),
+        };
+        let sessions = Sessions::new(SessionParts {
+            rooms: Arc::new(rooms),
+            signer: parts.signer.clone(),
+            limits: parts.limits,
+            epoch,
+            token_ttl: parts.token_ttl,
+            shutdown: parts.shutdown,
+            metrics: parts.metrics.clone(),
+            misses: misses.clone(),
+        });
         Ok(App {
             inner: Arc::new(Inner {
-                services: protocol::Client::new(parts.client, Duration::from_secs(10)),
+                services,
                 log: parts.log,
                 views: parts.views,
                 presence: parts.presence,
@@ -125,54 +142,13 @@ impl App {
                 connections: Arc::default(),
                 creations: PerMinute::default(),
                 sockets_opened: PerMinute::default(),
-                misses: PerMinute::default(),
+                misses,
                 reads: PerMinute::default(),
-                joins: PerMinute::default(),
                 log_readers: tokio::sync::Semaphore::new(parts.limits.log_readers),
-                epoch,
-                token_ttl: parts.token_ttl,
-                shutdown: parts.shutdown,
+                sessions,
                 metrics: parts.metrics,
             }),
         })
-    }
-
-    /// Sends `command` to the room as `member`; the reply in wire form.
-    async fn command(
-        &self,
-        room: &RoomId,
-        member: &MemberId,
-        id: String,
-        command: Command,
-    ) -> Reply {
-        let Ok(command_id) = uuid::Uuid::parse_str(&id) else {
-            return Reply::Reject {
-                id,
-                code: RejectCode::Invalid,
-                message: "the command id must be a uuid".into(),
-            };
-        };
-        let request = protocol::CommandRequest {
-            id: events::CommandId(command_id),
-            actor: Actor::Member(member.clone()),
-            command,
-            traceparent: telemetry::current_traceparent(),
-        };
-        match self.inner.services.command(room, &request).await {
-            Ok(protocol::CommandReply::Accepted { version }) => Reply::Ack { id, version },
-            Ok(
-                protocol::CommandReply::Rejected { code, message }
-                | protocol::CommandReply::Error { code, message },
-            ) => Reply::Reject { id, code, message },
-            Err(error) => {
-                warn!(%room, %error, "command not answered");
-                Reply::Reject {
-                    id,
-                    code: RejectCode::Unavailable,
-                    message: "the room service is unavailable, retry".into(),
-                }
-            }
-        }
     }
 
     /// The room's state JSON with its version: from the Redis view when it is there and not behind
@@ -187,25 +163,10 @@ impl App {
         self.folded(room).await
     }
 
-    /// The room's state JSON for a joining socket: the Redis view even when it trails the head
-    /// (the socket then sends the commits after it from the log), else folded from the log
-    /// (Redis down or flushed). Folding for every join while the projectors lag would start a
-    /// log read per join: a burst of joins hit JetStream's consumer limit (fanout benchmark).
-    pub(crate) async fn join_state(
-        &self,
-        room: &RoomId,
-    ) -> Result<(u64, String), eventlog::LogError> {
-        if let Ok(Some(snapshot)) = self.inner.views.stored_state(room).await {
-            return Ok((snapshot.version, snapshot.state_json));
-        }
-        self.folded(room).await
-    }
-
     /// The room folded up to the log's head: from the Redis view's fold when it has one (only
     /// the commits after it are read, usually a few direct gets), else from the log's snapshot.
     async fn folded(&self, room: &RoomId) -> Result<(u64, String), eventlog::LogError> {
-        let state = self.room_state(room).await?;
-        Ok((state.version, serde_json::to_string(&state.view()).unwrap_or_default()))
+        Ok(rooms::view_json(&self.room_state(room).await?))
     }
 
     /// The room's state at the log's head (see [`Self::folded`]).
@@ -213,17 +174,7 @@ impl App {
         &self,
         room: &RoomId,
     ) -> Result<events::RoomState, eventlog::LogError> {
-        let base = match self.inner.views.load(room).await {
-            Ok(views::Loaded::At(projection)) => projection.state,
-            _ => events::RoomState::default(),
-        };
-        let eventlog::snapshot::CatchUp { snapshot, mut commits, .. } =
-            self.inner.log.catch_up(room, base.version).await?;
-        let mut state = snapshot.map_or(base, |s| s.state);
-        while let Some(stored) = commits.next().await {
-            state = state.apply(&stored?.commit);
-        }
-        Ok(state)
+        rooms::room_state(&self.inner.log, &self.inner.views, room).await
     }
 
     /// The client's address: the TCP peer, or behind a trusted proxy the forwarded client.
@@ -291,11 +242,6 @@ impl App {
         let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
         let origin_host = origin.split_once("://").map(|(_, rest)| rest);
         matches!((host, origin_host), (Some(host), Some(origin)) if host.eq_ignore_ascii_case(origin))
-    }
-
-    fn metrics_resume(&self, recovered: bool) {
-        let outcome = if recovered { "recovered" } else { "snapshot" };
-        self.inner.metrics.joins.with_label_values(&[outcome]).inc();
     }
 
     /// Waits (up to `timeout`) until every socket has closed: after shutdown was signalled, so

@@ -1,9 +1,12 @@
 //! The room WebSocket: join (or rejoin), the initial snapshot or resume, then commits in
 //! version order exactly once, commands forwarded with the member's verified identity.
+//!
+//! A session runs over any [`Transport`] (the axum WebSocket, or in-memory channels in the fast
+//! tier) against any [`Rooms`] (the service, or the domain alone in memory).
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use events::{Command, MemberId, RejectCode, RoomId};
@@ -12,10 +15,11 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument as _, debug, warn};
 
-use crate::App;
+use crate::Metrics;
 use crate::frames::{self, ClientFrame, Reply, Welcome, close, text};
 use crate::hub::{Frame, Hub};
-use crate::limits::Bucket;
+use crate::limits::{Bucket, GatewayLimits, PerMinute};
+use crate::rooms::Rooms;
 
 /// The socket's query string: `?name=..&token=..&resume=V&epoch=E`.
 #[derive(Debug, Default, Deserialize)]
@@ -30,43 +34,172 @@ pub struct Params {
     pub epoch: Option<String>,
 }
 
+/// What every socket session on this process shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sessions(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    rooms: Arc<dyn Rooms>,
+    signer: tokens::Signer,
+    limits: GatewayLimits,
+    epoch: String,
+    token_ttl: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    metrics: Metrics,
+    /// New members per room and minute (on this process).
+    joins: PerMinute<RoomId>,
+    /// Lookups of rooms that do not exist, per address and minute (shared with the HTTP API).
+    misses: Arc<PerMinute<IpAddr>>,
+}
+
+/// What [`Sessions`] are made from.
+#[derive(Debug)]
+pub struct SessionParts {
+    /// The room service.
+    pub rooms: Arc<dyn Rooms>,
+    /// Verifies and issues member tokens.
+    pub signer: tokens::Signer,
+    /// Limits.
+    pub limits: GatewayLimits,
+    /// The log's epoch (resumes from another are refused).
+    pub epoch: String,
+    /// Member token lifetime.
+    pub token_ttl: Duration,
+    /// Flips to true when the process shuts down: sockets are told to go away.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Lookups of missing rooms per address (the HTTP API counts them too).
+    pub misses: Arc<PerMinute<IpAddr>>,
+}
+
+impl Sessions {
+    /// Sessions over `parts`.
+    pub fn new(parts: SessionParts) -> Self {
+        let SessionParts { rooms, signer, limits, epoch, token_ttl, shutdown, metrics, misses } =
+            parts;
+        Self(Arc::new(Shared {
+            rooms,
+            signer,
+            limits,
+            epoch,
+            token_ttl,
+            shutdown,
+            metrics,
+            joins: PerMinute::default(),
+            misses,
+        }))
+    }
+
+    /// Sends `command` to the room as `member`; the reply in wire form.
+    async fn command(
+        &self,
+        room: &RoomId,
+        member: &MemberId,
+        id: String,
+        command: Command,
+    ) -> Reply {
+        let Ok(command_id) = uuid::Uuid::parse_str(&id) else {
+            return Reply::Reject {
+                id,
+                code: RejectCode::Invalid,
+                message: "the command id must be a uuid".into(),
+            };
+        };
+        let request = protocol::CommandRequest {
+            id: events::CommandId(command_id),
+            actor: events::Actor::Member(member.clone()),
+            command,
+            traceparent: telemetry::current_traceparent(),
+        };
+        match self.0.rooms.command(room, request).await {
+            Ok(protocol::CommandReply::Accepted { version }) => Reply::Ack { id, version },
+            Ok(
+                protocol::CommandReply::Rejected { code, message }
+                | protocol::CommandReply::Error { code, message },
+            ) => Reply::Reject { id, code, message },
+            Err(error) => {
+                warn!(%room, %error, "command not answered");
+                Reply::Reject {
+                    id,
+                    code: RejectCode::Unavailable,
+                    message: "the room service is unavailable, retry".into(),
+                }
+            }
+        }
+    }
+
+    /// Counts a lookup of a room that does not exist from `ip`.
+    fn missed(&self, ip: IpAddr) {
+        self.0.misses.take(&tokens::subscriber(ip), usize::MAX, Instant::now());
+    }
+}
+
+/// A client connection a session runs over: the axum WebSocket, or channels in tests.
+pub trait Transport: Send {
+    /// The client's next message; `None` once the connection is gone.
+    fn recv(&mut self) -> impl Future<Output = Option<Result<Message, axum::Error>>> + Send;
+    /// Sends `message` to the client.
+    fn send(&mut self, message: Message) -> impl Future<Output = Result<(), axum::Error>> + Send;
+}
+
+impl Transport for WebSocket {
+    fn recv(&mut self) -> impl Future<Output = Option<Result<Message, axum::Error>>> + Send {
+        WebSocket::recv(self)
+    }
+
+    fn send(&mut self, message: Message) -> impl Future<Output = Result<(), axum::Error>> + Send {
+        WebSocket::send(self, message)
+    }
+}
+
 struct Closing(u16, &'static str);
 
+/// How long a socket may take to accept a frame before it is closed as a slow consumer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing frame may wait for room in the client's buffer.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Runs one socket until it closes.
-pub async fn run(app: App, mut socket: WebSocket, room: RoomId, params: Params, ip: IpAddr) {
+pub async fn run(
+    sessions: Sessions,
+    mut socket: impl Transport,
+    room: RoomId,
+    params: Params,
+    ip: IpAddr,
+) {
     let mut left = None;
-    let result = session(&app, &mut socket, &room, params, ip, &mut left).await;
+    let result = session(&sessions, &mut socket, &room, params, ip, &mut left).await;
     let Closing(code, reason) = match result {
         Ok(closing) | Err(closing) => closing,
     };
-    app.inner.metrics.closes.with_label_values(&[&code.to_string()]).inc();
-    socket
-        .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
-        .await
-        .ok();
+    sessions.0.metrics.closes.with_label_values(&[&code.to_string()]).inc();
+    // Bounded: a client that stopped reading has no room for it either, and must not keep the
+    // session (its slot, its place in the room's hub) for ever.
+    let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close)).await.ok();
     if let Some(member) = left {
-        tokio::spawn(leave_after_grace(app, room, member, crate::now_ms()));
+        tokio::spawn(leave_after_grace(sessions, room, member, crate::now_ms()));
     }
 }
 
 /// A member closed a socket on purpose (the tab was closed): unless they come back within the
 /// grace period (a reload, a quick reconnect to any gateway), they go offline at once instead of
 /// after the presence timeout.
-async fn leave_after_grace(app: App, room: RoomId, member: MemberId, closed_ms: u64) {
-    let inner = &app.inner;
-    tokio::time::sleep(inner.limits.leave_grace).await;
-    if *inner.shutdown.borrow() || inner.hubs.has_member(&room, &member) {
+async fn leave_after_grace(sessions: Sessions, room: RoomId, member: MemberId, closed_ms: u64) {
+    let shared = &sessions.0;
+    tokio::time::sleep(shared.limits.leave_grace).await;
+    if *shared.shutdown.borrow() || shared.rooms.has_member(&room, &member) {
         return;
     }
     // A socket on another gateway beats when it joins: a beat after the close means they are back.
-    if let Ok(Some(at)) = inner.presence.seen(&room, &member).await
-        && at > closed_ms
-    {
+    if shared.rooms.seen(&room, &member).await.is_some_and(|at| at > closed_ms) {
         return;
     }
     let leave = Command::Leave { reason: events::LeaveReason::Disconnected };
     if let Reply::Reject { code, message, .. } =
-        app.command(&room, &member, uuid::Uuid::new_v4().to_string(), leave).await
+        sessions.command(&room, &member, uuid::Uuid::new_v4().to_string(), leave).await
         && code != RejectCode::Closed
     {
         debug!(%room, %member, %code, %message, "leave on disconnect refused");
@@ -82,11 +215,11 @@ struct Joined {
 }
 
 /// Brings a member with an open socket back online (a join without a name keeps theirs).
-async fn rejoin(app: App, room: RoomId, member: MemberId, ip: IpAddr) {
-    let address = Some(app.inner.signer.address_tag(&room, ip));
+async fn rejoin(sessions: Sessions, room: RoomId, member: MemberId, ip: IpAddr) {
+    let address = Some(sessions.0.signer.address_tag(&room, ip));
     let join = Command::Join { name: String::new(), address };
     if let Reply::Reject { code, message, .. } =
-        app.command(&room, &member, uuid::Uuid::new_v4().to_string(), join).await
+        sessions.command(&room, &member, uuid::Uuid::new_v4().to_string(), join).await
     {
         debug!(%room, %member, %code, %message, "rejoin refused");
     }
@@ -94,8 +227,8 @@ async fn rejoin(app: App, room: RoomId, member: MemberId, ip: IpAddr) {
 
 /// Runs a socket's join and live loop; `left` is set when the client closed it on purpose.
 async fn session(
-    app: &App,
-    socket: &mut WebSocket,
+    sessions: &Sessions,
+    socket: &mut impl Transport,
     room: &RoomId,
     params: Params,
     ip: IpAddr,
@@ -104,17 +237,17 @@ async fn session(
     // The join runs once; boxed, its futures (NATS requests, log and Redis reads) do not size
     // the state every idle socket keeps for its lifetime (7 KB unboxed, docs/benchmarks.md).
     let Joined { member, mut last, mut commits, _guard } =
-        Box::pin(join(app, socket, room, params, ip)).await?;
-    let inner = &app.inner;
+        Box::pin(join(sessions, socket, room, params, ip)).await?;
+    let shared = &sessions.0;
 
     // Live: commits from the hub (gaps filled from the log), commands and pings from the client.
     // What woke the socket is decided first and handled after, so the waiting futures and the
     // handling ones never occupy the socket's state at the same time.
     let mut replies = Replies::default();
-    let mut bucket = Bucket::full(&inner.limits);
+    let mut bucket = Bucket::full(&shared.limits);
     let mut last_command = None;
-    let mut shutdown = inner.shutdown.clone();
-    let mut deadline = tokio::time::Instant::now() + inner.limits.idle;
+    let mut shutdown = shared.shutdown.clone();
+    let mut deadline = tokio::time::Instant::now() + shared.limits.idle;
     loop {
         let wake = tokio::select! {
             frame = commits.recv() => Wake::Commit(frame),
@@ -126,11 +259,11 @@ async fn session(
         match wake {
             Wake::Commit(Ok(frame)) => {
                 let offline = frame.takes_offline(&member);
-                last = deliver(app, socket, room, &member, last, frame).await?;
+                last = deliver(sessions, socket, room, &member, last, frame).await?;
                 if offline {
                     // Shown offline while connected (a leave that raced a reconnect, another
                     // tab's clean close, a heartbeat gap): say it is back.
-                    tokio::spawn(rejoin(app.clone(), room.clone(), member.clone(), ip));
+                    tokio::spawn(rejoin(sessions.clone(), room.clone(), member.clone(), ip));
                 }
             }
             Wake::Commit(Err(broadcast::error::RecvError::Lagged(_))) => {
@@ -139,13 +272,13 @@ async fn session(
             Wake::Commit(Err(broadcast::error::RecvError::Closed)) => {
                 return Ok(Closing(close::UNAVAILABLE, "room feed ended"));
             }
-            Wake::Reply(reply) => send(app, socket, text(&reply).into()).await?,
+            Wake::Reply(reply) => send(sessions, socket, text(&reply).into()).await?,
             Wake::Client(message) => {
-                deadline = tokio::time::Instant::now() + inner.limits.idle;
-                inner.metrics.frames_in.inc();
+                deadline = tokio::time::Instant::now() + shared.limits.idle;
+                shared.metrics.frames_in.inc();
                 let reply = match message {
                     Some(Ok(Message::Text(body))) => {
-                        let forward = Forward { app, room, member: &member };
+                        let forward = Forward { sessions, room, member: &member };
                         handle_frame(&forward, &body, &mut bucket, &mut last_command, &mut replies)
                     }
                     Some(Ok(Message::Binary(_))) => Some(Reply::Reject {
@@ -165,7 +298,7 @@ async fn session(
                     }
                 };
                 if let Some(reply) = reply {
-                    send(app, socket, text(&reply).into()).await?;
+                    send(sessions, socket, text(&reply).into()).await?;
                 }
             }
         }
@@ -182,18 +315,34 @@ enum Wake {
 /// The answers to a socket's commands, which are decided in the background. The channel is
 /// made on the socket's first command: most sockets only watch.
 #[derive(Default)]
-struct Replies(Option<(mpsc::Sender<Reply>, mpsc::Receiver<Reply>)>);
+struct Replies {
+    channel: Option<(mpsc::Sender<Reply>, mpsc::Receiver<Reply>)>,
+    /// Commands sent and not answered yet.
+    waiting: usize,
+}
+
+/// Commands a socket may have waiting for their answers. Beyond, a command is refused at once: a
+/// client sending faster than its room decides (an overloaded service, a flood within the rate)
+/// would otherwise queue tasks without bound (a soak of 2 000 sockets grew the gateway by 200 MiB
+/// a minute).
+const MAX_WAITING: usize = 16;
 
 impl Replies {
-    fn sender(&mut self) -> mpsc::Sender<Reply> {
-        self.0.get_or_insert_with(|| mpsc::channel(8)).0.clone()
+    /// A sender for one more command's answer; `None` when too many are waiting.
+    fn sender(&mut self) -> Option<mpsc::Sender<Reply>> {
+        if self.waiting >= MAX_WAITING {
+            return None;
+        }
+        self.waiting += 1;
+        Some(self.channel.get_or_insert_with(|| mpsc::channel(8)).0.clone())
     }
 
     /// The next answer; never resolves while there is nothing to wait for.
     async fn recv(&mut self) -> Reply {
-        if let Some((_, rx)) = &mut self.0
+        if let Some((_, rx)) = &mut self.channel
             && let Some(reply) = rx.recv().await
         {
+            self.waiting = self.waiting.saturating_sub(1);
             return reply;
         }
         std::future::pending().await
@@ -202,7 +351,7 @@ impl Replies {
 
 /// Where a socket's commands go, and as whom.
 struct Forward<'a> {
-    app: &'a App,
+    sessions: &'a Sessions,
     room: &'a RoomId,
     member: &'a MemberId,
 }
@@ -210,24 +359,24 @@ struct Forward<'a> {
 /// Identifies the member, joins the room, and brings the client up to the head: a resume from
 /// its version or a snapshot, then the log up to the head.
 async fn join(
-    app: &App,
-    socket: &mut WebSocket,
+    sessions: &Sessions,
+    socket: &mut impl Transport,
     room: &RoomId,
     params: Params,
     ip: IpAddr,
 ) -> Result<Joined, Closing> {
-    let inner = &app.inner;
+    let shared = &sessions.0;
     // Who: a verified token keeps the member id; otherwise a new member.
     let now_s = crate::now_ms() / 1000;
     let (member, token) = match &params.token {
-        Some(token) => match inner.signer.verify(token, room, now_s) {
+        Some(token) => match shared.signer.verify(token, room, now_s) {
             Ok(claims) => (claims.member, token.clone()),
             Err(_) => return Err(Closing(close::BAD_TOKEN, "invalid token")),
         },
         None => {
             // New members are what a bot flood is made of: a room takes so many a minute.
-            let limit = inner.limits.joins_per_minute;
-            if !inner.joins.take(room, limit, Instant::now()) {
+            let limit = shared.limits.joins_per_minute;
+            if !shared.joins.take(room, limit, Instant::now()) {
                 return Err(Closing(close::TOO_MANY, "too many people joined this room just now"));
             }
             let member = MemberId::generate(uuid::Uuid::new_v4().as_u128() as u64);
@@ -235,9 +384,9 @@ async fn join(
                 room: room.clone(),
                 member: member.clone(),
                 role: tokens::TokenRole::Member,
-                exp: now_s + inner.token_ttl.as_secs(),
+                exp: now_s + shared.token_ttl.as_secs(),
             };
-            let token = inner.signer.issue(&claims);
+            let token = shared.signer.issue(&claims);
             (member, token)
         }
     };
@@ -245,20 +394,20 @@ async fn join(
     let name = params.name.clone().unwrap_or_default();
 
     // Position first: subscribe before reading anything, so nothing falls between.
-    let hub = inner
-        .hubs
-        .join(room)
+    let hub = shared
+        .rooms
+        .hub(room)
         .await
         .map_err(|_| Closing(close::UNAVAILABLE, "fan-out unavailable"))?;
-    let commits = hub.tx.subscribe();
+    let commits = hub.feed.tx.subscribe();
     let member_guard = MemberGuard::new(hub.clone(), member.clone());
-    let address = Some(inner.signer.address_tag(room, ip));
+    let address = Some(shared.signer.address_tag(room, ip));
     let join = Command::Join { name, address };
-    let joined = app.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
+    let joined = sessions.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
     if let Reply::Reject { code, message, .. } = &joined {
         return Err(match code {
             RejectCode::NotFound => {
-                app.missed(ip);
+                sessions.missed(ip);
                 Closing(close::NOT_FOUND, "no such room")
             }
             RejectCode::Closed => Closing(close::CLOSED, "room is closed"),
@@ -272,20 +421,22 @@ async fn join(
             _ => Closing(close::UNAVAILABLE, "room unavailable, retry"),
         });
     }
-    inner.presence.beat(room, std::slice::from_ref(&member), crate::now_ms()).await.ok();
+    shared.rooms.beat(room, &member, crate::now_ms()).await;
 
     // Resume from the client's version when possible, else a snapshot; then the log up to its head.
-    let head =
-        inner.log.head(room).await.map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?;
-    let head = head.map_or(0, |h| h.version);
+    let head = shared
+        .rooms
+        .head(room)
+        .await
+        .map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?;
     let resume = params.resume.filter(|&v| {
-        params.epoch.as_deref() == Some(inner.epoch.as_str())
+        params.epoch.as_deref() == Some(shared.epoch.as_str())
             && v <= head
-            && head - v <= inner.limits.resume_cap
+            && head - v <= shared.limits.resume_cap
     });
     // The commits after the client's version, unless they have left the log (retention).
     let missed = match resume {
-        Some(v) if v < head => match inner.log.read(room, v).await {
+        Some(v) if v < head => match shared.rooms.read(room, v).await {
             Ok(commits) => Some((v, Some(commits))),
             Err(eventlog::LogError::Expired { .. }) => None,
             Err(_) => return Err(Closing(close::UNAVAILABLE, "log unavailable")),
@@ -294,24 +445,30 @@ async fn join(
         None => None,
     };
     let resumable = missed.is_some();
-    let (mut last, snapshot, missed) = match missed {
-        Some((v, commits)) => (v, None, commits),
-        None => {
-            let (version, state) = app.join_state(room).await.map_err(|error| {
-                warn!(%room, %error, "cannot read the room state for a join");
-                Closing(close::UNAVAILABLE, "state unavailable")
-            })?;
-            (version, Some(state), None)
-        }
+    // What is sent from the log: up to the head, except after the hub's own state (the commits
+    // after it reach this socket through the hub, which it joined before reading anything).
+    let (mut last, snapshot, missed, until) = match missed {
+        Some((v, commits)) => (v, None, commits, head),
+        None => match hub.feed.snapshot() {
+            Some((version, state)) => (version, Some(state), None, version),
+            None => {
+                let (version, state) = shared.rooms.join_state(room).await.map_err(|error| {
+                    warn!(%room, %error, "cannot read the room state for a join");
+                    Closing(close::UNAVAILABLE, "state unavailable")
+                })?;
+                (version, Some(Arc::<str>::from(state)), None, head)
+            }
+        },
     };
-    app.metrics_resume(resumable);
+    let outcome = if resumable { "recovered" } else { "snapshot" };
+    shared.metrics.joins.with_label_values(&[outcome]).inc();
     let welcome =
-        Welcome::new(&member, &token, &inner.epoch, head.max(last), resumable, crate::now_ms());
-    send(app, socket, text(&welcome).into()).await?;
+        Welcome::new(&member, &token, &shared.epoch, head.max(last), resumable, crate::now_ms());
+    send(sessions, socket, text(&welcome).into()).await?;
     if let Some(state) = snapshot {
-        send(app, socket, frames::snapshot(last, &state).into()).await?;
+        send(sessions, socket, frames::snapshot(last, &state).into()).await?;
     }
-    last = catch_up(app, socket, room, &member, last, head, missed).await?;
+    last = catch_up(sessions, socket, room, &member, last, until, missed).await?;
     Ok(Joined { member, last, commits, _guard: member_guard })
 }
 
@@ -326,8 +483,8 @@ async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 /// Sends the room's commits after `last` up to `until` from `commits`, or from the log when
 /// they have not been read yet.
 async fn catch_up(
-    app: &App,
-    socket: &mut WebSocket,
+    sessions: &Sessions,
+    socket: &mut impl Transport,
     room: &RoomId,
     member: &MemberId,
     mut last: u64,
@@ -339,9 +496,9 @@ async fn catch_up(
     }
     let mut commits = match commits {
         Some(commits) => commits,
-        None => app
-            .inner
-            .log
+        None => sessions
+            .0
+            .rooms
             .read(room, last)
             .await
             .map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?,
@@ -353,7 +510,7 @@ async fn catch_up(
         }
         last = stored.commit.version;
         let frame = Frame::of(&stored);
-        send(app, socket, frame.text.clone()).await?;
+        send(sessions, socket, frame.text.clone()).await?;
         if frame.kicks(member) {
             return Err(Closing(close::FORBIDDEN, REMOVED));
         }
@@ -366,8 +523,8 @@ const REMOVED: &str = "removed from this room";
 
 /// Sends a live frame unless the client has it; fills a gap before it from the log.
 async fn deliver(
-    app: &App,
-    socket: &mut WebSocket,
+    sessions: &Sessions,
+    socket: &mut impl Transport,
     room: &RoomId,
     member: &MemberId,
     last: u64,
@@ -380,26 +537,28 @@ async fn deliver(
     let last = if frame.version == last + 1 {
         last
     } else {
-        Box::pin(catch_up(app, socket, room, member, last, frame.version - 1, None)).await?
+        Box::pin(catch_up(sessions, socket, room, member, last, frame.version - 1, None)).await?
     };
     if frame.version != last + 1 {
         return Err(Closing(close::UNAVAILABLE, "commits missing from the log: reconnect"));
     }
     let age_ms = crate::now_ms().saturating_sub(frame.at_ms);
-    app.inner.metrics.delivery_seconds.observe(age_ms as f64 / 1000.0);
-    send(app, socket, frame.text.clone()).await?;
+    sessions.0.metrics.delivery_seconds.observe(age_ms as f64 / 1000.0);
+    send(sessions, socket, frame.text.clone()).await?;
     if frame.kicks(member) {
         return Err(Closing(close::FORBIDDEN, REMOVED));
     }
     Ok(frame.version)
 }
 
-async fn send(app: &App, socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), Closing> {
-    app.inner.metrics.frames_out.inc();
+async fn send(
+    sessions: &Sessions,
+    socket: &mut impl Transport,
+    text: Utf8Bytes,
+) -> Result<(), Closing> {
+    sessions.0.metrics.frames_out.inc();
     // A client that stops reading blocks its own socket only; it is dropped after a while.
-    match tokio::time::timeout(std::time::Duration::from_secs(10), socket.send(Message::Text(text)))
-        .await
-    {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(Closing(1000, "gone")),
         Err(_) => Err(Closing(close::SLOW_CONSUMER, "not reading: reconnect and resume")),
@@ -415,7 +574,7 @@ fn handle_frame(
     last_command: &mut Option<oneshot::Receiver<()>>,
     replies: &mut Replies,
 ) -> Option<Reply> {
-    let Forward { app, room, member } = *forward;
+    let Forward { sessions, room, member } = *forward;
     let invalid = |id: String, message: String| {
         Some(Reply::Reject { id, code: RejectCode::Invalid, message })
     };
@@ -436,16 +595,22 @@ fn handle_frame(
             if !command.is_client_command() {
                 return invalid(id, format!("{} is not a client command", command.name()));
             }
-            if !bucket.take(&app.inner.limits, Instant::now()) {
+            if !bucket.take(&sessions.0.limits, Instant::now()) {
                 return Some(Reply::Reject {
                     id,
                     code: RejectCode::RateLimited,
                     message: "too many commands: slow down".into(),
                 });
             }
+            let Some(replies) = replies.sender() else {
+                return Some(Reply::Reject {
+                    id,
+                    code: RejectCode::RateLimited,
+                    message: "too many commands waiting for an answer: slow down".into(),
+                });
+            };
             let span = tracing::info_span!("gateway.command", %room, command = command.name());
-            let (app, room, member, replies) =
-                (app.clone(), room.clone(), member.clone(), replies.sender());
+            let (sessions, room, member) = (sessions.clone(), room.clone(), member.clone());
             // A socket's commands are decided in the order it sent them: each waits for the
             // one before (a member's "seek" then "play" must not land as "play" then "seek").
             let (done, next) = oneshot::channel();
@@ -455,7 +620,7 @@ fn handle_frame(
                     if let Some(previous) = previous {
                         previous.await.ok();
                     }
-                    let reply = app.command(&room, &member, id, command).await;
+                    let reply = sessions.command(&room, &member, id, command).await;
                     replies.send(reply).await.ok();
                     done.send(()).ok();
                 }
@@ -494,3 +659,8 @@ impl Drop for MemberGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod memory;
+#[cfg(test)]
+mod tests;

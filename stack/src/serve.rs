@@ -148,7 +148,12 @@ async fn run_with(
     let uses_redis =
         roles.commands.is_some() || roles.projectors || roles.content || roles.gateway.is_some();
     let redis = if uses_redis { Some(roles::redis(&config).await?) } else { None };
-    let mut app = ops_router(Ops { client, log, registry, projector, redis });
+    let tasks_alive = prometheus::IntGauge::new(
+        "chanshare_runtime_tasks",
+        "Tasks alive in the process's async runtime (a steady load keeps it steady)",
+    )?;
+    registry.register(Box::new(tasks_alive.clone()))?;
+    let mut app = ops_router(Ops { client, log, registry, projector, redis, tasks_alive });
     if let Some(media) = media {
         app = app.merge(media);
     }
@@ -201,6 +206,7 @@ struct Ops {
     registry: prometheus::Registry,
     projector: Option<projectors::Projector>,
     redis: Option<redis::aio::ConnectionManager>,
+    tasks_alive: prometheus::IntGauge,
 }
 
 /// How far behind the views may be for the process to count as ready.
@@ -254,6 +260,8 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, String) {
 }
 
 async fn metrics(State(ops): State<Ops>) -> (StatusCode, String) {
+    let runtime = tokio::runtime::Handle::current().metrics();
+    ops.tasks_alive.set(i64::try_from(runtime.num_alive_tasks()).unwrap_or(i64::MAX));
     let mut text = String::new();
     match prometheus::TextEncoder::new().encode_utf8(&ops.registry.gather(), &mut text) {
         Ok(()) => (StatusCode::OK, text),

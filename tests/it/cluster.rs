@@ -425,8 +425,11 @@ async fn clients_of_a_killed_gateway_resume_on_the_other_with_no_gap() {
     }
     for k in 0..20 {
         send(&mut host, command(json!({"type": "chat", "text": format!("a{k}")}))).await;
+        if k % 10 == 9 {
+            // In tens: a socket has at most 16 commands waiting for their answers.
+            await_answers(&mut host, &mut host_seen, 10).await;
+        }
     }
-    await_answers(&mut host, &mut host_seen, 20).await;
     for (ws, seen) in &mut movers {
         let target = start(seen) + 10;
         read_until(ws, seen, target).await;
@@ -434,8 +437,11 @@ async fn clients_of_a_killed_gateway_resume_on_the_other_with_no_gap() {
     cluster.kill("gateway-1");
     for k in 0..20 {
         send(&mut host, command(json!({"type": "chat", "text": format!("b{k}")}))).await;
+        if k % 10 == 9 {
+            // In tens: a socket has at most 16 commands waiting for their answers.
+            await_answers(&mut host, &mut host_seen, 10).await;
+        }
     }
-    await_answers(&mut host, &mut host_seen, 20).await;
     let head = stored(&cluster, &room).await.len() as u64;
     for (_, seen) in movers {
         let at = seen.order.last().copied().unwrap();

@@ -467,3 +467,43 @@ async fn an_unreadable_snapshot_is_replaced() {
     assert_eq!(log.refresh_snapshot(&r).await.unwrap(), Some(3));
     assert_eq!(log.snapshot(&r).await.unwrap().unwrap().state.version, 3);
 }
+
+/// The room stream's consumer count.
+async fn consumers(server: &NatsServer) -> usize {
+    let js = async_nats::jetstream::new(server.client().await);
+    let mut stream = js.get_stream(subjects::STREAM).await.unwrap();
+    stream.info().await.unwrap().state.consumer_count
+}
+
+/// Waits until the stream has no consumer, for less than a consumer's inactivity threshold.
+async fn no_consumer_left(server: &NatsServer, what: &str) {
+    tests::eventually(Duration::from_secs(10), what, || async { consumers(server).await == 0 })
+        .await;
+}
+
+/// A read long enough to need a consumer deletes it when it ends, and when its reader drops it
+/// half-way (a socket that closed during its catch-up), instead of leaving it on the server for
+/// its inactivity threshold: before, every far-behind read left one for 30 s, and a soak of
+/// reconnecting members held a thousand.
+#[tokio::test]
+async fn a_read_leaves_no_consumer_behind() {
+    let server = NatsServer::start();
+    let log = log(&server).await;
+    let r = room("consumer-room");
+    append_n(&log, &r, 200).await;
+
+    let whole = collect(log.read(&r, 0).await.unwrap()).await;
+    assert_eq!(whole.len(), 200);
+    no_consumer_left(&server, "the whole read's consumer is deleted").await;
+
+    let mut part = log.read(&r, 10).await.unwrap();
+    assert_eq!(part.next().await.unwrap().unwrap().commit.version, 11);
+    assert_eq!(consumers(&server).await, 1, "the read is still open");
+    drop(part);
+    no_consumer_left(&server, "the dropped read's consumer is deleted").await;
+
+    let mut follow = log.follow(&r, 0).await.unwrap();
+    assert_eq!(follow.next().await.unwrap().unwrap().commit.version, 1);
+    drop(follow);
+    no_consumer_left(&server, "the dropped follow's consumer is deleted").await;
+}

@@ -51,6 +51,8 @@ pub fn env(nats: &NatsServer, redis: &RedisServer, secret: &str) -> Vec<(&'stati
         ("CHANSHARE_SECRET", secret.to_owned()),
         ("CHANSHARE_CHAN_API_URL", "http://127.0.0.1:9".to_owned()),
         ("CHANSHARE_CHAN_MEDIA_URL", "http://127.0.0.1:9".to_owned()),
+        // As the image runs it (Dockerfile; docs/decisions/0007-malloc-arenas.md).
+        ("MALLOC_ARENA_MAX", "2".to_owned()),
     ]
     .into_iter()
     .chain(LIFTED.iter().map(|(key, value)| (*key, (*value).to_owned())))
