@@ -19,13 +19,22 @@ pub async fn nats_now(config: &Config) -> anyhow::Result<async_nats::Client> {
     connect(config, false).await
 }
 
+/// Messages a subscription holds before NATS drops the next ones (a slow consumer): async-nats
+/// holds 65 536. A gateway that falls behind its rooms' commits (an overloaded machine) then
+/// buffered up to that many per room: a soak of 2 000 sockets held 1.6 GB of them after 18
+/// minutes. A room's hub fills what was dropped from the log in one read; a dropped reply is a
+/// command answered `unavailable`, which clients retry.
+const SUBSCRIPTION_CAPACITY: usize = 1024;
+
 async fn connect(config: &Config, wait: bool) -> anyhow::Result<async_nats::Client> {
     let servers: Vec<async_nats::ServerAddr> = config
         .nats_url
         .split(',')
         .map(|url| url.trim().parse().with_context(|| format!("bad nats url {url:?}")))
         .collect::<anyhow::Result<_>>()?;
-    let mut options = async_nats::ConnectOptions::new().name("chanshare");
+    let mut options = async_nats::ConnectOptions::new()
+        .name("chanshare")
+        .subscription_capacity(SUBSCRIPTION_CAPACITY);
     // Credentials ride in the URL (`nats://gateway:secret@host:4222`); async-nats does not read
     // them from there by itself.
     let user = servers.iter().find_map(|s| s.username());
