@@ -328,11 +328,12 @@ function tick() {
   if (!session.room || session.gone) return;
   const item = current();
   if ((item ? item.item_id : null) !== (loaded ? loaded.id : null)) load(item);
-  if (!item) { $("sync").textContent = ""; updateClock(0, 0); return; }
+  if (!item) { $("sync").textContent = ""; updateClock(0, 0); showFinished(false); return; }
   const p = playback();
   const target = targetSeconds();
   if (item.kind === "image") {
     const due = imageSeconds();
+    showFinished(finished(item, p, target, due));
     if (p.playing && target >= due) advance(item.item_id);
     updateClock(Math.min(target, due), due);
     if ($("sync").textContent) $("sync").textContent = "";
@@ -340,6 +341,7 @@ function tick() {
   }
   if (video.readyState < 1) return;
   const duration = Number.isFinite(video.duration) ? video.duration : 0;
+  showFinished(finished(item, p, target, duration));
   if (p.playing && duration && target >= duration - 0.05) {
     if (!video.paused) video.pause();
     advance(item.item_id);
@@ -375,6 +377,28 @@ function tick() {
   $("sync").classList.toggle("bad", !!showBad);
   $("resync").hidden = !showBad;
   updateClock(video.currentTime, duration);
+}
+
+// The room stopped at the end of its last item (not looping): the party is over unless someone
+// starts it again, and the page says so instead of showing a paused last frame.
+function finished(item, p, target, total) {
+  const room = session.room;
+  const last = room.playlist[room.playlist.length - 1];
+  return !p.playing && !room.settings.loop && item === last && total > 0 && target >= total - 0.1;
+}
+let finishedShown = false;
+function showFinished(on) {
+  if (on === finishedShown) return;
+  finishedShown = on;
+  $("finished").hidden = !on;
+  $("again").hidden = !canControl();
+}
+// Plays the playlist again from its first item.
+function playAgain() {
+  const first = session.room.playlist[0];
+  if (!canControl() || !first) return;
+  command({ type: "jump", item_id: first.item_id });
+  command({ type: "play" });
 }
 
 function fmt(seconds) {
@@ -490,7 +514,7 @@ const render = {
       case "image_seconds_changed":
       case "shuffle_changed":
       case "loop_changed": render.settings(); break;
-      case "room_closed": render.title(); render.permissions(); break;
+      case "room_closed": render.title(); render.permissions(); render.counts(); break;
     }
   },
 
@@ -560,7 +584,8 @@ const render = {
   counts() {
     const room = session.room;
     $("playlist-count").textContent = `(${room.playlist.length})`;
-    const online = room.members.reduce((n, m) => n + (m.online ? 1 : 0), 0);
+    // A closed room has nobody in it, whatever its last presence said.
+    const online = room.closed ? 0 : room.members.reduce((n, m) => n + (m.online ? 1 : 0), 0);
     $("member-count").textContent = `(${online} online)`;
   },
 };
@@ -639,8 +664,9 @@ function updateMemberRow(row, m) {
   if (!m) return;
   const me = m.member_id === session.memberId;
   const actions = isHost() && !me && !session.room.closed;
+  const online = m.online && !session.room.closed;
   row.replaceChildren(...[
-    el("span", { class: `dot${m.online ? " on" : ""}`, title: m.online ? "online" : "offline" }),
+    el("span", { class: `dot${online ? " on" : ""}`, title: online ? "online" : "offline" }),
     el("span", { class: "name", textContent: m.name + (me ? " (you)" : "") }),
     m.role === "host" ? el("span", { class: "badge", textContent: "host" }) : null,
     actions ? el("span", { class: "acts" },
@@ -696,8 +722,11 @@ function optimisticCommand(body, change) {
   optimistic = { id, playback: Object.assign({}, p, { position_ms: Math.round(targetSeconds() * 1000), anchor_ms: Math.round(serverNow()) }, change) };
   render.playback();
 }
+$("again").onclick = playAgain;
 $("toggle").onclick = () => {
   if (!canControl() || !session.room.playback.item_id) return;
+  // Play at the end of the playlist means "again", not another end at once.
+  if (finishedShown) return playAgain();
   const playing = !playback().playing;
   optimisticCommand({ type: playing ? "play" : "pause" }, { playing });
 };

@@ -176,6 +176,18 @@ test("a mixed playlist plays through: images for the room's time, videos to thei
     // Generous: only a stuck item fails here (the bar of the issue is the lower bound).
     assert.ok(s.ms <= due + 5000, `${s.item} (${item.kind}) overstayed: ${s.ms} ms, due ${due} ms`);
   }
+  // The end is said, not left as a paused last frame (found by watching one play through), and
+  // "again" starts the party over from the first item.
+  for (const page of pages) await page.waitForFunction(() => document.getElementById("finished").checkVisibility());
+  if (SHOTS) await host.screenshot({ path: `${SHOTS}/room-playlist-finished.png` });
+  await pages[2].click("#again");
+  const first = state.playlist[0].item_id;
+  for (const page of pages) {
+    await page.waitForFunction((id) => {
+      const p = window.chanshare.session.room.playback;
+      return p.item_id === id && p.playing && !document.getElementById("finished").checkVisibility();
+    }, first);
+  }
   await closeAll(pages);
 });
 
@@ -228,6 +240,28 @@ test("a kicked member is cut off at once, told so, and cannot come back with the
   assert.ok(!JSON.stringify(members).includes("totally new"), "the new identity never joined");
   assert.ok(token);
   await closeAll([host, guest, fresh]);
+});
+
+test("a room the host closes shows closed on every page, with nobody online; a newcomer is told it is over", async () => {
+  const room = await createRoom({ urls: VIDEOS, title: "closing time" });
+  const host = await open(browser, room, "alice", { token: room.host_token });
+  const guest = await open(browser, room, "bob");
+  host.on("dialog", (dialog) => dialog.accept());
+  await host.click("#close-room");
+  for (const page of [host, guest]) {
+    await page.waitForFunction(() => document.getElementById("title").textContent.endsWith("(closed)"));
+    // The last presence said both were online; a closed room has nobody in it (found by looking:
+    // the host's dot stayed green on a closed room).
+    assert.equal(await page.textContent("#member-count"), "(0 online)");
+    assert.equal(await page.locator(".members .dot.on").count(), 0);
+    assert.ok(await page.locator("#say input").isDisabled(), "chat is off");
+  }
+  if (SHOTS) await guest.screenshot({ path: `${SHOTS}/room-closed.png` });
+  const late = await (await browser.newContext()).newPage();
+  await late.goto(`${BASE}/r/${room.room_id}?name=carol`);
+  await late.waitForFunction(() => document.getElementById("gone").checkVisibility(), null, { timeout: 5000 });
+  assert.match(await late.textContent("#gone"), /closed/);
+  await closeAll([host, guest, late]);
 });
 
 test("closing the tab shows the member offline within seconds; a reload does not flap", async () => {
@@ -423,7 +457,8 @@ test("the page's fold equals the server's after every commit of a long random se
         assert.deepStrictEqual(shown, {
           items: server.playlist.map((i) => i.item_id),
           current: server.playback.item_id ? [server.playback.item_id] : [],
-          members: server.members.map((m) => [m.member_id, m.role === "host", m.online]),
+          // A closed room shows nobody online, whatever its last presence said.
+          members: server.members.map((m) => [m.member_id, m.role === "host", m.online && !server.closed]),
         }, `the page after command ${n}, seed ${seed}`);
       }
       compared += 1;
@@ -572,6 +607,10 @@ test("a page refused for a crowd (4429) says so, waits, and comes in", async () 
     const banner = page.locator("#reconnecting");
     await banner.waitFor({ state: "visible" });
     assert.match(await banner.textContent(), /Lots of people are joining/);
+    // Not in the room yet: no control is offered before the room says who may use them.
+    for (const control of ["#transport", "#seek", "#rate", "#add", "#shuffle"]) {
+      assert.equal(await page.locator(control).isVisible(), false, `${control} before the welcome`);
+    }
     await page.screenshot({ path: `${SHOTS}/room-crowded-${viewport.width}.png` });
     await page.waitForFunction(() => window.chanshare.session.live, null, { timeout: 15000 });
     await banner.waitFor({ state: "hidden" });
