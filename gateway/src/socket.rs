@@ -456,7 +456,7 @@ async fn join(
                     warn!(%room, %error, "cannot read the room state for a join");
                     Closing(close::UNAVAILABLE, "state unavailable")
                 })?;
-                (version, Some(Arc::<str>::from(state)), None, head)
+                (version, Some(state), None, head)
             }
         },
     };
