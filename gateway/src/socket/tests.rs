@@ -98,8 +98,8 @@ impl World {
 
     /// Applies `command` as the host.
     fn host_does(&self, command: Command) {
-        let reply = self.memory.apply(&self.room, Actor::Member(self.host.clone()), command);
-        assert!(matches!(reply, protocol::CommandReply::Accepted { .. }), "{reply:?}");
+        let answer = self.memory.apply(&self.room, Actor::Member(self.host.clone()), command);
+        assert!(matches!(answer, protocol::CommandReply::Accepted { .. }), "{answer:?}");
     }
 
     fn version(&self) -> u64 {
@@ -316,14 +316,14 @@ async fn bad_frames_are_refused_each_with_a_reason_and_change_nothing() {
     ];
     for (frame, reason) in cases {
         ann.send_text(frame).await;
-        let reply = ann.frame().await;
-        assert_eq!(reply["type"], "reject", "{frame}: {reply}");
-        assert_eq!(reply["code"], "invalid", "{frame}: {reply}");
-        assert!(reply["message"].as_str().unwrap().contains(reason), "{frame}: {reply}");
+        let answer = ann.frame().await;
+        assert_eq!(answer["type"], "reject", "{frame}: {answer}");
+        assert_eq!(answer["code"], "invalid", "{frame}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(reason), "{frame}: {answer}");
     }
     ann.to_server.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
-    let reply = ann.frame().await;
-    assert!(reply["message"].as_str().unwrap().contains("binary"), "{reply}");
+    let answer = ann.frame().await;
+    assert!(answer["message"].as_str().unwrap().contains("binary"), "{answer}");
     // A ping is answered with the server's time, and the socket still works.
     ann.send_text(r#"{"type":"ping","t":12.5}"#).await;
     let pong = ann.frame().await;
@@ -528,9 +528,9 @@ async fn a_command_the_service_does_not_answer_is_refused_as_unavailable() {
     ann.joined().await;
     world.memory.down.store(true, Ordering::SeqCst);
     let id = ann.command(json!({"type": "play"})).await;
-    let reply = ann.reply_to(&id).await;
+    let answer = ann.reply_to(&id).await;
     assert_eq!(
-        (reply["type"].as_str(), reply["code"].as_str()),
+        (answer["type"].as_str(), answer["code"].as_str()),
         (Some("reject"), Some("unavailable"))
     );
     // The socket lives on: a ping still answers.
