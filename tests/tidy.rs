@@ -105,10 +105,13 @@ fn clippy_bans_every_raw_jetstream_publish() {
     }
     // (The benchmark's baseline publishes raw on purpose, to its own stream.)
     let crates = ["events", "protocol", "storage", "tokens", "presence", "commands", "views"];
-    let more = ["projectors", "content", "gateway", "telemetry", "replay", "src"];
+    let more = ["projectors", "content", "gateway", "telemetry", "replay", "accounts", "src"];
     for dir in crates.iter().chain(more.iter()) {
         for (path, code) in sources(dir) {
-            assert!(!code.contains("disallowed_methods"), "{path} lifts the publish ban");
+            // Account events have their own stream and one writer: the username claim.
+            let lifts = code.matches("disallowed_methods").count();
+            let allowed = usize::from(path.ends_with("accounts/src/store.rs"));
+            assert_eq!(lifts, allowed, "{path} lifts the publish ban");
         }
     }
 }
@@ -128,6 +131,7 @@ fn roles_speak_through_the_protocol_crate() {
             // The gateway's HTTP bodies, the client frames its socket tests send, and replay's
             // output lines are their own formats.
             let own_format = path.ends_with("gateway/src/api.rs")
+                || path.contains("gateway/src/api/")
                 || path.ends_with("gateway/src/socket/tests.rs")
                 || path.contains("replay/src");
             assert!(own_format || !code.contains("json!("), "{path} builds JSON by hand");

@@ -18,6 +18,14 @@ pub enum ErrorKind {
     Invalid,
     /// Not allowed from here (403 `forbidden`), e.g. a WebSocket from a foreign page.
     Forbidden,
+    /// No valid access token (401 `unauthorized`): absent, forged or expired.
+    Unauthorized,
+    /// Unknown username or wrong password, alike (401 `bad_credentials`).
+    BadCredentials,
+    /// The session was signed out or its refresh token reused (401 `session_revoked`).
+    SessionRevoked,
+    /// The username belongs to someone (409 `username_taken`).
+    UsernameTaken,
     /// No such thing (404 `not_found`).
     NotFound,
     /// It existed, but has left by retention (410 `expired`).
@@ -38,6 +46,10 @@ impl ErrorKind {
         match self {
             Self::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            Self::SessionRevoked => (StatusCode::UNAUTHORIZED, "session_revoked"),
+            Self::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Expired => (StatusCode::GONE, "expired"),
             Self::UnsupportedMediaType => {
@@ -50,9 +62,13 @@ impl ErrorKind {
     }
 
     /// Every kind, for the table's tests and documents.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 12] = [
         Self::Invalid,
         Self::Forbidden,
+        Self::Unauthorized,
+        Self::BadCredentials,
+        Self::SessionRevoked,
+        Self::UsernameTaken,
         Self::NotFound,
         Self::Expired,
         Self::UnsupportedMediaType,

@@ -36,7 +36,7 @@ impl History {
             1 => (self.members[0].clone(), create()),
             2..=21 => (
                 self.members[(n - 1) as usize].clone(),
-                Command::Join { name: format!("viewer{n}"), address: None },
+                Command::Join { name: format!("viewer{n}"), address: None, account: None },
             ),
             _ => (member, self.scripted(n)),
         };
@@ -89,5 +89,6 @@ fn create() -> Command {
         settings: Settings::default(),
         name: "host".to_owned(),
         items: Vec::new(),
+        account: None,
     }
 }

@@ -52,7 +52,7 @@ impl Provisioner {
             },
             Source::Urls(_) => (Vec::new(), None),
         };
-        let host = MemberId::generate(random());
+        let account = request.account;
         let settings = Settings {
             control: request.control.unwrap_or_default(),
             listed: request.listed.unwrap_or(true),
@@ -68,11 +68,20 @@ impl Provisioner {
             title,
             source: source.clone(),
             settings,
-            name: request.name.unwrap_or_else(|| "host".to_owned()),
+            // A signed-in creator without a nickname is called by their username.
+            name: request.name.unwrap_or_else(|| {
+                if account.is_some() { String::new() } else { "host".to_owned() }
+            }),
             items,
+            account: account.clone(),
         };
         for _ in 0..ID_ATTEMPTS {
             let room = RoomId::readable(random_wide());
+            // An account is the same member on every device: its member id comes from it.
+            let host = match &account {
+                Some(account) => self.signer.account_member(&room, &account.account_id),
+                None => MemberId::generate(random()),
+            };
             // The append below expects an empty subject, which only rules out live commits: an
             // id whose commits have all expired is still taken.
             match self.log.is_free(&room).await {

@@ -260,10 +260,14 @@ mod tests {
                 settings: Settings::default(),
                 name: "host".into(),
                 items: vec![],
+                account: None,
             };
             memory.apply(member(members[0]), create);
             for name in &members[1..] {
-                memory.apply(member(name), Command::Join { name: (*name).into(), address: None });
+                memory.apply(
+                    member(name),
+                    Command::Join { name: (*name).into(), address: None, account: None },
+                );
             }
             memory
         }

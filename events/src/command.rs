@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ItemId, MemberId, MessageId};
-use crate::model::{Control, Media, Settings, Source};
+use crate::model::{AccountRef, Control, Media, Settings, Source};
 
 /// A command to a room.
 ///
@@ -24,6 +24,9 @@ pub enum Command {
         name: String,
         /// Resolved items of a chan thread (URL rooms build their items from the source).
         items: Vec<Media>,
+        /// The creator's account, when signed in: the room's owner.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<AccountRef>,
     },
     /// Appends media URLs to the playlist.
     AddItems {
@@ -82,6 +85,9 @@ pub enum Command {
         /// gateway: a kick bars the kicked member's address for the room's life.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<String>,
+        /// The member's account, verified by the gateway from an access token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<AccountRef>,
     },
     /// Leaves the room (`left`), is timed out by the presence reaper (`timeout`), or closed their
     /// last socket cleanly (`disconnected`, issued by the gateway after a grace period).

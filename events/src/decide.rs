@@ -3,7 +3,7 @@
 use crate::command::{Command, LeaveReason};
 use crate::event::{CloseReason, Event, PlaybackCause, RemovalReason};
 use crate::ids::{Actor, ItemId, MemberId, MessageId, RoomId};
-use crate::model::{ChatMessage, Control, ItemKind, Media, Settings, Source};
+use crate::model::{AccountRef, ChatMessage, Control, ItemKind, Media, Settings, Source};
 use crate::playback::{Playback, Rate};
 use crate::rejection::{RejectCode, Rejection};
 use crate::state::RoomState;
@@ -83,8 +83,8 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
     let d = Decision { state, ctx, limits: &ctx.limits };
     if !state.exists() {
         return match command {
-            Command::CreateRoom { title, source, settings, name, items } => {
-                d.create(title, source, settings, name, items)
+            Command::CreateRoom { title, source, settings, name, items, account } => {
+                d.create(title, source, settings, name, items, account)
             }
             _ => Err(Rejection::not_found("room does not exist")),
         };
@@ -113,7 +113,7 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
     }
     match command {
         Command::CreateRoom { .. } => Err(Rejection::conflict("room already exists")),
-        Command::Join { name, address } => d.join(me, name, address),
+        Command::Join { name, address, account } => d.join(me, name, address, account),
         Command::AddItems { urls } => d.add_items(urls),
         Command::RemoveItem { item_id } => d.remove_item(&item_id),
         Command::MoveItem { item_id, to } => d.move_item(item_id, to),
@@ -210,12 +210,16 @@ impl Decision<'_> {
         settings: Settings,
         name: String,
         items: Vec<Media>,
+        account: Option<AccountRef>,
     ) -> Result<Vec<Event>, Rejection> {
         let Actor::Member(host) = &self.ctx.actor else {
             return Err(Rejection::forbidden("a room is created by its first member"));
         };
         let room_id = self.ctx.room.clone();
-        let name = clean_name(&name, self.limits.max_name_chars)?;
+        let name = match &account {
+            Some(account) if name.trim().is_empty() => account.username.to_string(),
+            _ => clean_name(&name, self.limits.max_name_chars)?,
+        };
         let media = match &source {
             Source::Chan { board, thread } => {
                 if board.is_empty()
@@ -259,6 +263,9 @@ impl Decision<'_> {
             Event::MemberJoined { member_id: host.clone(), name },
             Event::HostChanged { member_id: Some(host.clone()) },
         ];
+        if let Some(account) = account {
+            events.push(Event::AccountBound { member_id: host.clone(), account, owner: true });
+        }
         events.extend(self.append_items(media));
         Ok(events)
     }
@@ -268,10 +275,19 @@ impl Decision<'_> {
         me: &MemberId,
         name: String,
         address: Option<String>,
+        account: Option<AccountRef>,
     ) -> Result<Vec<Event>, Rejection> {
         let removed = || Rejection::forbidden("you were removed from this room");
         if self.state.banned.contains(me) {
             return Err(removed());
+        }
+        // A member is one account for its whole life (the gateway derives an account's member
+        // id from the account); another account under the same id is a forgery or a bug.
+        let bound = self.state.accounts.get(me);
+        if let (Some(bound), Some(account)) = (bound, &account)
+            && bound != account
+        {
+            return Err(Rejection::forbidden("this member belongs to another account"));
         }
         // A new identity from a kicked member's address is the kicked member, as far as the
         // server can tell (best effort: addresses are shared and change).
@@ -280,9 +296,11 @@ impl Decision<'_> {
         {
             return Err(removed());
         }
-        // A listed member may come back without a name (a reconnect): they keep theirs.
-        let name = match self.state.member(me) {
-            Some(member) if name.trim().is_empty() => member.name.clone(),
+        // A listed member may come back without a name (a reconnect): they keep theirs; a new
+        // signed-in member without one is called by their username.
+        let name = match (self.state.member(me), &account) {
+            (Some(member), _) if name.trim().is_empty() => member.name.clone(),
+            (None, Some(account)) if name.trim().is_empty() => account.username.to_string(),
             _ => clean_name(&name, self.limits.max_name_chars)?,
         };
         let mut events = Vec::new();
@@ -310,10 +328,19 @@ impl Decision<'_> {
         {
             events.push(Event::MemberAddressSeen { member_id: me.clone(), address });
         }
+        if let Some(account) = account
+            && bound.is_none()
+        {
+            events.push(Event::AccountBound { member_id: me.clone(), account, owner: false });
+        }
         // Someone online must be host: the joiner takes over from an absent or offline host
-        // (a pruned member was offline). A returning host is host still.
+        // (a pruned member was offline). A returning host is host still, and the room's owner
+        // takes host back from whoever holds it.
+        let owner = self.state.owner.as_ref() == Some(me);
         let host_stays = match &self.state.host {
-            Some(host) => host == me || self.state.member(host).is_some_and(|m| m.online),
+            Some(host) => {
+                host == me || (!owner && self.state.member(host).is_some_and(|m| m.online))
+            }
             None => false,
         };
         if !host_stays {
@@ -363,6 +390,9 @@ impl Decision<'_> {
         }
         if self.state.member(&target).is_none() {
             return Err(Rejection::not_found("no such member"));
+        }
+        if self.state.owner.as_ref() == Some(&target) {
+            return Err(Rejection::forbidden("the room's creator cannot be removed from it"));
         }
         if self.state.banned.len() >= self.limits.max_bans {
             return Err(Rejection::invalid(format!(

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ItemId, MemberId, MessageId, RoomId};
-use crate::model::{ChatMessage, Control, Item, Settings, Source};
+use crate::model::{AccountRef, ChatMessage, Control, Item, Settings, Source};
 use crate::playback::Playback;
 
 /// Something that happened to a room.
@@ -132,6 +132,16 @@ pub enum Event {
         #[serde(rename = "loop")]
         looping: bool,
     },
+    /// A member is a signed-in account: the same member on every device. With `owner`, the
+    /// account created the room: it takes host back whenever it comes, and nobody may kick it.
+    AccountBound {
+        /// The member.
+        member_id: MemberId,
+        /// The account.
+        account: AccountRef,
+        /// Whether the account created the room.
+        owner: bool,
+    },
 }
 
 /// Why playback changed.
@@ -213,6 +223,7 @@ impl Event {
             Self::ImageSecondsChanged { .. } => "image_seconds_changed",
             Self::ShuffleChanged { .. } => "shuffle_changed",
             Self::LoopChanged { .. } => "loop_changed",
+            Self::AccountBound { .. } => "account_bound",
         }
     }
 }

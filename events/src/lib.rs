@@ -15,6 +15,7 @@
 //! - [`commit`], [`codec`]: the unit of storage and its versioned binary form.
 //! - [`json`], [`view`]: the pinned JSON forms.
 
+pub mod account;
 pub mod codec;
 pub mod command;
 pub mod commit;
@@ -28,12 +29,15 @@ pub mod rejection;
 pub mod state;
 pub mod view;
 
+pub use account::{AccountEvent, AccountRejection, Username};
 pub use command::{Command, LeaveReason};
 pub use commit::Commit;
 pub use decide::{Ctx, Limits, decide};
 pub use event::{CloseReason, Event, PlaybackCause, RemovalReason};
 pub use ids::{Actor, CommandId, IdError, ItemId, MemberId, MessageId, RoomId};
-pub use model::{ChatMessage, Control, Item, ItemKind, Media, Member, Settings, Source};
+pub use model::{
+    AccountRef, ChatMessage, Control, Item, ItemKind, Media, Member, Settings, Source,
+};
 pub use playback::{Playback, Rate};
 pub use rejection::{RejectCode, Rejection};
 pub use state::{DEFAULT_IMAGE_SECONDS, PlayMode, RoomState, evolve};

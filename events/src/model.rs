@@ -154,6 +154,15 @@ pub struct Member {
     pub online: bool,
 }
 
+/// A signed-in member's account, as the gateway verified it from an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccountRef {
+    /// The account's id.
+    pub account_id: uuid::Uuid,
+    /// Its username (lowercase; usernames never change hands).
+    pub username: crate::account::Username,
+}
+
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {

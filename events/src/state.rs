@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::commit::Commit;
 use crate::event::{CloseReason, Event};
 use crate::ids::{ItemId, MemberId, MessageId, RoomId};
-use crate::model::{ChatMessage, Item, Member, Settings, Source};
+use crate::model::{AccountRef, ChatMessage, Item, Member, Settings, Source};
 use crate::playback::Playback;
 
 /// How many chat messages the room state keeps.
@@ -58,6 +58,12 @@ pub struct RoomState {
     /// Address fingerprints of kicked members: new members from them are refused.
     #[serde(default)]
     pub banned_addresses: BTreeSet<String>,
+    /// The accounts of signed-in members.
+    #[serde(default)]
+    pub accounts: BTreeMap<MemberId, AccountRef>,
+    /// The member of the account that created the room, if one did: host whenever online.
+    #[serde(default)]
+    pub owner: Option<MemberId>,
     /// The last [`DELETED_KEPT`] deleted chat messages, in the order they were deleted: what
     /// readers of the history (`/events`, `replay`, the archive) show as deleted.
     #[serde(default)]
@@ -159,6 +165,9 @@ impl RoomState {
         if let Some(stray) = self.addresses.keys().find(|id| !members.contains(id)) {
             return Err(format!("address of {stray}, who is not a member"));
         }
+        if let Some(stray) = self.accounts.keys().find(|id| !members.contains(id)) {
+            return Err(format!("account of {stray}, who is not a member"));
+        }
         if self.chat.len() > CHAT_TAIL {
             return Err("chat tail is longer than its limit".into());
         }
@@ -221,6 +230,7 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
         }
         Event::MemberLeft { member_id, reason } => {
             state.members.retain(|m| &m.member_id != member_id);
+            state.accounts.remove(member_id);
             let address = state.addresses.remove(member_id);
             if *reason == crate::event::RemovalReason::Kicked {
                 state.banned.insert(member_id.clone());
@@ -261,6 +271,12 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
             state.played.extend(state.playback.item_id.clone());
         }
         Event::LoopChanged { looping } => state.play_mode.looping = *looping,
+        Event::AccountBound { member_id, account, owner } => {
+            state.accounts.insert(member_id.clone(), account.clone());
+            if *owner {
+                state.owner = Some(member_id.clone());
+            }
+        }
     }
     state
 }

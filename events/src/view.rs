@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::account::Username;
 use crate::ids::{MemberId, RoomId};
 use crate::model::{ChatMessage, Item, Settings, Source};
 use crate::playback::Playback;
@@ -69,6 +70,13 @@ pub struct MemberView<'a> {
     pub role: MemberRole,
     /// Whether connected.
     pub online: bool,
+    /// The username of a signed-in member (a mark guests cannot fake: only a verified
+    /// access token binds one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<&'a Username>,
+    /// Whether this member's account created the room.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub owner: bool,
 }
 
 impl RoomState {
@@ -100,6 +108,13 @@ impl RoomState {
         } else {
             MemberRole::Member
         };
-        MemberView { member_id: &m.member_id, name: &m.name, role, online: m.online }
+        MemberView {
+            member_id: &m.member_id,
+            name: &m.name,
+            role,
+            online: m.online,
+            account: self.accounts.get(&m.member_id).map(|a| &a.username),
+            owner: self.owner.as_ref() == Some(&m.member_id),
+        }
     }
 }

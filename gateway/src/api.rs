@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 
 use crate::App;
 use crate::frames::close;
+
+mod accounts;
 use crate::socket::{self, Params};
+pub(crate) use accounts::signed_in;
 
 use apierror::{ApiError, ErrorKind};
 
@@ -154,6 +157,93 @@ pub const ROUTES: &[Route] = &[
         handler: || get(ws),
     },
     Route {
+        method: "post",
+        path: "/api/accounts",
+        summary: "Sign up: {username, password}",
+        query: &[],
+        responses: &[
+            (201, "account_id, username"),
+            (
+                400,
+                "invalid: the rule broken (username 3-32 of a-z0-9_-, password 10-256 characters, not a common one)",
+            ),
+            (409, "username_taken"),
+            (415, "the body is not application/json"),
+            (429, "too many accounts created from this address"),
+            (503, "unavailable"),
+        ],
+        handler: || post(accounts::register),
+    },
+    Route {
+        method: "post",
+        path: "/api/sessions",
+        summary: "Sign in: {username, password}",
+        query: &[],
+        responses: &[
+            (200, "access_token, refresh_token, expires_in, account_id, username"),
+            (400, "invalid request"),
+            (401, "bad_credentials: unknown username or wrong password, alike"),
+            (
+                429,
+                "rate_limited after repeated failures for the account or from the address (Retry-After)",
+            ),
+            (503, "unavailable"),
+        ],
+        handler: || post(accounts::sign_in),
+    },
+    Route {
+        method: "delete",
+        path: "/api/sessions",
+        summary: "Sign out (Authorization: Bearer <access token>): the session's refresh tokens are revoked",
+        query: &[],
+        responses: &[
+            (204, "signed out"),
+            (401, "unauthorized or session_revoked"),
+            (503, "unavailable"),
+        ],
+        handler: || axum::routing::delete(accounts::sign_out),
+    },
+    Route {
+        method: "post",
+        path: "/api/sessions/refresh",
+        summary: "Spend a refresh token for a new pair: {refresh_token}",
+        query: &[],
+        responses: &[
+            (200, "access_token, refresh_token, expires_in, account_id, username"),
+            (400, "invalid request"),
+            (
+                401,
+                "unauthorized (unknown token) or session_revoked (signed out, or a spent token presented again: the session is revoked)",
+            ),
+            (503, "unavailable"),
+        ],
+        handler: || post(accounts::refresh),
+    },
+    Route {
+        method: "get",
+        path: "/api/me",
+        summary: "The signed-in account (Authorization: Bearer <access token>)",
+        query: &[],
+        responses: &[
+            (200, "account_id, username"),
+            (401, "unauthorized or session_revoked"),
+            (503, "unavailable"),
+        ],
+        handler: || get(accounts::me),
+    },
+    Route {
+        method: "get",
+        path: "/api/me/rooms",
+        summary: "Rooms the signed-in account created or joined, most recently visited first",
+        query: &[],
+        responses: &[
+            (200, "rooms"),
+            (401, "unauthorized or session_revoked"),
+            (503, "unavailable"),
+        ],
+        handler: || get(accounts::my_rooms),
+    },
+    Route {
         method: "get",
         path: "/openapi.json",
         summary: "This document",
@@ -219,8 +309,14 @@ pub fn document() -> Value {
             "parameters": parameters,
             "responses": responses,
         });
-        if route.method == "post" {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateRoom"}}}});
+        let body = match route.path {
+            "/api/rooms" => Some("CreateRoom"),
+            "/api/accounts" | "/api/sessions" => Some("Credentials"),
+            "/api/sessions/refresh" => Some("Refresh"),
+            _ => None,
+        };
+        if let Some(schema) = body.filter(|_| route.method == "post") {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
         }
         paths.entry(route.path).or_insert_with(|| json!({}))[route.method] = operation;
     }
@@ -234,6 +330,11 @@ pub fn document() -> Value {
         "info": {"title": "Chanshare", "version": env!("CARGO_PKG_VERSION"), "description": "Watch parties from 4chan threads or media URLs."},
         "paths": paths,
         "components": {"schemas": {
+            "Credentials": {"type": "object", "required": ["username", "password"], "properties": {
+                "username": {"type": "string", "pattern": "^[A-Za-z0-9_-]{3,32}$"},
+                "password": {"type": "string", "minLength": 10, "maxLength": 256}
+            }},
+            "Refresh": {"type": "object", "required": ["refresh_token"], "properties": {"refresh_token": {"type": "string"}}},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
             "CreateRoom": {"type": "object", "required": ["source"], "properties": {
                 "title": {"type": "string", "maxLength": 120},
@@ -260,22 +361,19 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let client = app.client_ip(peer, &headers);
-    // A JSON API: a form post from another site (text/plain, no preflight) never gets this far.
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(ApiError::new(
-            ErrorKind::UnsupportedMediaType,
-            "send the room as application/json",
-        ));
-    }
+    require_json(&headers)?;
     let request: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("bad json: {e}")))?;
-    let request: protocol::CreateRequest = serde_json::from_value(request)
+    let mut request: protocol::CreateRequest = serde_json::from_value(request)
         .map_err(|e| ApiError::invalid(format!("bad create request: {e}")))?;
+    // The owner is whoever the bearer token says, never what the body says.
+    request.account = match bearer(&headers) {
+        Some(_) => {
+            let claims = signed_in(&app, &headers).await?;
+            Some(events::AccountRef { account_id: claims.sub, username: claims.name })
+        }
+        None => None,
+    };
     app.per_minute(
         |i| &i.creations,
         client,
@@ -494,6 +592,21 @@ async fn events(
     }
     body.push_str(&format!("],\"next_after\":{next}}}"));
     Ok(json_text(StatusCode::OK, body))
+}
+
+/// Refuses a body that is not declared JSON: a form post from another site (text/plain, no
+/// preflight) never gets further.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorKind::UnsupportedMediaType, "send the body as application/json"))
+    }
 }
 
 /// The token of an `Authorization: Bearer …` header.

@@ -66,6 +66,7 @@ struct Inner {
     /// Per address and minute: room creations, new sockets, lookups of rooms that do not exist,
     /// `/events` pages.
     creations: PerMinute<IpAddr>,
+    signups: PerMinute<IpAddr>,
     sockets_opened: PerMinute<IpAddr>,
     misses: Arc<PerMinute<IpAddr>>,
     reads: PerMinute<IpAddr>,
@@ -73,6 +74,8 @@ struct Inner {
     log_readers: tokio::sync::Semaphore,
     /// What the room sockets share.
     sessions: Sessions,
+    /// Accounts, when served.
+    accounts: Option<accounts::Accounts>,
     metrics: Metrics,
 }
 
@@ -102,6 +105,8 @@ pub struct Parts {
     pub shutdown: watch::Receiver<bool>,
     /// Metrics, registered by the caller.
     pub metrics: Metrics,
+    /// Sign-up, sign-in and access tokens (`None`: accounts are not served).
+    pub accounts: Option<accounts::Accounts>,
 }
 
 impl App {
@@ -127,6 +132,7 @@ impl App {
             shutdown: parts.shutdown,
             metrics: parts.metrics.clone(),
             misses: misses.clone(),
+            accounts: parts.accounts.clone(),
         });
         Ok(App {
             inner: Arc::new(Inner {
@@ -141,11 +147,13 @@ impl App {
                 allowed_origins: parts.allowed_origins,
                 connections: Arc::default(),
                 creations: PerMinute::default(),
+                signups: PerMinute::default(),
                 sockets_opened: PerMinute::default(),
                 misses,
                 reads: PerMinute::default(),
                 log_readers: tokio::sync::Semaphore::new(parts.limits.log_readers),
                 sessions,
+                accounts: parts.accounts,
                 metrics: parts.metrics,
             }),
         })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use events::{Command, MemberId, RejectCode, RoomId};
+use events::{AccountRef, Command, MemberId, RejectCode, RoomId};
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -28,6 +28,8 @@ pub struct Params {
     pub name: Option<String>,
     /// A token from an earlier welcome.
     pub token: Option<String>,
+    /// An account's access token: the member is the account's (the same on every device).
+    pub access_token: Option<String>,
     /// The last version the client has.
     pub resume: Option<u64>,
     /// The epoch that version belongs to.
@@ -51,6 +53,8 @@ struct Shared {
     joins: PerMinute<RoomId>,
     /// Lookups of rooms that do not exist, per address and minute (shared with the HTTP API).
     misses: Arc<PerMinute<IpAddr>>,
+    /// Checks access tokens (`None`: accounts are not served, and access tokens are refused).
+    accounts: Option<accounts::Accounts>,
 }
 
 /// What [`Sessions`] are made from.
@@ -72,13 +76,24 @@ pub struct SessionParts {
     pub metrics: Metrics,
     /// Lookups of missing rooms per address (the HTTP API counts them too).
     pub misses: Arc<PerMinute<IpAddr>>,
+    /// Checks access tokens.
+    pub accounts: Option<accounts::Accounts>,
 }
 
 impl Sessions {
     /// Sessions over `parts`.
     pub fn new(parts: SessionParts) -> Self {
-        let SessionParts { rooms, signer, limits, epoch, token_ttl, shutdown, metrics, misses } =
-            parts;
+        let SessionParts {
+            rooms,
+            signer,
+            limits,
+            epoch,
+            token_ttl,
+            shutdown,
+            metrics,
+            misses,
+            accounts,
+        } = parts;
         Self(Arc::new(Shared {
             rooms,
             signer,
@@ -89,6 +104,7 @@ impl Sessions {
             metrics,
             joins: PerMinute::default(),
             misses,
+            accounts,
         }))
     }
 
@@ -217,7 +233,7 @@ struct Joined {
 /// Brings a member with an open socket back online (a join without a name keeps theirs).
 async fn rejoin(sessions: Sessions, room: RoomId, member: MemberId, ip: IpAddr) {
     let address = Some(sessions.0.signer.address_tag(&room, ip));
-    let join = Command::Join { name: String::new(), address };
+    let join = Command::Join { name: String::new(), address, account: None };
     if let Reply::Reject { code, message, .. } =
         sessions.command(&room, &member, uuid::Uuid::new_v4().to_string(), join).await
     {
@@ -368,12 +384,35 @@ async fn join(
     let shared = &sessions.0;
     // Who: a verified token keeps the member id; otherwise a new member.
     let now_s = crate::now_ms() / 1000;
-    let (member, token) = match &params.token {
-        Some(token) => match shared.signer.verify(token, room, now_s) {
+    let account = match (&params.access_token, &shared.accounts) {
+        (None, _) => None,
+        (Some(access), Some(accounts)) => match accounts.authenticate(access).await {
+            Ok(claims) => Some(AccountRef { account_id: claims.sub, username: claims.name }),
+            Err(accounts::AccountError::Unavailable(error)) => {
+                warn!(%room, %error, "cannot check an access token");
+                return Err(Closing(close::UNAVAILABLE, "accounts unavailable, retry"));
+            }
+            Err(_) => return Err(Closing(close::BAD_TOKEN, "sign in again")),
+        },
+        (Some(_), None) => return Err(Closing(close::BAD_TOKEN, "accounts are not served here")),
+    };
+    let (member, token) = match (&account, &params.token) {
+        (Some(account), _) => {
+            // An account is one member on every device: its id comes from the account.
+            let member = shared.signer.account_member(room, &account.account_id);
+            let claims = tokens::Claims {
+                room: room.clone(),
+                member: member.clone(),
+                role: tokens::TokenRole::Member,
+                exp: now_s + shared.token_ttl.as_secs(),
+            };
+            (member, shared.signer.issue(&claims))
+        }
+        (None, Some(token)) => match shared.signer.verify(token, room, now_s) {
             Ok(claims) => (claims.member, token.clone()),
             Err(_) => return Err(Closing(close::BAD_TOKEN, "invalid token")),
         },
-        None => {
+        (None, None) => {
             // New members are what a bot flood is made of: a room takes so many a minute.
             let limit = shared.limits.joins_per_minute;
             if !shared.joins.take(room, limit, Instant::now()) {
@@ -402,7 +441,7 @@ async fn join(
     let commits = hub.feed.tx.subscribe();
     let member_guard = MemberGuard::new(hub.clone(), member.clone());
     let address = Some(shared.signer.address_tag(room, ip));
-    let join = Command::Join { name, address };
+    let join = Command::Join { name, address, account };
     let joined = sessions.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
     if let Reply::Reject { code, message, .. } = &joined {
         return Err(match code {

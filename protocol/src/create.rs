@@ -1,6 +1,6 @@
 //! Room creation (`chanshare.rooms.create`): the HTTP `POST /api/rooms` body, and the outcome.
 
-use events::{Control, MemberId, RejectCode, RoomId, Source};
+use events::{AccountRef, Control, MemberId, RejectCode, RoomId, Source};
 use serde::{Deserialize, Serialize};
 
 /// `{"title"?, "source", "control"?, "listed"?, "name"?}`.
@@ -18,9 +18,13 @@ pub struct CreateRequest {
     /// Listed in the lobby (default true).
     #[serde(default)]
     pub listed: Option<bool>,
-    /// The host's nickname (default `host`).
+    /// The host's nickname (default: the account's username, else `host`).
     #[serde(default)]
     pub name: Option<String>,
+    /// The creator's account, verified by the gateway from a bearer token (whatever a client
+    /// put here is replaced): the room's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRef>,
 }
 
 /// `{"status": "created" | "rejected" | "error", …}`.

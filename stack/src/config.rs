@@ -64,6 +64,12 @@ pub struct Config {
     #[arg(long, env = "CHANSHARE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
+    /// Access-token signing keys, `kid:secret,kid:secret` (each secret at least 32 bytes): the
+    /// first signs, all verify, so a key is rotated by putting a new one first and dropping the
+    /// old one 15 minutes later (docs/accounts.md). Unset: one key derived from CHANSHARE_SECRET.
+    #[arg(long, env = "CHANSHARE_ACCESS_KEYS", hide_env_values = true)]
+    pub access_keys: Option<String>,
+
     /// Days a member or host token stays valid (tokens are issued by the commands role for hosts
     /// and by the gateway for members).
     #[arg(long, env = "CHANSHARE_TOKEN_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]

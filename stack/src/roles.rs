@@ -114,23 +114,68 @@ pub async fn redis(config: &Config) -> anyhow::Result<redis::aio::ConnectionMana
         .with_context(|| format!("failed to connect to redis at {}", config.redis_url))
 }
 
-/// The token signing key: `CHANSHARE_SECRET`, or in development a key generated once and kept
-/// in `./data/secret`.
-pub fn signer(config: &Config) -> anyhow::Result<tokens::Signer> {
+/// The deployment's secret: `CHANSHARE_SECRET`, or in development a key generated once and
+/// kept in `./data/secret`.
+fn secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.secret {
         anyhow::ensure!(secret.len() >= 32, "CHANSHARE_SECRET must be at least 32 characters");
-        return Ok(tokens::Signer::new(secret.as_bytes()));
+        return Ok(secret.as_bytes().to_vec());
     }
     let path = std::path::Path::new("data/secret");
     if let Ok(secret) = std::fs::read_to_string(path) {
-        return Ok(tokens::Signer::new(secret.trim().as_bytes()));
+        return Ok(secret.trim().as_bytes().to_vec());
     }
     let secret: String = (0..2).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     std::fs::create_dir_all("data").context("failed to create ./data")?;
     std::fs::write(path, &secret)
         .context("failed to store the generated token key in ./data/secret")?;
     warn!(path = %path.display(), "no CHANSHARE_SECRET: generated a token key for development");
-    Ok(tokens::Signer::new(secret.as_bytes()))
+    Ok(secret.into_bytes())
+}
+
+/// The member-token signing key, from the deployment's secret.
+pub fn signer(config: &Config) -> anyhow::Result<tokens::Signer> {
+    Ok(tokens::Signer::new(&secret(config)?))
+}
+
+/// The access-token keys: `CHANSHARE_ACCESS_KEYS` (`kid:secret,…`, the first signs), else one
+/// key derived from the deployment's secret.
+fn access_keys(config: &Config) -> anyhow::Result<accounts::AccessKeys> {
+    match config.access_keys.as_deref().filter(|k| !k.trim().is_empty()) {
+        Some(list) => accounts::AccessKeys::parse(list).context("CHANSHARE_ACCESS_KEYS"),
+        None => Ok(accounts::AccessKeys::derived(&secret(config)?)),
+    }
+}
+
+/// The account service: the account stream and session bucket (made by the commands role;
+/// waited for), Argon2id on half the cores, the sign-in throttle in Redis.
+async fn accounts(
+    client: async_nats::Client,
+    config: &Config,
+    redis: redis::aio::ConnectionManager,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<accounts::Accounts> {
+    let js = async_nats::jetstream::new(client);
+    let mut waited = false;
+    let store = loop {
+        match accounts::Store::open(js.clone()).await {
+            Ok(store) => break store,
+            Err(error) if !waited => {
+                warn!(%error, "waiting for the account stream");
+                waited = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    Ok(accounts::Accounts::new(
+        store,
+        accounts::Hasher::new((cores / 2).max(1)),
+        access_keys(config)?,
+        accounts::Throttle::new(redis),
+        accounts::Metrics::new(registry).context("failed to register account metrics")?,
+    ))
 }
 
 /// The commands role's service, ready to run.
@@ -150,6 +195,9 @@ pub async fn commands(
         config.stream_max_age_secs
     );
     let metrics = commands::Metrics::new(registry).context("failed to register command metrics")?;
+    accounts::store::setup(&async_nats::jetstream::new(client.clone()), config.stream_replicas)
+        .await
+        .context("failed to set up the account stream and session bucket")?;
     let limits = events::Limits::default();
     let handler = commands::Handler::new(
         log.clone(),
@@ -236,6 +284,7 @@ pub async fn gateway(
     registry: &prometheus::Registry,
 ) -> anyhow::Result<gateway::App> {
     let redis = redis(config).await?;
+    let accounts = accounts(client.clone(), config, redis.clone(), registry).await?;
     let parts = gateway::Parts {
         client,
         log,
@@ -266,6 +315,7 @@ pub async fn gateway(
         token_ttl: Duration::from_secs(config.token_days * 24 * 3600),
         shutdown,
         metrics: gateway::Metrics::new(registry).context("failed to register gateway metrics")?,
+        accounts: Some(accounts),
     };
     gateway::App::new(parts).await.context("failed to start the gateway")
 }

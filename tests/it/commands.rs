@@ -148,7 +148,8 @@ async fn join(
     who: &MemberId,
     name: &str,
 ) -> CommandReply {
-    command(client, room, who, Command::Join { name: name.into(), address: None }).await
+    command(client, room, who, Command::Join { name: name.into(), address: None, account: None })
+        .await
 }
 
 async fn create(client: &async_nats::Client, request: CreateRequest) -> CreateReply {
@@ -169,6 +170,7 @@ async fn url_room(client: &async_nats::Client, control: Control) -> (RoomId, Mem
             control: Some(control),
             listed: None,
             name: Some("host".into()),
+            account: None,
         },
     )
     .await;
@@ -238,6 +240,7 @@ async fn bad_create_requests_are_rejected_and_store_nothing() {
             control: None,
             listed: None,
             name: None,
+            account: None,
         },
     )
     .await;
@@ -360,8 +363,10 @@ async fn fifty_concurrent_clients_through_two_replicas() {
             tokio::spawn(async move {
                 let me = member(&format!("m{n}"));
                 let mut accepted = Vec::new();
-                let mut sent =
-                    vec![(new_id(), Command::Join { name: format!("client {n}"), address: None })];
+                let mut sent = vec![(
+                    new_id(),
+                    Command::Join { name: format!("client {n}"), address: None, account: None },
+                )];
                 for k in 0..19 {
                     let command = match k % 4 {
                         0 => Command::Chat { text: format!("hello {k} from {n}") },

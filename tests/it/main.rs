@@ -4,6 +4,7 @@
 // Test helpers panic on failure by design: that is how a test reports it.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod attack;
 mod bench;
 mod browser;

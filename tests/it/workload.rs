@@ -61,13 +61,18 @@ impl Workload {
                 settings,
                 name: "host".into(),
                 items: vec![],
+                account: None,
             };
             return (member(0), command);
         }
         let actor = member(self.rng.below(6));
         let item = ItemId::nth(1 + self.rng.below(state.items_added.max(1) + 1));
         let command = match self.rng.below(20) {
-            0..=2 => Command::Join { name: format!("n{}", self.rng.below(100)), address: None },
+            0..=2 => Command::Join {
+                name: format!("n{}", self.rng.below(100)),
+                address: None,
+                account: None,
+            },
             3..=7 => Command::Chat { text: format!("message {}", self.rng.next()) },
             8 => Command::Play,
             9 => Command::Pause,

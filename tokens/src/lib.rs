@@ -107,6 +107,23 @@ impl Signer {
         B64.encode(&tag.as_ref()[..16])
     }
 
+    /// The member an account is in `room`: the same on every device and gateway (so a ban of the
+    /// member is a ban of the account there), unrelated across rooms, and not guessable from
+    /// the account id without the secret.
+    pub fn account_member(&self, room: &RoomId, account: &uuid::Uuid) -> MemberId {
+        let tag = hmac::sign(&self.key, format!("member.v1.{room}.{account}").as_bytes());
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(&tag.as_ref()[..8]);
+        MemberId::generate(u64::from_le_bytes(bytes))
+    }
+
+    /// A keyed tag of a client address (by subscriber, see [`subscriber`]) for counters that
+    /// are not about a room, such as failed sign-ins: Redis never holds the address.
+    pub fn client_tag(&self, ip: std::net::IpAddr) -> String {
+        let tag = hmac::sign(&self.key, format!("client.v1.{}", subscriber(ip)).as_bytes());
+        B64.encode(&tag.as_ref()[..16])
+    }
+
     /// The namespace of command ids the server derives for `purpose` (`"reaper"`, `"watcher"`):
     /// the same in every replica that shares the secret, unpredictable to everyone else, so that
     /// no member can send a command with the id of one the server is about to issue.
@@ -175,6 +192,20 @@ mod tests {
             signer.address_tag(&one, ip("2001:db8:1:2::1")),
             signer.address_tag(&one, ip("2001:db8:1:3::1"))
         );
+    }
+
+    #[test]
+    fn an_account_is_one_member_per_room_and_another_in_each_room() {
+        let signer = Signer::new(b"0123456789abcdef0123456789abcdef");
+        let other = Signer::new(b"another secret, another tag space");
+        let (one, two) = (RoomId::new("room-one").unwrap(), RoomId::new("room-two").unwrap());
+        let account = uuid::Uuid::from_u128(42);
+        let member = signer.account_member(&one, &account);
+        assert_eq!(member, signer.account_member(&one, &account));
+        assert_ne!(member, signer.account_member(&two, &account));
+        assert_ne!(member, signer.account_member(&one, &uuid::Uuid::from_u128(43)));
+        assert_ne!(member, other.account_member(&one, &account));
+        assert!(MemberId::new(member.as_str()).is_ok());
     }
 
     #[test]

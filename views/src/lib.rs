@@ -215,6 +215,15 @@ impl Views {
             } else {
                 0
             })
+            .arg(rendered.card)
+            .arg(
+                rendered
+                    .visited
+                    .iter()
+                    .map(|id| id.simple().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match (written, reason.as_str()) {
@@ -272,6 +281,43 @@ impl Views {
     /// The lobby's first `limit` rooms, most recently active first.
     pub async fn lobby(&self, limit: usize) -> Result<Vec<LobbyEntry>, ViewError> {
         Ok(self.lobby_page(None, limit, None).await?.rooms)
+    }
+
+    /// The rooms an account created or joined, most recently visited first: each with its card
+    /// (`{"room_id", "title", "closed", "online", …}`) while its view is in Redis, else only
+    /// `{"room_id", "closed": true}` (a closed room's view leaves after [`CLOSED_VIEW_TTL`]).
+    pub async fn account_rooms(
+        &self,
+        account: &uuid::Uuid,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, ViewError> {
+        let list = format!("chanshare:account:{}:rooms", account.simple());
+        let rooms: Vec<(String, u64)> = redis::cmd("ZREVRANGE")
+            .arg(&list)
+            .arg(0)
+            .arg(limit.saturating_sub(1))
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn())
+            .await?;
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (room, _) in &rooms {
+            pipe.hget(view_key_str(room), "card");
+        }
+        let cards: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+        Ok(rooms
+            .into_iter()
+            .zip(cards)
+            .map(|((room, visited_ms), card)| {
+                let mut card = card
+                    .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+                    .unwrap_or_else(|| serde_json::json!({"room_id": room, "closed": true}));
+                card["visited_ms"] = visited_ms.into();
+                card
+            })
+            .collect())
     }
 
     /// A page of the lobby: up to `limit` rooms after `after` (from the start when `None`),

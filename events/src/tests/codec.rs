@@ -67,6 +67,15 @@ pub(super) fn every_event() -> Commit {
         Event::ImageSecondsChanged { seconds: 9 },
         Event::ShuffleChanged { shuffle: true },
         Event::LoopChanged { looping: true },
+        // Appended later still (GOLDEN_ACCOUNTS).
+        Event::AccountBound {
+            member_id: id(&alice()),
+            account: AccountRef {
+                account_id: uuid::Uuid::from_u128(0x0123_4567_89ab_cdef),
+                username: Username::parse("alice_1").unwrap(),
+            },
+            owner: true,
+        },
     ];
     Commit {
         room: room(),
@@ -107,21 +116,30 @@ fn every_event_round_trips() {
 fn every_event_variant_is_in_the_golden_commit() {
     let names: std::collections::BTreeSet<_> =
         every_event().events.iter().map(Event::name).collect();
-    assert_eq!(names.len(), 20, "add the new event variant to every_event(): {names:?}");
+    assert_eq!(names.len(), 21, "add the new event variant to every_event(): {names:?}");
 }
 
 const GOLDEN: &str = include_str!("golden/schema1.hex");
 /// The variants appended to schema 1 later, in a commit of their own.
 const GOLDEN_ADDITIONS: &str = include_str!("golden/schema1-additions.hex");
-/// How many events `every_event()` had when schema 1 was frozen.
+/// The account variant, appended after those.
+const GOLDEN_ACCOUNTS: &str = include_str!("golden/schema1-accounts.hex");
+/// How many events `every_event()` had when schema 1 was frozen, and after the additions.
 const FROZEN_EVENTS: usize = 17;
+const ADDED_EVENTS: usize = 21;
 
-/// The commits the golden files hold: schema 1 as frozen, and the variants appended since.
-fn golden_commits() -> [(Commit, &'static str, &'static str); 2] {
+/// The commits the golden files hold: schema 1 as frozen, and each batch of variants appended since.
+fn golden_commits() -> [(Commit, &'static str, &'static str); 3] {
     let all = every_event();
-    let frozen = Commit { events: all.events[..FROZEN_EVENTS].to_vec(), ..all.clone() };
-    let added = Commit { events: all.events[FROZEN_EVENTS..].to_vec(), ..all };
-    [(frozen, GOLDEN, "schema1.hex"), (added, GOLDEN_ADDITIONS, "schema1-additions.hex")]
+    let batch = |range: std::ops::Range<usize>| Commit {
+        events: all.events[range].to_vec(),
+        ..all.clone()
+    };
+    [
+        (batch(0..FROZEN_EVENTS), GOLDEN, "schema1.hex"),
+        (batch(FROZEN_EVENTS..ADDED_EVENTS), GOLDEN_ADDITIONS, "schema1-additions.hex"),
+        (batch(ADDED_EVENTS..all.events.len()), GOLDEN_ACCOUNTS, "schema1-accounts.hex"),
+    ]
 }
 
 /// Schema 1 must keep decoding forever: if this fails, the change broke the stored format.

@@ -127,6 +127,7 @@ fn room_lifecycle() {
                     settings: Settings::default(),
                     name: "host".into(),
                     items: vec![],
+                    account: None,
                 },
             ),
             then: Reject(RejectCode::Invalid),
@@ -142,6 +143,7 @@ fn room_lifecycle() {
                     settings: Settings::default(),
                     name: "host".into(),
                     items: vec![],
+                    account: None,
                 },
             ),
             then: Reject(RejectCode::Invalid),
@@ -157,6 +159,7 @@ fn room_lifecycle() {
                     settings: Settings::default(),
                     name: "host".into(),
                     items: vec![],
+                    account: None,
                 },
             ),
             then: Reject(RejectCode::Invalid),
@@ -925,7 +928,7 @@ fn playback() {
 }
 
 fn join_from(name: &str, address: &str) -> Command {
-    Command::Join { name: name.into(), address: Some(address.into()) }
+    Command::Join { name: name.into(), address: Some(address.into()), account: None }
 }
 
 #[test]
@@ -1275,4 +1278,132 @@ fn names_refuse_invisible_and_direction_changing_characters() {
             then: Events(&["member_joined"]),
         }]);
     }
+}
+
+fn account(n: u128, name: &str) -> AccountRef {
+    AccountRef { account_id: uuid::Uuid::from_u128(n), username: Username::parse(name).unwrap() }
+}
+fn signed_in(n: u128, name: &str) -> Command {
+    Command::Join { name: String::new(), address: None, account: Some(account(n, name)) }
+}
+/// A URL room created by the account `owner` (member `mhost`), with alice, a guest, online.
+fn owned_room() -> Vec<(Actor, Command)> {
+    let Command::CreateRoom { title, source, settings, items, .. } = create_urls(2) else {
+        unreachable!()
+    };
+    let account = Some(account(1, "owner"));
+    let create =
+        Command::CreateRoom { title, source, settings, name: String::new(), items, account };
+    vec![(host(), create), (alice(), join("alice"))]
+}
+fn owner_away() -> Vec<(Actor, Command)> {
+    let mut steps = owned_room();
+    steps.push((host(), Command::Leave { reason: LeaveReason::Timeout }));
+    steps
+}
+
+#[test]
+fn accounts_in_rooms() {
+    check(vec![
+        Case {
+            name: "a room created signed in is owned by its creator, named by the username",
+            given: vec![],
+            when: owned_room().remove(0),
+            then: EventsAnd(
+                &[
+                    "room_created",
+                    "member_joined",
+                    "host_changed",
+                    "account_bound",
+                    "items_added",
+                    "playback_changed",
+                ],
+                |s| {
+                    s.owner == Some(id(&host()))
+                        && s.members[0].name == "owner"
+                        && s.view().members[0].account.map(Username::as_str) == Some("owner")
+                        && s.view().members[0].owner
+                },
+            ),
+        },
+        Case {
+            name: "a signed-in join without a name is called by the username and marked",
+            given: url_room(),
+            when: (bob(), signed_in(2, "bob_42")),
+            then: EventsAnd(&["member_joined", "account_bound"], |s| {
+                let member = s.member(&id(&bob())).unwrap();
+                member.name == "bob_42"
+                    && s.accounts.get(&id(&bob())).map(|a| a.username.as_str()) == Some("bob_42")
+            }),
+        },
+        Case {
+            name: "a second device of a signed-in member binds nothing new",
+            given: with(vec![(bob(), signed_in(2, "bob_42"))]),
+            when: (bob(), signed_in(2, "bob_42")),
+            then: Events(&[]),
+        },
+        Case {
+            name: "a member bound to one account cannot be joined with another",
+            given: with(vec![(bob(), signed_in(2, "bob_42"))]),
+            when: (bob(), signed_in(3, "mallory")),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a guest's name never carries an account mark",
+            given: url_room(),
+            when: (bob(), join("owner")),
+            then: EventsAnd(&["member_joined"], |s| {
+                s.view().members.iter().all(|m| m.account.is_none() && !m.owner)
+            }),
+        },
+        Case {
+            name: "the owner away, a guest holds host",
+            given: owned_room(),
+            when: (host(), Command::Leave { reason: LeaveReason::Timeout }),
+            then: EventsAnd(&["member_went_offline", "host_changed"], |s| {
+                s.host == Some(id(&alice())) && s.owner == Some(id(&host()))
+            }),
+        },
+        Case {
+            name: "the owner coming back takes host back from the guest",
+            given: owner_away(),
+            when: (host(), signed_in(1, "owner")),
+            then: EventsAnd(&["member_returned", "host_changed"], |s| s.host == Some(id(&host()))),
+        },
+        Case {
+            name: "a guest who became host cannot kick the owner",
+            given: owner_away(),
+            when: (alice(), Command::Kick { member_id: id(&host()) }),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "the owner who left for good takes host back when they rejoin",
+            given: {
+                let mut steps = owned_room();
+                steps.push((host(), Command::Leave { reason: LeaveReason::Left }));
+                steps
+            },
+            when: (host(), signed_in(1, "owner")),
+            then: EventsAnd(&["member_joined", "account_bound", "host_changed"], |s| {
+                s.host == Some(id(&host())) && s.accounts.contains_key(&id(&host()))
+            }),
+        },
+        Case {
+            name: "a kicked account's member cannot rejoin (its member id is its account's)",
+            given: with(vec![
+                (bob(), signed_in(2, "bob_42")),
+                (host(), Command::Kick { member_id: id(&bob()) }),
+            ]),
+            when: (bob(), signed_in(2, "bob_42")),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "a kick unbinds the account (the ban is on the member)",
+            given: with(vec![(bob(), signed_in(2, "bob_42"))]),
+            when: (host(), Command::Kick { member_id: id(&bob()) }),
+            then: EventsAnd(&["member_left"], |s| {
+                !s.accounts.contains_key(&id(&bob())) && s.banned.contains(&id(&bob()))
+            }),
+        },
+    ]);
 }

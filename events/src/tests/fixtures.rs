@@ -38,6 +38,7 @@ pub(super) fn create_urls(n: usize) -> Command {
         settings: Settings::default(),
         name: "host".into(),
         items: vec![],
+        account: None,
     }
 }
 pub(super) fn chan_media(tim: u64) -> Media {
@@ -61,10 +62,11 @@ pub(super) fn create_chan(tims: &[u64]) -> Command {
         settings: Settings::default(),
         name: "host".into(),
         items: tims.iter().map(|&t| chan_media(t)).collect(),
+        account: None,
     }
 }
 pub(super) fn join(name: &str) -> Command {
-    Command::Join { name: name.into(), address: None }
+    Command::Join { name: name.into(), address: None, account: None }
 }
 
 /// A URL room of three items with the host and alice online.

@@ -66,6 +66,7 @@ fn largest(per_url: usize) -> RoomState {
             settings: Settings::default(),
             name: wide(limits.max_name_chars),
             items: vec![],
+            account: None,
         },
     );
     // The budget is spent: one more URL is refused.
@@ -77,6 +78,11 @@ fn largest(per_url: usize) -> RoomState {
     let join = |n: usize| Command::Join {
         name: wide(limits.max_name_chars),
         address: Some(format!("{n:022}")),
+        // Every member signed in, with the longest username.
+        account: Some(AccountRef {
+            account_id: uuid::Uuid::from_u128(n as u128),
+            username: Username::parse(&format!("{n:032}")).unwrap(),
+        }),
     };
     for n in 0..limits.max_bans {
         room.must(&joiner(n), join(n));

@@ -1,3 +1,4 @@
+mod account;
 mod codec;
 mod decide;
 mod fixtures;

@@ -20,7 +20,7 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         2 => (0..4usize).prop_map(create_urls),
         2 => prop::collection::vec(1..20u64, 0..4).prop_map(|t| create_chan(&t)),
-        6 => ("[a-z]{0,6}", proptest::option::of("a[0-3]")).prop_map(|(name, address)| Command::Join { name, address }),
+        6 => ("[a-z]{0,6}", proptest::option::of("a[0-3]")).prop_map(|(name, address)| Command::Join { name, address, account: None }),
         2 => prop_oneof![Just(LeaveReason::Left), Just(LeaveReason::Timeout), Just(LeaveReason::Disconnected)].prop_map(|reason| Command::Leave { reason }),
         3 => (0..3usize).prop_map(|n| Command::AddItems { urls: urls(n) }),
         2 => item_id().prop_map(|item_id| Command::RemoveItem { item_id }),

@@ -64,6 +64,7 @@ impl World {
             settings: Settings::default(),
             name: "host".into(),
             items: vec![],
+            account: None,
         };
         memory.apply(&room, Actor::Member(host.clone()), create);
         let (shutdown, stopping) = watch::channel(false);
@@ -76,6 +77,7 @@ impl World {
             shutdown: stopping,
             metrics: crate::Metrics::new(&prometheus::Registry::new()).unwrap(),
             misses: Arc::default(),
+            accounts: None,
         });
         Self { memory, sessions, room, host, shutdown }
     }

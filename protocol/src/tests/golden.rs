@@ -97,6 +97,7 @@ fn create() {
             control: Some(Control::Host),
             listed: Some(false),
             name: Some("anon".into()),
+            account: None,
         },
         json!({"title": "movie night", "source": {"chan": {"board": "wsg", "thread": 5812345}},
                "control": "host", "listed": false, "name": "anon"}),
