@@ -193,6 +193,35 @@ impl Store {
         Ok(Some((family, message.sequence)))
     }
 
+    /// Every refresh family in the bucket, by id (for `replay accounts`): the latest revision
+    /// of each key, read in stream order; deleted ones left out.
+    pub async fn families(
+        &self,
+    ) -> Result<std::collections::BTreeMap<uuid::Uuid, Family>, AccountError> {
+        let mut families = std::collections::BTreeMap::new();
+        let subjects = format!("$KV.{SESSION_BUCKET}.*");
+        let mut seq = 1;
+        loop {
+            let message =
+                match self.sessions.stream.get_first_raw_message_by_subject(&subjects, seq).await {
+                    Ok(message) => message,
+                    Err(e) if not_found(&e.kind()) => break,
+                    Err(e) => return Err(unavailable(e)),
+                };
+            seq = message.sequence + 1;
+            let Some(id) =
+                message.subject.rsplit('.').next().and_then(|k| uuid::Uuid::try_parse(k).ok())
+            else {
+                continue;
+            };
+            match serde_json::from_slice::<Family>(&message.payload) {
+                Ok(family) => families.insert(id, family),
+                Err(_) => families.remove(&id),
+            };
+        }
+        Ok(families)
+    }
+
     /// Replaces a family if it is still at `revision`; `false` if another write came first.
     pub async fn update_family(
         &self,

@@ -9,7 +9,9 @@
 //! - [`inspect`]: rooms, events, state at a point, follow, diff.
 //! - [`verify`]: the Redis views against the fold of the log.
 //! - [`archive`]: the incremental Parquet / NDJSON export.
+//! - [`accounts`]: the accounts and their sessions (never a hash or a token).
 
+pub mod accounts;
 pub mod archive;
 pub mod inspect;
 mod redact;
@@ -93,6 +95,13 @@ pub enum Command {
     },
     /// Rebuilds every Redis view from the log (the projectors' code path).
     Rebuild,
+    /// Every account: username, id, when registered, sessions active and revoked. Never a
+    /// password hash or a token.
+    Accounts {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Exports the events to an archive for analysts; incremental.
     Export {
         /// A directory, or `s3://bucket/prefix`.
@@ -119,6 +128,8 @@ pub struct Context {
     pub views: Option<Views>,
     /// The S3 endpoint for `s3://` export targets.
     pub s3_endpoint: Option<String>,
+    /// The account stream and session bucket (`accounts`).
+    pub accounts: Option<::accounts::Store>,
 }
 
 /// Runs one subcommand; the exit code says whether it found a problem.
@@ -165,6 +176,10 @@ pub async fn run(command: Command, context: Context) -> anyhow::Result<ExitCode>
                 writeln!(out, "parked {room}: {reason}")?;
             }
             ExitCode::SUCCESS
+        }
+        Command::Accounts { json } => {
+            let store = context.accounts.as_ref().context("accounts need the account stream")?;
+            accounts::accounts(store, json, &mut out).await?
         }
         Command::Export { to, format, since, json } => {
             let since = since.as_deref().map(parse_time).transpose()?;

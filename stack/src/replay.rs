@@ -11,7 +11,7 @@ pub async fn run(
     command: ::replay::Command,
 ) -> anyhow::Result<std::process::ExitCode> {
     let client = roles::nats_now(&config).await?;
-    let log = eventlog::EventLog::open(client)
+    let log = eventlog::EventLog::open(client.clone())
         .await
         .with_context(|| format!("cannot open the room stream on {}", config.nats_url))?;
     let views = match command {
@@ -20,6 +20,15 @@ pub async fn run(
         }
         _ => None,
     };
-    let context = ::replay::Context { log, views, s3_endpoint: config.s3_endpoint.clone() };
+    let accounts = match command {
+        ::replay::Command::Accounts { .. } => Some(
+            accounts::Store::open(async_nats::jetstream::new(client))
+                .await
+                .context("cannot open the account stream")?,
+        ),
+        _ => None,
+    };
+    let context =
+        ::replay::Context { log, views, s3_endpoint: config.s3_endpoint.clone(), accounts };
     ::replay::run(command, context).await
 }

@@ -629,6 +629,27 @@ async fn no_password_or_raw_token_is_stored_or_logged() {
     );
     assert!(logs.contains("account registered"), "the log is the one we think");
     assert!(!logs.contains("$argon2"), "no hash in the logs");
+    // `replay accounts` says who and when, never a hash or a digest.
+    let listed = tests::chanshare::replay(
+        &tests::chanshare::env(&nats, &redis, tests::chanshare::SECRET),
+        &["accounts", "--json"],
+    );
+    let out = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.status.success(), "{out}{}", String::from_utf8_lossy(&listed.stderr));
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["username"], "secretive");
+    assert_eq!((&line["sessions_active"], &line["sessions_revoked"]), (&json!(0), &json!(2)));
+    let digests: Vec<&str> = stored
+        .split('"')
+        .filter(|s| {
+            s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .collect();
+    assert!(!digests.is_empty(), "the session bucket holds digests");
+    for digest in digests {
+        assert!(!out.contains(digest), "replay printed a token digest");
+    }
+    assert!(!out.contains("$argon2"), "replay printed a hash: {out}");
     for secret in &secrets {
         for (place, text) in [("the log", &stored), ("redis", &cached), ("the process logs", &logs)]
         {

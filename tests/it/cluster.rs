@@ -72,6 +72,37 @@ async fn dev_cluster_smoke_test() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    // Accounts under the production permissions: signed up on one gateway, signed in and
+    // refreshed on the other, a room joined signed in, listed by `replay accounts`.
+    let http = reqwest::Client::new();
+    let post = async |gateway: u16, path: &str, body: Value| {
+        let url = format!("http://{}{path}", cluster.gateway(gateway));
+        let request = http.post(url).header("content-type", "application/json");
+        let response = request.body(body.to_string()).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null))
+    };
+    let credentials = json!({"username": "clusterfan", "password": "a long enough password"});
+    assert_eq!(post(1, "/api/accounts", credentials.clone()).await.0, 201);
+    let (status, session) = post(2, "/api/sessions", credentials).await;
+    assert_eq!(status, 200, "{session}");
+    let (status, session) =
+        post(1, "/api/sessions/refresh", json!({"refresh_token": session["refresh_token"]})).await;
+    assert_eq!(status, 200, "{session}");
+    let access = session["access_token"].as_str().unwrap();
+    let mut fan = connect_to(&cluster.gateway(2), &room, &format!("access_token={access}")).await;
+    let fan_seen = welcome(&mut fan).await;
+    assert!(fan_seen.welcome["member_id"].is_string(), "{}", fan_seen.welcome);
+    let listed = Command::new(tests::chanshare::binary())
+        .args(["replay", "accounts", "--json"])
+        .env("CHANSHARE_NATS_URL", cluster.nats_urls_as("replay"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{out}{}", String::from_utf8_lossy(&listed.stderr));
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!((&line["username"], &line["sessions_active"]), (&json!("clusterfan"), &json!(1)));
 }
 
 /// The production accounts: only the commands role may publish to room subjects; the gateway
