@@ -105,6 +105,7 @@ pub(crate) enum Scenario {
     Replay,
     Content,
     Abuse,
+    Accounts,
 }
 
 /// Sizes are either the defaults or tiny (`--quick`).

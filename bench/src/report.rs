@@ -198,6 +198,12 @@ impl Latencies {
         self.0.len()
     }
 
+    /// The mean; zero when empty.
+    pub(crate) fn mean(&self) -> Duration {
+        let n = u32::try_from(self.0.len()).unwrap_or(u32::MAX).max(1);
+        self.0.iter().sum::<Duration>() / n
+    }
+
     /// The `q` quantile (0..=1); zero when empty.
     pub(crate) fn quantile(&mut self, q: f64) -> Duration {
         if self.0.is_empty() {

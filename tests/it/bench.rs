@@ -32,7 +32,9 @@ fn every_scenario_runs_and_reports() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{scenario}: {e}"));
         serde_json::from_str(&text).unwrap()
     };
-    for scenario in ["connections", "fanout", "commands", "join", "replay", "content", "abuse"] {
+    let scenarios =
+        ["connections", "fanout", "commands", "join", "replay", "content", "abuse", "accounts"];
+    for scenario in scenarios {
         let report = report(scenario);
         assert_eq!(report["scenario"], scenario);
         assert!(!report["rows"].as_array().unwrap().is_empty(), "{scenario}: no rows");

@@ -1,6 +1,7 @@
 //! One module per scenario; each returns its [`Report`].
 
 mod abuse;
+mod accounts;
 mod commands;
 mod connections;
 mod content;
@@ -21,5 +22,6 @@ pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report
         Scenario::Replay => replay::run(size).await,
         Scenario::Content => content::run(size).await,
         Scenario::Abuse => abuse::run(size).await,
+        Scenario::Accounts => accounts::run(size).await,
     }
 }
