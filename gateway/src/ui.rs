@@ -11,6 +11,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("room.html", "text/html; charset=utf-8", include_str!("../ui/room.html")),
     ("app.css", "text/css; charset=utf-8", include_str!("../ui/app.css")),
     ("lobby.js", "text/javascript; charset=utf-8", include_str!("../ui/lobby.js")),
+    ("account.js", "text/javascript; charset=utf-8", include_str!("../ui/account.js")),
     ("room.js", "text/javascript; charset=utf-8", include_str!("../ui/room.js")),
     ("icon.svg", "image/svg+xml", include_str!("../ui/icon.svg")),
 ];

@@ -61,16 +61,58 @@ form.addEventListener("submit", async (event) => {
     if (!urls.length) { error.textContent = "Give at least one media URL."; return; }
     source = { urls };
   }
-  const name = form.name.value.trim();
-  localStorage.setItem("chanshare:name", name);
+  // Signed in, the room is the account's and the host is called by the username.
+  const access = await Account.token().catch(() => null);
+  const name = access ? "" : form.name.value.trim();
+  if (!access) localStorage.setItem("chanshare:name", name);
   const body = { source, name, control: form.control.value, listed: form.listed.checked };
   if (form.title.value.trim()) body.title = form.title.value.trim();
-  const response = await fetch("/api/rooms", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const headers = { "content-type": "application/json" };
+  if (access) headers.authorization = `Bearer ${access}`;
+  const response = await fetch("/api/rooms", { method: "POST", headers, body: JSON.stringify(body) });
   const reply = await response.json().catch(() => ({}));
   if (!response.ok) { error.textContent = (reply.error && reply.error.message) || `Could not create the room (${response.status}).`; return; }
   localStorage.setItem(`chanshare:token:${reply.room_id}`, reply.host_token);
   location.href = reply.url;
 });
+
+// ---------------------------------------------------------------- the account
+const accountBox = Account.mount(document.getElementById("account"));
+const mine = document.getElementById("mine");
+const myRooms = document.getElementById("my-rooms");
+const mineStatus = document.getElementById("mine-status");
+const revokedNotice = document.getElementById("revoked");
+document.getElementById("revoked-sign-in").onclick = () => accountBox.open("in");
+
+function showAccount(session, why) {
+  const nameField = document.getElementById("name-field");
+  nameField.hidden = Boolean(session);
+  form.name.required = !session;
+  const as = document.getElementById("signed-in-as");
+  as.hidden = !session;
+  as.textContent = session ? `You host as @${session.username}; the room stays yours on every device.` : "";
+  if (session) { Account.clearRevoked(); revokedNotice.hidden = true; } else if (why === "revoked" || Account.revokedBefore()) revokedNotice.hidden = false;
+  mine.hidden = !session;
+  if (session) loadMine(); else myRooms.replaceChildren();
+}
+
+async function loadMine() {
+  try {
+    const reply = await Account.get("/api/me/rooms");
+    if (!reply) return;
+    const rooms = reply.rooms;
+    myRooms.replaceChildren(...rooms.map((room) => {
+      const element = card({ members: 0, online: 0, title: "(closed room)", ...room });
+      if (room.closed) element.classList.add("closed");
+      return element;
+    }));
+    mineStatus.textContent = rooms.length ? "" : "Rooms you start or join show up here, on every device.";
+  } catch {
+    // Keep what is shown; the next refresh may work.
+  }
+}
+Account.onChange(showAccount);
+showAccount(Account.current());
 
 function card(room) {
   const a = document.createElement("a");
@@ -91,7 +133,7 @@ function card(room) {
   meta.textContent = `${room.online} online · ${room.members} ${room.members === 1 ? "member" : "members"}`;
   const now = document.createElement("span");
   now.className = "muted";
-  now.textContent = room.now_playing ? `Playing: ${room.now_playing}` : "nothing playing";
+  now.textContent = room.closed ? "closed" : room.now_playing ? `Playing: ${room.now_playing}` : "nothing playing";
   a.append(title, meta, now);
   return a;
 }
@@ -207,6 +249,7 @@ setInterval(() => {
   // Not while hidden, loading, or while a card has the focus (a re-render would drop it).
   if (document.hidden || list.busy || roomsBox.contains(document.activeElement)) return;
   reload();
+  if (Account.current() && !myRooms.contains(document.activeElement)) loadMine();
 }, 5000);
 // The browser tests read the list state.
-window.chanshareLobby = { list, reload };
+window.chanshareLobby = { list, reload, loadMine };

@@ -77,6 +77,11 @@ function fold(room, event) {
     case "member_went_offline": { const m = byId(event.member_id); if (m) m.online = false; break; }
     case "member_left": room.members = members.filter((m) => m.member_id !== event.member_id); break;
     case "member_renamed": { const m = byId(event.member_id); if (m) m.name = event.name; break; }
+    case "account_bound": {
+      const m = byId(event.member_id);
+      if (m) { m.account = event.account.username; if (event.owner) m.owner = true; }
+      break;
+    }
     case "host_changed":
       session.host = event.member_id;
       for (const m of members) m.role = m.member_id === event.member_id ? "host" : "member";
@@ -145,11 +150,28 @@ function retryLater(id) {
   return true;
 }
 
-function connect() {
+async function connect() {
+  if (session.gone || session.held || session.ws || session.connecting) return;
+  // Signed in, the member is the account's: a fresh access token each time (refreshed first when
+  // it is about to expire), no nickname.
+  let access = null;
+  session.connecting = true;
+  try {
+    access = await Account.token();
+  } catch {
+    session.connecting = false;
+    setTimeout(connect, 2000);
+    return;
+  }
+  session.connecting = false;
   if (session.gone || session.held || session.ws) return;
+  session.signedIn = Boolean(access);
   const query = new URLSearchParams();
-  if (session.name) query.set("name", session.name);
-  if (session.token) query.set("token", session.token);
+  if (access) query.set("access_token", access);
+  else {
+    if (session.name) query.set("name", session.name);
+    if (session.token) query.set("token", session.token);
+  }
   if (session.epoch && session.version) { query.set("resume", session.version); query.set("epoch", session.epoch); }
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/api/rooms/${encodeURIComponent(roomId)}/ws?${query}`);
@@ -174,6 +196,15 @@ function lost(ws, code) {
   if (session.ws !== ws) return;
   session.ws = null;
   session.live = false;
+  if (code === 4401 && session.signedIn) {
+    // The access token was refused: refresh it; a session the server ended is the end here.
+    Account.expire();
+    Account.token().then((access) => {
+      if (access) setTimeout(connect, 300);
+      else leave("You were signed out", "This session was ended: you signed out on another device, or its sign-in was used from somewhere else. Sign in again from the lobby to come back.");
+    }).catch(() => setTimeout(connect, 2000));
+    return;
+  }
   if (code === 4401) { localStorage.removeItem(`chanshare:token:${roomId}`); session.token = null; session.epoch = null; }
   if (code === 4400) { askName().then(connect); return; }
   const final = {
@@ -211,7 +242,8 @@ function onFrame(frame) {
       session.memberId = frame.member_id;
       session.token = frame.token;
       session.epoch = frame.epoch;
-      localStorage.setItem(`chanshare:token:${roomId}`, frame.token);
+      // An account's member token stays in this page: signing out must leave nothing behind.
+      if (!session.signedIn) localStorage.setItem(`chanshare:token:${roomId}`, frame.token);
       $("reconnecting").classList.remove("show");
       clock.offset = clock.samples.length ? clock.offset : frame.server_time_ms - localNow();
       if (frame.recovered) goLive();
@@ -668,6 +700,11 @@ function updateMemberRow(row, m) {
   row.replaceChildren(...[
     el("span", { class: `dot${online ? " on" : ""}`, title: online ? "online" : "offline" }),
     el("span", { class: "name", textContent: m.name + (me ? " (you)" : "") }),
+    // The account mark: only a verified access token binds one, so a guest cannot wear it.
+    // (Just the check when the member goes by the username; the username when renamed.)
+    m.account ? el("span", { class: "account-mark", title: `Signed in as @${m.account}` },
+      m.name === m.account ? "✓" : `✓ @${m.account}`, el("span", { class: "sr-only", textContent: ` (signed in as @${m.account})` })) : null,
+    m.owner ? el("span", { class: "badge owner", textContent: "creator", title: "This account created the room" }) : null,
     m.role === "host" ? el("span", { class: "badge", textContent: "host" }) : null,
     actions ? el("span", { class: "acts" },
       m.online ? el("button", { type: "button", textContent: "Make host", ariaLabel: `Make host: ${m.name}`, onclick: () => command({ type: "transfer_host", member_id: m.member_id }) }) : null,
@@ -835,4 +872,8 @@ window.chanshare = {
 
 setInterval(tick, 100);
 setInterval(ping, 2000);
-(session.name || session.token ? Promise.resolve() : askName()).then(connect);
+(session.name || session.token || Account.current() ? Promise.resolve() : askName()).then(connect);
+const accountName = $("me-account");
+const showMe = (s) => { accountName.textContent = s ? `@${s.username}` : ""; accountName.hidden = !s; };
+Account.onChange(showMe);
+showMe(Account.current());
