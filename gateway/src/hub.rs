@@ -131,7 +131,8 @@ impl Feed {
         Self { tx: broadcast::channel(RING).0, current: Mutex::default() }
     }
 
-    /// The room's state is `state`, whose version is that of the last commit sent.
+    /// The room's state is `state`, whose version is that of the last commit sent or a later
+    /// one (the commits up to it are then sent without being folded again).
     pub(crate) fn load(&self, mut state: RoomState) {
         forget_private(&mut state);
         *lock(&self.current) = Some(state);
@@ -153,6 +154,8 @@ impl Feed {
                     *state = std::mem::take(state).apply(&stored.commit);
                     forget_private(state);
                 }
+                // Loaded ahead of the live subject: this commit is in the state already.
+                Some(state) if stored.commit.version <= state.version => {}
                 Some(_) => *current = None,
                 None => {}
             }
@@ -254,15 +257,17 @@ struct Source {
 }
 
 impl Source {
-    /// The room's state at the log's head when the feed does not know it yet and `last` is
-    /// that head: the feed then knows it from `last` on.
+    /// The room's state when the feed does not know it yet, if it is at `last` (the last commit
+    /// sent) or later: the feed then knows it. A busy room's head moves while it is read, so
+    /// requiring it to be exactly at `last` left joins without the hub's state for as long as
+    /// commits kept coming (regression: `joins_while_the_views_trail_start_from_the_hubs_state`).
     async fn load(&self, feed: &Feed, last: u64) {
         if feed.loaded() {
             return;
         }
         match crate::rooms::room_state(&self.log, &self.views, &self.room).await {
-            Ok(state) if state.version == last => feed.load(state),
-            // Moved meanwhile: the next check tries again.
+            Ok(state) if state.version >= last => feed.load(state),
+            // Behind what was sent (a trailing read): the next check tries again.
             Ok(_) => {}
             Err(error) => {
                 warn!(room = %self.room, %error, "cannot load the room state for its hub")
@@ -343,4 +348,71 @@ async fn fill(log: &EventLog, room: &RoomId, mut last: u64, until: u64, feed: &F
         }
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use events::{Actor, Command, CommandId, Commit, Ctx, MemberId, RoomId, RoomState, decide};
+
+    use super::*;
+
+    /// A room's first `n` commits: created, then chat.
+    fn commits(n: u64) -> Vec<(Stored, RoomState)> {
+        let room = RoomId::new("hub-room").unwrap();
+        let host = Actor::Member(MemberId::new("mhost").unwrap());
+        let mut state = RoomState::default();
+        (1..=n)
+            .map(|version| {
+                let command = if version == 1 {
+                    Command::CreateRoom {
+                        title: "hub".into(),
+                        source: events::Source::Urls(vec!["https://example.com/a.webm".into()]),
+                        settings: events::Settings::default(),
+                        name: "host".into(),
+                        items: vec![],
+                        account: None,
+                    }
+                } else {
+                    Command::Chat { text: format!("line {version}") }
+                };
+                let ctx = Ctx::new(room.clone(), host.clone(), 1_000 * version);
+                let events = decide(&state, command, &ctx).unwrap();
+                let commit = Commit {
+                    room: room.clone(),
+                    version,
+                    command_id: CommandId(uuid::Uuid::from_u128(u128::from(version))),
+                    actor: host.clone(),
+                    at_ms: ctx.now_ms,
+                    events,
+                };
+                state = std::mem::take(&mut state).apply(&commit);
+                let stored =
+                    Stored { seq: version, prev_seq: version - 1, commit, traceparent: None };
+                (stored, state.clone())
+            })
+            .collect()
+    }
+
+    /// Regression: a busy room's hub read its state while commits kept coming; a state ahead of
+    /// the last commit sent was thrown away, and joins fell back to the trailing views.
+    #[test]
+    fn a_state_loaded_ahead_of_the_live_commits_is_kept_and_followed() {
+        let commits = commits(6);
+        let feed = Feed::new();
+        feed.publish(&commits[0].0);
+        feed.publish(&commits[1].0);
+        // Read at version 4 while the live subject has brought 2 so far.
+        feed.load(commits[3].1.clone());
+        for (stored, _) in &commits[2..] {
+            feed.publish(stored);
+        }
+        let (version, json) = feed.snapshot().expect("the state is known");
+        assert_eq!(version, 6);
+        assert!(json.contains("line 6") && json.contains("line 3"), "{json}");
+        // A commit that skips a version still makes the state unknown rather than wrong.
+        let feed = Feed::new();
+        feed.load(commits[1].1.clone());
+        feed.publish(&commits[3].0);
+        assert!(feed.snapshot().is_none());
+    }
 }

@@ -699,7 +699,9 @@ function updateMemberRow(row, m) {
   const online = m.online && !session.room.closed;
   row.replaceChildren(...[
     el("span", { class: `dot${online ? " on" : ""}`, title: online ? "online" : "offline" }),
-    el("span", { class: "name", textContent: m.name + (me ? " (you)" : "") }),
+    el("span", { class: "name", textContent: m.name }),
+    // Its own span: a long name is cut short, "(you)" never is.
+    me ? el("span", { class: "you muted", textContent: " (you)" }) : null,
     // The account mark: only a verified access token binds one, so a guest cannot wear it.
     // (Just the check when the member goes by the username; the username when renamed.)
     m.account ? el("span", { class: "account-mark", title: `Signed in as @${m.account}` },

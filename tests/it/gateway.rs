@@ -454,6 +454,7 @@ async fn the_http_api_and_its_openapi_document() {
                     .send()
                     .await
                     .unwrap(),
+                "delete" => http.delete(format!("{base}{concrete}")).send().await.unwrap(),
                 other => panic!("undocumented method {other}"),
             };
             let status = response.status().as_u16();

@@ -6,7 +6,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, DESKTOP, PHONE, SHOTS, axe, launch, media, open } from "./lib.mjs";
 
-const USER = `fan${Date.now().toString(36)}`;
+// Long, as usernames are: on a phone the member row has to cut it short.
+const USER = `longer_name_for_phones_${Date.now().toString(36).slice(-6)}`;
 const PASSWORD = "watching together since 2026";
 const TITLE = "Accounts party: a long title that wraps on a phone because people write long ones";
 
@@ -30,7 +31,7 @@ async function submitAccount(page, which, username, password) {
 }
 
 const members = (page) => page.$$eval("#members li", (rows) => rows.map((r) => ({
-  name: r.querySelector(".name").textContent,
+  name: r.querySelector(".name").textContent + (r.querySelector(".you")?.textContent || ""),
   mark: r.querySelector(".account-mark")?.title || null,
   creator: Boolean(r.querySelector(".badge.owner")),
 })));
@@ -87,6 +88,19 @@ test("sign up, create a room, sign in from a second browser and find it under 'Y
   await second.waitForFunction(() => window.chanshare && window.chanshare.session.room && window.chanshare.session.memberId);
   assert.equal(await second.evaluate(() => window.chanshare.session.memberId), memberId, "one member on every device");
   assert.equal((await members(second)).filter((m) => m.mark).length, 1);
+  // The name is cut short on a phone; "(you)" and the marks never are.
+  const cut = await second.evaluate(() => {
+    const row = document.querySelector("#members li .you").parentElement;
+    const name = row.querySelector(".name");
+    const right = row.getBoundingClientRect().right;
+    return {
+      nameCut: name.scrollWidth > name.clientWidth,
+      tailsInside: [...row.querySelectorAll(".you, .badge")].every((e) => e.getBoundingClientRect().right <= right + 0.5 && e.scrollWidth <= e.clientWidth + 1),
+    };
+  });
+  assert.deepEqual(cut, { nameCut: true, tailsInside: true });
+  // The header keeps the room's title on a phone (a long username once pushed it out).
+  assert.ok(await second.evaluate(() => document.getElementById("title").getBoundingClientRect().width > 100), "the title is shown");
   await second.screenshot({ path: `${SHOTS}/accounts-room-phone.png` });
 
   // A silent refresh: the access token is renewed before it expires, the room stays connected.
