@@ -68,6 +68,21 @@ ensure_prometheus() {
   apt_install prometheus
 }
 
+# podman (runtime runc: crun is not in bookworm's podman path here) and mmdebstrap, from Debian.
+ensure_image_tools() {
+  local missing=()
+  command -v podman >/dev/null || missing+=(podman uidmap slirp4netns fuse-overlayfs)
+  command -v runc >/dev/null || missing+=(runc)
+  command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+  [ ${#missing[@]} = 0 ] && return
+  log "installing ${missing[*]} (apt)"
+  apt_install "${missing[@]}"
+}
+# Every podman call uses runc and limits this machine grants (its defaults ask for more).
+podman() {
+  command podman --runtime runc "$@"
+}
+
 ensure_redis_server() {
   command -v redis-server >/dev/null && return
   log "installing redis-server (apt)"

@@ -24,7 +24,11 @@ async fn stored(cluster: &DevCluster, room: &str) -> Vec<eventlog::Stored> {
 /// commands and chat reach both, in the same order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_cluster_smoke_test() {
-    let cluster = DevCluster::up();
+    smoke(&DevCluster::up()).await;
+}
+
+/// The smoke test's body, for a cluster of binaries or of containers (`image.rs`).
+pub(crate) async fn smoke(cluster: &DevCluster) {
     let (room, host_token) = tests::chanshare::create_url_room(&cluster.gateway(1), "cluster");
     let mut host = connect_to(&cluster.gateway(1), &room, &format!("token={host_token}")).await;
     let mut host_seen = welcome(&mut host).await;

@@ -15,6 +15,7 @@ mod eventlog;
 mod failover;
 mod gateway;
 mod harness;
+mod image;
 mod infra;
 mod limits;
 mod observability;

@@ -25,10 +25,19 @@ pub struct DevCluster {
 impl DevCluster {
     /// Runs `./dev/cluster up` on ports that are free now; panics with its output if it fails.
     pub fn up() -> DevCluster {
+        Self::up_with(&["up"])
+    }
+
+    /// `./dev/cluster up --image`: every role in a container of the image `./dev/image` built.
+    pub fn up_image() -> DevCluster {
+        Self::up_with(&["up", "--image"])
+    }
+
+    fn up_with(args: &[&str]) -> DevCluster {
         let dir = tempfile::tempdir().expect("create cluster temp dir");
         let offset = free_offset();
         let cluster = DevCluster { offset, dir };
-        let output = cluster.script("up");
+        let output = cluster.script(args);
         assert!(
             output.status.success(),
             "./dev/cluster up failed:\n{}\nlogs: {}",
@@ -38,10 +47,10 @@ impl DevCluster {
         cluster
     }
 
-    fn script(&self, verb: &str) -> std::process::Output {
+    fn script(&self, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(repo().join("dev/cluster"));
         command
-            .arg(verb)
+            .args(args)
             .env("PORT_OFFSET", self.offset.to_string())
             .env("CLUSTER_DATA", self.dir.path())
             .env("CHANSHARE_BIN", binary());
@@ -49,6 +58,11 @@ impl DevCluster {
             command.env(format!("CHANSHARE_NATS_{}_PASSWORD", user.to_uppercase()), password(user));
         }
         command.output().expect("run ./dev/cluster")
+    }
+
+    /// What the script adds to every port (container names end with it: `chanshare-<role>-<n>-<offset>`).
+    pub fn offset(&self) -> u16 {
+        self.offset
     }
 
     /// `127.0.0.1:<port>` of the service whose unshifted port is `base` (e.g. 8081: gateway 1).
@@ -110,7 +124,7 @@ impl DevCluster {
 
 impl Drop for DevCluster {
     fn drop(&mut self) {
-        self.script("down");
+        self.script(&["down"]);
     }
 }
 
