@@ -636,11 +636,19 @@ test("a connection that goes silent (no close ever comes) is given up, said so, 
   });
   await page.goto(`${BASE}/r/${room.room_id}?name=${encodeURIComponent("traveller")}`);
   await page.waitForFunction(() => window.chanshare.session.live);
+  // The banner may show for only a few hundred milliseconds before the new socket is live:
+  // record that it showed, and what it said, rather than poll for it (polling missed it).
+  await page.evaluate(() => {
+    const banner = document.getElementById("reconnecting");
+    new MutationObserver(() => {
+      if (banner.classList.contains("show")) window.bannerSaid = banner.textContent;
+    }).observe(banner, { attributes: true, childList: true });
+  });
   silent = true;
-  const banner = page.locator("#reconnecting");
-  await banner.waitFor({ state: "visible", timeout: 15000 });
-  assert.match(await banner.textContent(), /Connection lost/);
+  await page.waitForFunction(() => window.bannerSaid, null, { timeout: 15000 });
+  assert.match(await page.evaluate(() => window.bannerSaid), /Connection lost/);
   if (SHOTS) await page.screenshot({ path: `${SHOTS}/room-silent-390.png` });
+  const banner = page.locator("#reconnecting");
   await page.waitForFunction(() => window.chanshare.session.live, null, { timeout: 20000 });
   await banner.waitFor({ state: "hidden" });
   assert.ok(sockets >= 2, "a new socket replaced the silent one");
