@@ -197,25 +197,28 @@ impl Accounts {
         password: String,
         address: &str,
     ) -> Result<Tokens, AccountError> {
-        // A name that breaks the rules is nobody's: the same answer, after the same work.
-        let Ok(username) = Username::parse(username) else {
-            let _ = self.hasher.verify(password, None).await?;
-            self.metrics.logins.with_label_values(&["failed"]).inc();
-            return Err(AccountError::BadCredentials);
-        };
-        if let Err(limited) = self.throttle.check(&username, address).await {
-            self.metrics.logins.with_label_values(&["limited"]).inc();
-            return Err(limited);
+        // Every attempt is counted first, so that a flood is refused before it costs a hash. A
+        // name that breaks the rules is nobody's: it is counted under a key no username can be,
+        // and answered like an unknown name, after the same work.
+        let parsed = Username::parse(username);
+        let key = parsed.as_ref().map_or("!malformed", |name| name.as_str());
+        if let Err(refused) = self.throttle.attempt(key, address).await {
+            if matches!(refused, AccountError::RateLimited { .. }) {
+                self.metrics.logins.with_label_values(&["limited"]).inc();
+            }
+            return Err(refused);
         }
-        let account = self.store.account(&username).await?;
+        let account = match &parsed {
+            Ok(name) => self.store.account(name).await?,
+            Err(_) => None,
+        };
         let phc = account.as_ref().map(|a| a.password_hash.clone());
         let matches = self.hasher.verify(password, phc).await?;
         let Some(account) = account.filter(|_| matches) else {
-            self.throttle.failed(&username, address).await?;
             self.metrics.logins.with_label_values(&["failed"]).inc();
             return Err(AccountError::BadCredentials);
         };
-        self.throttle.succeeded(&username).await?;
+        self.throttle.succeeded(account.username.as_str(), address).await?;
         let family_id = uuid::Uuid::new_v4();
         let (refresh, hash) = refresh_token(family_id)?;
         let family = Family {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use events::Username;
 use redis::aio::ConnectionManager;
 
 use crate::AccountError;
@@ -29,7 +28,7 @@ impl std::fmt::Debug for Throttle {
     }
 }
 
-fn keys(username: &Username, address: &str) -> [String; 2] {
+fn keys(username: &str, address: &str) -> [String; 2] {
     [format!("chanshare:signin:fail:u:{username}"), format!("chanshare:signin:fail:a:{address}")]
 }
 
@@ -39,49 +38,62 @@ impl Throttle {
         Self { redis, per_account: PER_ACCOUNT, per_address: PER_ADDRESS }
     }
 
-    /// Refuses when either counter is at its limit, saying how long to wait.
-    /// `address` is an opaque tag of the client's address (never the address).
-    pub async fn check(&self, username: &Username, address: &str) -> Result<(), AccountError> {
+    /// Counts a sign-in attempt against both counters before any password is checked, and
+    /// refuses it, saying how long to wait, when either is past its limit. The count is taken
+    /// first and atomically (one script: increment, set the window on the first), so a burst of
+    /// concurrent guesses is counted as it arrives, not after the hashing.
+    /// `username` is lowercase (a valid username, or a key no username can be); `address` is an
+    /// opaque tag of the client's address (never the address).
+    pub async fn attempt(&self, username: &str, address: &str) -> Result<(), AccountError> {
         let [user, addr] = keys(username, address);
-        let ((u, u_ttl), (a, a_ttl)): ((Option<u64>, i64), (Option<u64>, i64)) = redis::pipe()
-            .get(&user)
-            .pttl(&user)
-            .get(&addr)
-            .pttl(&addr)
-            .query_async::<(Option<u64>, i64, Option<u64>, i64)>(&mut self.redis.clone())
+        let (u, u_ttl, a, a_ttl): (u64, i64, u64, i64) = attempt_script()
+            .key(&user)
+            .key(&addr)
+            .arg(WINDOW.as_millis() as u64)
+            .invoke_async(&mut self.redis.clone())
             .await
-            .map(|(u, ut, a, at)| ((u, ut), (a, at)))
             .map_err(|e| AccountError::Unavailable(format!("redis: {e}")))?;
         let wait = |ttl: i64| Duration::from_millis(ttl.max(1000) as u64).as_secs().max(1);
-        if u.unwrap_or(0) >= self.per_account {
+        if u > self.per_account {
             return Err(AccountError::RateLimited { retry_after_s: wait(u_ttl) });
         }
-        if a.unwrap_or(0) >= self.per_address {
+        if a > self.per_address {
             return Err(AccountError::RateLimited { retry_after_s: wait(a_ttl) });
         }
         Ok(())
     }
 
-    /// Counts a failure against both.
-    pub async fn failed(&self, username: &Username, address: &str) -> Result<(), AccountError> {
-        let window = WINDOW.as_secs() as i64;
-        let mut pipe = redis::pipe();
-        for key in keys(username, address) {
-            pipe.incr(&key, 1).ignore();
-            pipe.cmd("EXPIRE").arg(&key).arg(window).arg("NX").ignore();
-        }
-        pipe.query_async::<()>(&mut self.redis.clone())
-            .await
-            .map_err(|e| AccountError::Unavailable(format!("redis: {e}")))
-    }
-
-    /// A success clears the account's count (the address keeps its own).
-    pub async fn succeeded(&self, username: &Username) -> Result<(), AccountError> {
-        let [user, _] = keys(username, "");
-        redis::cmd("DEL")
-            .arg(user)
+    /// A success was not a failure: the account's count is cleared, and the address's attempt
+    /// taken back (people behind one address sign in as often as they like).
+    pub async fn succeeded(&self, username: &str, address: &str) -> Result<(), AccountError> {
+        let [user, addr] = keys(username, address);
+        redis::pipe()
+            .del(&user)
+            .ignore()
+            .cmd("DECR")
+            .arg(&addr)
+            .ignore()
             .query_async::<()>(&mut self.redis.clone())
             .await
             .map_err(|e| AccountError::Unavailable(format!("redis: {e}")))
     }
+}
+
+/// Increments both counters; a counter's window starts at its first attempt. Returns each count
+/// and its remaining window in milliseconds.
+fn attempt_script() -> redis::Script {
+    redis::Script::new(
+        r"
+        local out = {}
+        for i, key in ipairs(KEYS) do
+            local n = redis.call('INCR', key)
+            if n == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+            local ttl = redis.call('PTTL', key)
+            if ttl < 0 then redis.call('PEXPIRE', key, ARGV[1]); ttl = tonumber(ARGV[1]) end
+            out[#out + 1] = n
+            out[#out + 1] = ttl
+        end
+        return out
+        ",
+    )
 }

@@ -168,6 +168,11 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
 /// The message of the `forbidden` a join gets when the member list is full of online members.
 pub const ROOM_FULL: &str = "room is full";
 
+/// The message of the `forbidden` a join of an account's member gets without the account (a
+/// member token alone, which outlives the account's session): only a signed-in join is that
+/// member, so signing out ends it everywhere.
+pub const SIGN_IN_FIRST: &str = "this member is an account's: sign in to join as it";
+
 /// A guarded `next` that would restart the item it names (a loop of one item) is a late
 /// duplicate while that item has played less than this.
 const SAME_ITEM_GUARD_MS: u64 = 1000;
@@ -288,6 +293,9 @@ impl Decision<'_> {
             && bound != account
         {
             return Err(Rejection::forbidden("this member belongs to another account"));
+        }
+        if bound.is_some() && account.is_none() {
+            return Err(Rejection::forbidden(SIGN_IN_FIRST));
         }
         // A new identity from a kicked member's address is the kicked member, as far as the
         // server can tell (best effort: addresses are shared and change).

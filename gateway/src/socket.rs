@@ -225,15 +225,24 @@ async fn leave_after_grace(sessions: Sessions, room: RoomId, member: MemberId, c
 /// A socket that has joined: who it is, where it is, and its place in the room's feed.
 struct Joined {
     member: MemberId,
+    /// The account it joined as (a rejoin must say it again: an account's member is joined
+    /// only with its account).
+    account: Option<AccountRef>,
     last: u64,
     commits: broadcast::Receiver<Frame>,
     _guard: MemberGuard,
 }
 
 /// Brings a member with an open socket back online (a join without a name keeps theirs).
-async fn rejoin(sessions: Sessions, room: RoomId, member: MemberId, ip: IpAddr) {
+async fn rejoin(
+    sessions: Sessions,
+    room: RoomId,
+    member: MemberId,
+    account: Option<AccountRef>,
+    ip: IpAddr,
+) {
     let address = Some(sessions.0.signer.address_tag(&room, ip));
-    let join = Command::Join { name: String::new(), address, account: None };
+    let join = Command::Join { name: String::new(), address, account };
     if let Reply::Reject { code, message, .. } =
         sessions.command(&room, &member, uuid::Uuid::new_v4().to_string(), join).await
     {
@@ -252,7 +261,7 @@ async fn session(
 ) -> Result<Closing, Closing> {
     // The join runs once; boxed, its futures (NATS requests, log and Redis reads) do not size
     // the state every idle socket keeps for its lifetime (7 KB unboxed, docs/benchmarks.md).
-    let Joined { member, mut last, mut commits, _guard } =
+    let Joined { member, account, mut last, mut commits, _guard } =
         Box::pin(join(sessions, socket, room, params, ip)).await?;
     let shared = &sessions.0;
 
@@ -279,7 +288,14 @@ async fn session(
                 if offline {
                     // Shown offline while connected (a leave that raced a reconnect, another
                     // tab's clean close, a heartbeat gap): say it is back.
-                    tokio::spawn(rejoin(sessions.clone(), room.clone(), member.clone(), ip));
+                    let account = account.clone();
+                    tokio::spawn(rejoin(
+                        sessions.clone(),
+                        room.clone(),
+                        member.clone(),
+                        account,
+                        ip,
+                    ));
                 }
             }
             Wake::Commit(Err(broadcast::error::RecvError::Lagged(_))) => {
@@ -441,7 +457,7 @@ async fn join(
     let commits = hub.feed.tx.subscribe();
     let member_guard = MemberGuard::new(hub.clone(), member.clone());
     let address = Some(shared.signer.address_tag(room, ip));
-    let join = Command::Join { name, address, account };
+    let join = Command::Join { name, address, account: account.clone() };
     let joined = sessions.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
     if let Reply::Reject { code, message, .. } = &joined {
         return Err(match code {
@@ -452,6 +468,9 @@ async fn join(
             RejectCode::Closed => Closing(close::CLOSED, "room is closed"),
             RejectCode::Forbidden if message == events::decide::ROOM_FULL => {
                 Closing(close::FULL, "room is full")
+            }
+            RejectCode::Forbidden if message == events::decide::SIGN_IN_FIRST => {
+                Closing(close::BAD_TOKEN, "sign in to join as this member")
             }
             RejectCode::Forbidden => Closing(close::FORBIDDEN, REMOVED),
             RejectCode::Invalid => {
@@ -508,7 +527,7 @@ async fn join(
         send(sessions, socket, frames::snapshot(last, &state).into()).await?;
     }
     last = catch_up(sessions, socket, room, &member, last, until, missed).await?;
-    Ok(Joined { member, last, commits, _guard: member_guard })
+    Ok(Joined { member, account, last, commits, _guard: member_guard })
 }
 
 /// Resolves once the process is shutting down.

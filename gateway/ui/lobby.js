@@ -72,7 +72,9 @@ form.addEventListener("submit", async (event) => {
   const response = await fetch("/api/rooms", { method: "POST", headers, body: JSON.stringify(body) });
   const reply = await response.json().catch(() => ({}));
   if (!response.ok) { error.textContent = (reply.error && reply.error.message) || `Could not create the room (${response.status}).`; return; }
-  localStorage.setItem(`chanshare:token:${reply.room_id}`, reply.host_token);
+  // Signed in, the host is the account's member: it joins with the account, and its token must
+  // not outlive the session in this browser.
+  if (!access) localStorage.setItem(`chanshare:token:${reply.room_id}`, reply.host_token);
   location.href = reply.url;
 });
 

@@ -165,6 +165,8 @@ async function connect() {
   }
   session.connecting = false;
   if (session.gone || session.held || session.ws) return;
+  // Signed out since the last connect: the member token was the account's; never reuse it.
+  if (!access && session.signedIn) { session.token = null; session.epoch = null; }
   session.signedIn = Boolean(access);
   const query = new URLSearchParams();
   if (access) query.set("access_token", access);
@@ -878,4 +880,10 @@ setInterval(ping, 2000);
 const accountName = $("me-account");
 const showMe = (s) => { accountName.textContent = s ? `@${s.username}` : ""; accountName.hidden = !s; };
 Account.onChange(showMe);
+// Signed out in another tab: this page's member is the account's, so it goes too.
+Account.onChange((s) => {
+  if (s || !session.signedIn || session.gone) return;
+  if (session.ws) session.ws.close(1000, "signed out");
+  leave("You were signed out", "This page was signed in, and the session ended (signed out here or on another device). Join again from the lobby, signed in or as a guest.");
+});
 showMe(Account.current());

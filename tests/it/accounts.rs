@@ -383,6 +383,19 @@ async fn failed_sign_ins_look_alike_and_are_limited() {
     let metrics = gateway.get("/metrics").1;
     assert_eq!(metric(&metrics, "chanshare_account_logins_total{outcome=\"limited\"}"), 2.0);
     assert_eq!(metric(&metrics, "chanshare_account_logins_total{outcome=\"failed\"}"), 42.0);
+
+    // A burst at once is counted as it arrives, not after the hashing: of 40 concurrent guesses
+    // at one account (from 40 addresses), at most 10 are checked.
+    api.account("dora").await;
+    let burst = (0..40).map(|n| {
+        let api = Api::from(&gateway, &format!("10.5.0.{}", n + 1));
+        tokio::spawn(async move { api.sign_in("dora", "a guess in a burst").await.status })
+    });
+    let statuses: Vec<u16> =
+        futures::future::join_all(burst).await.into_iter().map(Result::unwrap).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 30);
 }
 
 /// Password hashing is bounded and off the async workers: while a flood of sign-ins is being
@@ -391,8 +404,12 @@ async fn failed_sign_ins_look_alike_and_are_limited() {
 async fn a_sign_in_flood_leaves_room_sockets_responsive() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let gateway = Chanshare::serve(&nats, &redis, &settings(&[]));
-    let api = Arc::new(Api::new(&gateway));
-    api.account("dave").await;
+    let api = Api::new(&gateway);
+    // Six accounts signing in from sixty addresses, all at once: under every throttle (an
+    // account's concurrent attempts count until they succeed), all of it hashing.
+    for n in 0..6 {
+        api.account(&format!("dave{n}")).await;
+    }
     let room = api.room("flood", None).await;
     let (mut ws, first) = socket(&gateway, &room, "name=watcher", "127.0.0.1").await;
     assert_eq!(first.unwrap()["type"], "welcome");
@@ -402,10 +419,11 @@ async fn a_sign_in_flood_leaves_room_sockets_responsive() {
     const FLOOD: usize = 60;
     let done = Arc::new(AtomicUsize::new(0));
     let flood: Vec<_> = (0..FLOOD)
-        .map(|_| {
-            let (api, done) = (api.clone(), done.clone());
+        .map(|n| {
+            let api = Api::from(&gateway, &format!("10.8.0.{}", n + 1));
+            let done = done.clone();
             tokio::spawn(async move {
-                let status = api.sign_in("dave", PASSWORD).await.status;
+                let status = api.sign_in(&format!("dave{}", n % 6), PASSWORD).await.status;
                 done.fetch_add(1, Ordering::SeqCst);
                 status
             })
@@ -469,6 +487,11 @@ async fn an_account_is_one_member_everywhere_and_owns_its_room() {
     );
     assert_eq!(owner["role"], "host");
     assert!(guest.get("account").is_none() && guest.get("owner").is_none(), "{guest}");
+    // The member token the welcome carries is not the account: alone it does not join (it
+    // outlives the session; only a signed-in join is the account's member).
+    let member_token = first["token"].as_str().unwrap().to_owned();
+    let (_, alone) = socket(&gateway, &room, &format!("token={member_token}"), "10.2.0.3").await;
+    assert_eq!(alone.err().flatten(), Some(4401), "a member token alone is not the account");
     // A bad or revoked access token is refused, never downgraded to a guest.
     let (_, refused) = socket(&gateway, &room, "access_token=forged&name=x", "10.2.0.2").await;
     assert_eq!(refused.err().flatten(), Some(4401));

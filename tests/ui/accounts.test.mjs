@@ -57,6 +57,9 @@ test("sign up, create a room, sign in from a second browser and find it under 'Y
   await first.waitForFunction(() => document.querySelector("#members .account-mark"));
   assert.deepEqual(await members(first), [{ name: `${USER} (you)`, mark: `Signed in as @${USER}`, creator: true }]);
   const memberId = await first.evaluate(() => window.chanshare.session.memberId);
+  // The account's member tokens stay out of storage: signing out must leave nothing that joins
+  // as the account (the host token of a signed-in creation included).
+  assert.deepEqual(await first.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("chanshare:token:"))), []);
 
   // A guest who calls itself by the username gets no mark.
   const guest = await open(browser, { room_id: roomId }, USER);

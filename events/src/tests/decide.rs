@@ -1349,6 +1349,12 @@ fn accounts_in_rooms() {
             then: Reject(RejectCode::Forbidden),
         },
         Case {
+            name: "an account's member is not joined without the account (a member token alone)",
+            given: with(vec![(bob(), signed_in(2, "bob_42"))]),
+            when: (bob(), join("")),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
             name: "a guest's name never carries an account mark",
             given: url_room(),
             when: (bob(), join("owner")),
