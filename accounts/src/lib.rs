@@ -292,20 +292,27 @@ impl Accounts {
 
     /// Checks an access token: signature, expiry, and that its session was not signed out.
     pub async fn authenticate(&self, access_token: &str) -> Result<AccessClaims, AccountError> {
-        let claims = self.keys.verify(access_token, now_ms() / 1000)?;
-        match self.store.family(claims.sid).await? {
-            Some((family, _)) if !family.revoked && family.account_id == claims.sub => Ok(claims),
-            _ => Err(AccountError::Revoked),
-        }
+        self.live_session(access_token).await.map(|(claims, _)| claims)
     }
 
     /// Signs out the session of `access_token`: its refresh family is revoked.
     pub async fn sign_out(&self, access_token: &str) -> Result<(), AccountError> {
-        let claims = self.authenticate(access_token).await?;
-        if let Some((family, _)) = self.store.family(claims.sid).await? {
-            self.store.revoke_family(claims.sid, family).await?;
+        let (claims, family) = self.live_session(access_token).await?;
+        self.store.revoke_family(claims.sid, family).await
+    }
+
+    /// The claims of a valid access token and its family, which must be live.
+    async fn live_session(
+        &self,
+        access_token: &str,
+    ) -> Result<(AccessClaims, Family), AccountError> {
+        let claims = self.keys.verify(access_token, now_ms() / 1000)?;
+        match self.store.family(claims.sid).await? {
+            Some((family, _)) if !family.revoked && family.account_id == claims.sub => {
+                Ok((claims, family))
+            }
+            _ => Err(AccountError::Revoked),
         }
-        Ok(())
     }
 }
 

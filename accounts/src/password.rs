@@ -41,10 +41,11 @@ pub struct Hasher {
 }
 
 impl Hasher {
-    /// A hasher running at most `permits` hashes at once.
-    pub fn new(permits: usize) -> Self {
-        let decoy = hash_now("a decoy password nobody has").unwrap_or_default();
-        Self { permits: Arc::new(Semaphore::new(permits.max(1))), decoy: Arc::new(decoy) }
+    /// A hasher running at most `permits` hashes at once. Fails without the decoy (an unknown
+    /// user would then be answered faster than a wrong password).
+    pub fn new(permits: usize) -> Result<Self, AccountError> {
+        let decoy = hash_now("a decoy password nobody has")?;
+        Ok(Self { permits: Arc::new(Semaphore::new(permits.max(1))), decoy: Arc::new(decoy) })
     }
 
     /// The PHC string of `password` with a fresh salt.
@@ -110,7 +111,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_differ_by_salt() {
-        let hasher = Hasher::new(2);
+        let hasher = Hasher::new(2).unwrap();
         let one = hasher.hash("correct horse battery".into()).await.unwrap();
         let two = hasher.hash("correct horse battery".into()).await.unwrap();
         assert!(one.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{one}");

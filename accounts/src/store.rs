@@ -149,23 +149,13 @@ impl Store {
     /// The account holding `username`, folded from its subject (leader read).
     pub async fn account(&self, username: &Username) -> Result<Option<Account>, AccountError> {
         let subject = account_subject(username);
-        let first = match self.stream.get_first_raw_message_by_subject(&subject, 0).await {
-            Ok(message) => message,
-            Err(e) if not_found(&e.kind()) => return Ok(None),
-            Err(e) => return Err(unavailable(e)),
-        };
         let mut state = AccountState::default();
-        let mut message = first;
-        loop {
+        let mut seq = 1;
+        while let Some(message) = next_message(&self.stream, &subject, seq).await? {
             let event: AccountEvent = serde_json::from_slice(&message.payload)
                 .map_err(|e| AccountError::Unavailable(format!("unreadable account event: {e}")))?;
             state = state.apply(&event);
-            match self.stream.get_first_raw_message_by_subject(&subject, message.sequence + 1).await
-            {
-                Ok(next) => message = next,
-                Err(e) if not_found(&e.kind()) => break,
-                Err(e) => return Err(unavailable(e)),
-            }
+            seq = message.sequence + 1;
         }
         Ok(state.account)
     }
@@ -201,13 +191,7 @@ impl Store {
         let mut families = std::collections::BTreeMap::new();
         let subjects = format!("$KV.{SESSION_BUCKET}.*");
         let mut seq = 1;
-        loop {
-            let message =
-                match self.sessions.stream.get_first_raw_message_by_subject(&subjects, seq).await {
-                    Ok(message) => message,
-                    Err(e) if not_found(&e.kind()) => break,
-                    Err(e) => return Err(unavailable(e)),
-                };
+        while let Some(message) = next_message(&self.sessions.stream, &subjects, seq).await? {
             seq = message.sequence + 1;
             let Some(id) =
                 message.subject.rsplit('.').next().and_then(|k| uuid::Uuid::try_parse(k).ok())
@@ -253,21 +237,29 @@ impl Store {
     pub async fn all_accounts(&self) -> Result<Vec<Account>, AccountError> {
         let mut accounts = Vec::new();
         let mut seq = 1;
-        loop {
-            match self.stream.get_first_raw_message_by_subject("chanshare.account.*", seq).await {
-                Ok(message) => {
-                    if let Ok(event) = serde_json::from_slice::<AccountEvent>(&message.payload)
-                        && let Some(account) = AccountState::default().apply(&event).account
-                    {
-                        accounts.push(account);
-                    }
-                    seq = message.sequence + 1;
-                }
-                Err(e) if not_found(&e.kind()) => break,
-                Err(e) => return Err(unavailable(e)),
+        while let Some(message) = next_message(&self.stream, "chanshare.account.*", seq).await? {
+            seq = message.sequence + 1;
+            if let Ok(event) = serde_json::from_slice::<AccountEvent>(&message.payload)
+                && let Some(account) = AccountState::default().apply(&event).account
+            {
+                accounts.push(account);
             }
         }
         Ok(accounts)
+    }
+}
+
+/// The first message on `filter` at or after stream sequence `seq` (a leader read); `None` past
+/// the last one.
+async fn next_message(
+    stream: &stream::Stream,
+    filter: &str,
+    seq: u64,
+) -> Result<Option<jetstream::message::StreamMessage>, AccountError> {
+    match stream.get_first_raw_message_by_subject(filter, seq).await {
+        Ok(message) => Ok(Some(message)),
+        Err(e) if not_found(&e.kind()) => Ok(None),
+        Err(e) => Err(unavailable(e)),
     }
 }
 

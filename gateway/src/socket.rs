@@ -412,20 +412,12 @@ async fn join(
         },
         (Some(_), None) => return Err(Closing(close::BAD_TOKEN, "accounts are not served here")),
     };
+    // The member: the account's (the same on every device), the one a verified token names (its
+    // token kept), or a new one; a member without a token gets one.
     let (member, token) = match (&account, &params.token) {
-        (Some(account), _) => {
-            // An account is one member on every device: its id comes from the account.
-            let member = shared.signer.account_member(room, &account.account_id);
-            let claims = tokens::Claims {
-                room: room.clone(),
-                member: member.clone(),
-                role: tokens::TokenRole::Member,
-                exp: now_s + shared.token_ttl.as_secs(),
-            };
-            (member, shared.signer.issue(&claims))
-        }
+        (Some(account), _) => (shared.signer.account_member(room, &account.account_id), None),
         (None, Some(token)) => match shared.signer.verify(token, room, now_s) {
-            Ok(claims) => (claims.member, token.clone()),
+            Ok(claims) => (claims.member, Some(token.clone())),
             Err(_) => return Err(Closing(close::BAD_TOKEN, "invalid token")),
         },
         (None, None) => {
@@ -434,17 +426,17 @@ async fn join(
             if !shared.joins.take(room, limit, Instant::now()) {
                 return Err(Closing(close::TOO_MANY, "too many people joined this room just now"));
             }
-            let member = MemberId::generate(uuid::Uuid::new_v4().as_u128() as u64);
-            let claims = tokens::Claims {
-                room: room.clone(),
-                member: member.clone(),
-                role: tokens::TokenRole::Member,
-                exp: now_s + shared.token_ttl.as_secs(),
-            };
-            let token = shared.signer.issue(&claims);
-            (member, token)
+            (MemberId::generate(uuid::Uuid::new_v4().as_u128() as u64), None)
         }
     };
+    let token = token.unwrap_or_else(|| {
+        shared.signer.issue(&tokens::Claims {
+            room: room.clone(),
+            member: member.clone(),
+            role: tokens::TokenRole::Member,
+            exp: now_s + shared.token_ttl.as_secs(),
+        })
+    });
     // Empty keeps a returning member's name; a new member without one is refused by the room.
     let name = params.name.clone().unwrap_or_default();
 

@@ -171,7 +171,7 @@ async fn accounts(
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     Ok(accounts::Accounts::new(
         store,
-        accounts::Hasher::new((cores / 2).max(1)),
+        accounts::Hasher::new((cores / 2).max(1)).context("cannot make the decoy password hash")?,
         access_keys(config)?,
         accounts::Throttle::new(redis),
         accounts::Metrics::new(registry).context("failed to register account metrics")?,
