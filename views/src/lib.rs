@@ -215,12 +215,12 @@ impl Views {
             } else {
                 0
             })
-            .arg(rendered.card)
+            .arg(rendered.card.unwrap_or_default())
             .arg(
                 rendered
                     .visited
                     .iter()
-                    .map(|id| id.simple().to_string())
+                    .map(|(id, at_ms)| format!("{}:{at_ms}", id.simple()))
                     .collect::<Vec<_>>()
                     .join(" "),
             )

@@ -14,10 +14,12 @@ pub struct Projection {
     pub state: RoomState,
     /// Stream sequence of the last commit folded in.
     pub seq: u64,
-    /// Accounts whose members joined or came back in the commits folded since the last
-    /// render: their "your rooms" lists move this room to the front.
+    /// Accounts whose members joined or came back in the commits folded since the fold was
+    /// loaded, each with the time of its latest visit: their "your rooms" lists put the room
+    /// at that time. (The visit's own time, not the room's last commit: a rebuild that folds a
+    /// room's whole log at once orders "your rooms" as the commit-by-commit projection did.)
     #[serde(skip)]
-    pub visited: Vec<uuid::Uuid>,
+    pub visited: Vec<(uuid::Uuid, u64)>,
 }
 
 /// A room in the lobby.
@@ -41,6 +43,19 @@ pub struct LobbyEntry {
     pub version: u64,
 }
 
+/// A room as an entry of an account's "your rooms": the lobby's fields, whether it is closed,
+/// and whether it is listed (an account lists its unlisted and closed rooms too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Card {
+    /// The lobby's fields.
+    #[serde(flatten)]
+    pub entry: LobbyEntry,
+    /// Whether the room is closed.
+    pub closed: bool,
+    /// Whether it is listed in the lobby.
+    pub listed: bool,
+}
+
 /// The view fields of one room, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -51,9 +66,9 @@ pub struct Rendered {
     /// The lobby entry, when the room is listed and open.
     pub lobby: Option<String>,
     /// The room as a list entry whatever its listing (its members' "your rooms").
-    pub card: String,
-    /// Accounts that visited the room in the commits rendered.
-    pub visited: Vec<uuid::Uuid>,
+    pub card: Option<String>,
+    /// Accounts that visited the room in the commits rendered, with the time of the visit.
+    pub visited: Vec<(uuid::Uuid, u64)>,
 }
 
 impl Projection {
@@ -72,44 +87,38 @@ impl Projection {
             else {
                 continue;
             };
-            if let Some(account) = self.state.accounts.get(member)
-                && !self.visited.contains(&account.account_id)
-            {
-                self.visited.push(account.account_id);
-            }
+            let Some(account) = self.state.accounts.get(member) else { continue };
+            self.visited.retain(|(id, _)| *id != account.account_id);
+            self.visited.push((account.account_id, commit.at_ms));
         }
     }
 
-    /// The room as an entry of a list: the lobby's fields, and whether it is closed.
-    pub fn card(&self) -> serde_json::Value {
-        let state = &self.state;
-        let current = state.current_index().map(|i| &state.playlist[i].media);
-        serde_json::json!({
-            "room_id": state.room_id,
-            "title": state.title,
-            "closed": state.closed.is_some(),
-            "listed": state.settings.listed,
-            "members": state.members.len(),
-            "online": if state.closed.is_some() { 0 } else { state.online_count() },
-            "now_playing": current.map(|m| &m.title),
-            "thumb_url": current.and_then(|m| m.thumb_url.as_ref()),
-            "updated_ms": state.updated_ms,
-        })
+    /// The room's entry in a list, whatever its listing (an account's "your rooms").
+    pub fn card(&self) -> Option<Card> {
+        let settings = &self.state.settings;
+        let closed = self.state.closed.is_some();
+        self.entry().map(|entry| Card { entry, closed, listed: settings.listed })
     }
 
-    /// The lobby entry, if the room belongs in the lobby.
+    /// The lobby entry, if the room belongs in the lobby (listed and open).
     pub fn lobby_entry(&self) -> Option<LobbyEntry> {
         let state = &self.state;
-        let room_id = state.room_id.as_ref()?;
         if !state.settings.listed || state.closed.is_some() {
             return None;
         }
+        self.entry()
+    }
+
+    /// The room as a list shows it (nobody is online in a closed room).
+    fn entry(&self) -> Option<LobbyEntry> {
+        let state = &self.state;
+        let room_id = state.room_id.as_ref()?;
         let current = state.current_index().map(|i| &state.playlist[i].media);
         Some(LobbyEntry {
             room_id: room_id.to_string(),
             title: state.title.clone(),
             members: state.members.len(),
-            online: state.online_count(),
+            online: if state.closed.is_some() { 0 } else { state.online_count() },
             now_playing: current.map(|m| m.title.clone()),
             thumb_url: current.and_then(|m| m.thumb_url.clone()),
             updated_ms: state.updated_ms,
@@ -125,7 +134,7 @@ impl Projection {
                 .map_err(|e| crate::ViewError::Encode(e.to_string()))?,
             view: json(&self.state.view())?,
             lobby: self.lobby_entry().map(|entry| json(&entry)).transpose()?,
-            card: self.card().to_string(),
+            card: self.card().map(|card| json(&card)).transpose()?,
             visited: self.visited.clone(),
         })
     }
@@ -149,5 +158,87 @@ mod erased {
         fn to_json(&self) -> Result<String, crate::ViewError> {
             serde_json::to_string(self).map_err(|e| crate::ViewError::Encode(e.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::{AccountRef, Actor, Command, CommandId, Ctx, LeaveReason, MemberId, RoomId};
+
+    use super::*;
+
+    /// Commits of a room: `(at_ms, member, command)` each, decided in order.
+    fn commits(steps: Vec<(u64, &str, Command)>) -> Vec<Commit> {
+        let room = RoomId::new("visited-room").unwrap();
+        let mut state = RoomState::default();
+        let mut out = Vec::new();
+        for (n, (at_ms, member, command)) in steps.into_iter().enumerate() {
+            let actor = Actor::Member(MemberId::new(member).unwrap());
+            let ctx = Ctx::new(room.clone(), actor.clone(), at_ms);
+            let events = events::decide(&state, command, &ctx).unwrap();
+            let commit = Commit {
+                room: room.clone(),
+                version: state.version + 1,
+                command_id: CommandId(uuid::Uuid::from_u128(n as u128 + 1)),
+                actor,
+                at_ms,
+                events,
+            };
+            state = std::mem::take(&mut state).apply(&commit);
+            out.push(commit);
+        }
+        out
+    }
+
+    /// A rebuild folds a room's whole log into one projection and writes it once: each account's
+    /// visit keeps the time of its own latest join or return, as the commit-by-commit projection
+    /// wrote it, not the time of the room's last commit.
+    #[test]
+    fn visits_carry_their_own_time_whatever_is_folded_after_them() {
+        let bob = AccountRef {
+            account_id: uuid::Uuid::from_u128(7),
+            username: events::Username::parse("bob").unwrap(),
+        };
+        let join = |account: Option<AccountRef>| Command::Join {
+            name: String::new(),
+            address: None,
+            account,
+        };
+        let create = Command::CreateRoom {
+            title: "visits".into(),
+            source: events::Source::Urls(vec!["https://example.com/a.webm".into()]),
+            settings: events::Settings::default(),
+            name: "host".into(),
+            items: vec![],
+            account: None,
+        };
+        let log = commits(vec![
+            (1_000, "mhost", create),
+            (2_000, "mbob", join(Some(bob.clone()))),
+            (3_000, "mbob", Command::Leave { reason: LeaveReason::Disconnected }),
+            (4_000, "mbob", join(Some(bob.clone()))),
+            (9_000, "mhost", Command::Chat { text: "later".into() }),
+        ]);
+        let mut whole = Projection::default();
+        for (seq, commit) in log.iter().enumerate() {
+            whole.apply(commit, seq as u64 + 1);
+        }
+        assert_eq!(whole.visited, [(bob.account_id, 4_000)], "the return, not the chat");
+        let rendered = whole.render().unwrap();
+        assert_eq!(rendered.visited, whole.visited);
+        let card: serde_json::Value = serde_json::from_str(&rendered.card.unwrap()).unwrap();
+        assert_eq!(
+            (&card["closed"], &card["listed"], &card["online"]),
+            (&false.into(), &true.into(), &2.into())
+        );
+        // One commit at a time (a fold loaded fresh each time), the visits are the same.
+        let mut visits = Vec::new();
+        for (seq, commit) in log.iter().enumerate() {
+            let before = log[..seq].iter().fold(RoomState::default(), |s, c| s.apply(c));
+            let mut one = Projection::from_state(before, seq as u64);
+            one.apply(commit, seq as u64 + 1);
+            visits.extend(one.visited);
+        }
+        assert_eq!(visits, [(bob.account_id, 2_000), (bob.account_id, 4_000)]);
     }
 }

@@ -3,8 +3,9 @@
 -- ARGV: 1 mode ("exact": current must be version-1; "newer": current must be below version),
 --       2 version, 3 seq, 4 fold, 5 view, 6 lobby json ("" = not in lobby), 7 room id, 8 updated_ms,
 --       9 ms the view may stay once written (0: no limit; closed rooms' views leave Redis),
---       10 the room's card (its entry in "your rooms"), 11 account ids that visited (space-separated):
---       each account's list chanshare:account:<id>:rooms gets the room at updated_ms (newest 200 kept)
+--       10 the room's card (its entry in "your rooms"), 11 the accounts that visited, "<id>:<ms>"
+--       space-separated: each account's list chanshare:account:<id>:rooms gets the room at the time
+--       of its visit (newest 200 kept)
 -- Returns {written (0/1), current version before the call, reason}
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return {0, 0, 'no_epoch'}
@@ -21,9 +22,9 @@ elseif current >= version then
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'seq', ARGV[3], 'fold', ARGV[4], 'view', ARGV[5],
   'lobby', ARGV[6], 'card', ARGV[10])
-for account in string.gmatch(ARGV[11], '%S+') do
+for account, at_ms in string.gmatch(ARGV[11], '(%x+):(%d+)') do
   local list = 'chanshare:account:' .. account .. ':rooms'
-  redis.call('ZADD', list, ARGV[8], ARGV[7])
+  redis.call('ZADD', list, at_ms, ARGV[7])
   redis.call('ZREMRANGEBYRANK', list, 0, -201)
 end
 -- Views written before fold format 3 carried fields nothing read.
