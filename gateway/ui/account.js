@@ -54,18 +54,35 @@ const Account = (() => {
     return text.charAt(0).toUpperCase() + text.slice(1);
   };
 
-  // One refresh at a time across tabs: inside the lock, a session another tab refreshed is used.
-  async function refresh(spent) {
+  // Replaces the session whose access token is `used` (about to expire, or refused): one
+  // refresh at a time in this tab (callers share it), and across tabs under a Web Lock, inside
+  // which a session another tab refreshed meanwhile is taken as it is. Presenting a refresh
+  // token twice would be taken for a stolen one, and revoke the session.
+  let inflight = null;
+  function refresh(used) {
     const run = async () => {
       const current = read();
       if (!current) return null;
-      if (current.refresh_token !== spent.refresh_token) return current;
+      if (current.access_token !== used) return current;
       const r = await post("/api/sessions/refresh", { refresh_token: current.refresh_token });
-      if (r.ok) { write(fromReply(r.reply)); return read(); }
+      if (r.ok) {
+        // Signed out while the answer was on its way: stay signed out.
+        if (read()?.refresh_token !== current.refresh_token) return read();
+        write(fromReply(r.reply));
+        return read();
+      }
       if (r.status === 401) { revoked(); return null; }
       throw new Error(message(r, "Could not refresh the session"));
     };
-    return navigator.locks ? navigator.locks.request("chanshare-refresh", run) : run();
+    inflight ??= (navigator.locks ? navigator.locks.request("chanshare-refresh", run) : run())
+      .finally(() => { inflight = null; });
+    return inflight;
+  }
+
+  // A new access token after `refused` was refused (4401, a rotated key): refreshed once.
+  async function renew(refused) {
+    const fresh = await refresh(refused);
+    return fresh ? fresh.access_token : null;
   }
 
   // A valid access token (refreshed first when it is about to expire), or null when signed out.
@@ -73,8 +90,7 @@ const Account = (() => {
     const s = read();
     if (!s) return null;
     if (s.expires_at_ms - Date.now() > EARLY_MS) return s.access_token;
-    const fresh = await refresh(s);
-    return fresh ? fresh.access_token : null;
+    return renew(s.access_token);
   }
 
   // The server ended the session (signed out elsewhere, or a spent refresh token came back).
@@ -101,14 +117,17 @@ const Account = (() => {
     write(null);
     if (access) await fetch("/api/sessions", { method: "DELETE", headers: { authorization: `Bearer ${access}` } }).catch(() => {});
   }
-  // GET with the access token: the JSON, or null when signed out.
-  async function get(path) {
+  // GET with the access token: the JSON, or null when signed out. A token refused as invalid
+  // (a replaced signing key) is renewed once.
+  async function get(path, retried = false) {
     const access = await token();
     if (!access) return null;
     const response = await fetch(path, { headers: { authorization: `Bearer ${access}` } });
     if (response.status === 401) {
       const reply = await response.json().catch(() => ({}));
-      if (reply.error && reply.error.code === "session_revoked") revoked();
+      const code = reply.error && reply.error.code;
+      if (code === "session_revoked") revoked();
+      else if (!retried && (await renew(access))) return get(path, true);
       return null;
     }
     if (!response.ok) throw new Error(`${path} answered ${response.status}`);
@@ -207,6 +226,7 @@ const Account = (() => {
   return {
     current: read,
     token,
+    renew,
     signUp,
     signIn,
     signOut,

@@ -168,6 +168,7 @@ async function connect() {
   // Signed out since the last connect: the member token was the account's; never reuse it.
   if (!access && session.signedIn) { session.token = null; session.epoch = null; }
   session.signedIn = Boolean(access);
+  session.access = access;
   const query = new URLSearchParams();
   if (access) query.set("access_token", access);
   else {
@@ -200,8 +201,7 @@ function lost(ws, code) {
   session.live = false;
   if (code === 4401 && session.signedIn) {
     // The access token was refused: refresh it; a session the server ended is the end here.
-    Account.expire();
-    Account.token().then((access) => {
+    Account.renew(session.access).then((access) => {
       if (access) setTimeout(connect, 300);
       else leave("You were signed out", "This session was ended: you signed out on another device, or its sign-in was used from somewhere else. Sign in again from the lobby to come back.");
     }).catch(() => setTimeout(connect, 2000));
