@@ -208,7 +208,7 @@ function lost(ws, code) {
     return;
   }
   if (code === 4401) { localStorage.removeItem(`chanshare:token:${roomId}`); session.token = null; session.epoch = null; }
-  if (code === 4400) { askName().then(connect); return; }
+  if (code === 4400) { askName("The room refused that nickname: use 1 to 32 characters.").then(connect); return; }
   const final = {
     4403: ["You were removed from this room", "The host removed you. You cannot rejoin this room."],
     4404: ["This room does not exist", "Check the link, or start a room from the lobby."],
@@ -836,10 +836,14 @@ function toast(message) {
   toastTimer = setTimeout(() => $("toast").classList.remove("show"), 3000);
 }
 
-function askName() {
+// Asks for a nickname; `why` says what was wrong with the last one (a link's `?name=` too long).
+function askName(why) {
   return new Promise((resolve) => {
     const dialog = $("name-dialog");
-    dialog.querySelector("input").value = session.name;
+    // The field holds what it may (32 characters): a longer name is cut, not sent again as is.
+    dialog.querySelector("input").value = [...session.name].slice(0, 32).join("");
+    $("name-why").textContent = why || "";
+    $("name-why").hidden = !why;
     dialog.addEventListener("close", () => {
       session.name = dialog.querySelector("input").value.trim();
       localStorage.setItem("chanshare:name", session.name);

@@ -654,3 +654,21 @@ test("a connection that goes silent (no close ever comes) is given up, said so, 
   assert.ok(sockets >= 2, "a new socket replaced the silent one");
   await context.close();
 });
+
+// Found by looking: a link whose ?name= is longer than 32 characters opened the nickname prompt
+// with no word of why, holding the same refused name, so "Join" was refused again, forever.
+test("a link's nickname that is too long is cut in the prompt, which says why, and joins", async () => {
+  const room = await createRoom({ urls: VIDEOS.slice(0, 1), title: "long names" });
+  const context = await browser.newContext({ viewport: PHONE });
+  const page = await context.newPage();
+  const long = "phone guest with a rather long nickname ✨";
+  await page.goto(`${BASE}/r/${room.room_id}?name=${encodeURIComponent(long)}`);
+  await page.waitForSelector("#name-dialog[open]");
+  assert.match(await page.textContent("#name-why"), /1 to 32 characters/);
+  const value = await page.inputValue("#name-dialog input");
+  assert.equal(value, [...long].slice(0, 32).join(""));
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/room-long-name-390.png` });
+  await page.click("#name-dialog button");
+  await page.waitForFunction(() => window.chanshare.session.live);
+  await context.close();
+});
