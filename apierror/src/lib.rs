@@ -132,7 +132,8 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
-        let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+        let body = serde_json::to_string(&ErrorBody { error: Detail { code, message: &message } })
+            .unwrap_or_default();
         let mut response =
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
@@ -145,6 +146,41 @@ impl IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorBody<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl schemars::JsonSchema for ErrorBody<'_> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Error".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<&str> = ErrorKind::ALL.iter().map(|kind| kind.status_and_code().1).collect();
+        schemars::json_schema!({
+            "description": "every error answer",
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"description": "what went wrong, to match on", "enum": codes},
+                    "message": {"description": "what went wrong, in words (a request id for 5xx)", "type": "string"},
+                },
+            }},
+        })
     }
 }
 

@@ -19,6 +19,16 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 
+impl schemars::JsonSchema for Username {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Username".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "pattern": "^[a-z0-9_-]{3,32}$"})
+    }
+}
+
 impl Username {
     /// Checks and lowercases `raw`.
     pub fn parse(raw: &str) -> Result<Self, AccountRejection> {

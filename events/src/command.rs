@@ -9,10 +9,14 @@ use crate::model::{AccountRef, Control, Media, Settings, Source};
 ///
 /// The serde form is externally tagged (what postcard needs); the pinned wire form
 /// `{"type": "seek", "position_ms": 5000}` is produced by [`crate::json`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+// The schema is of the pinned JSON form (`crate::json`), not of the externally tagged serde
+// form, and of the commands a client may send (`is_client_command`; the others are skipped).
+#[schemars(tag = "type")]
 pub enum Command {
     /// Creates the room; the actor becomes its host. Issued by provisioning, not by sockets.
+    #[schemars(skip)]
     CreateRoom {
         /// Room title; empty means a default derived from the source.
         title: String,
@@ -78,6 +82,7 @@ pub enum Command {
         rate: f64,
     },
     /// Enters the room (or comes back online). Issued by the gateway when a socket opens.
+    #[schemars(skip)]
     Join {
         /// Nickname; empty for a listed member keeps their name (a reconnect).
         name: String,
@@ -91,6 +96,7 @@ pub enum Command {
     },
     /// Leaves the room (`left`), is timed out by the presence reaper (`timeout`), or closed their
     /// last socket cleanly (`disconnected`, issued by the gateway after a grace period).
+    #[schemars(skip)]
     Leave {
         /// Why.
         #[serde(default)]
@@ -134,6 +140,7 @@ pub enum Command {
     /// Closes the room for good: by the host, or by the server when it has been idle.
     Close,
     /// Adds a chan thread's new media (issued by the thread watcher).
+    #[schemars(skip)]
     RefreshThread {
         /// The thread's playable items as resolved now; only unseen ones are added.
         items: Vec<Media>,
@@ -158,7 +165,9 @@ pub enum Command {
 }
 
 /// Why a member leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// They left on purpose: they are removed from the member list.

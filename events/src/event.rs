@@ -10,8 +10,10 @@ use crate::model::{AccountRef, ChatMessage, Control, Item, Settings, Source};
 use crate::playback::Playback;
 
 /// Something that happened to a room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+// The schema of the pinned JSON form (`crate::json`), not of the externally tagged serde form.
+#[schemars(tag = "type")]
 pub enum Event {
     /// The room exists.
     RoomCreated {
@@ -145,7 +147,7 @@ pub enum Event {
 }
 
 /// Why playback changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlaybackCause {
     /// `play`.
@@ -171,7 +173,7 @@ pub enum PlaybackCause {
 }
 
 /// Why a member is no longer listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RemovalReason {
     /// They left.
@@ -183,7 +185,7 @@ pub enum RemovalReason {
 }
 
 /// Why a room closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     /// The host closed it.

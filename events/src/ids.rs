@@ -14,7 +14,7 @@ pub struct IdError {
 }
 
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $min:literal, $max:literal, $allowed:expr, $allowed_text:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $min:literal, $max:literal, $allowed:expr, $allowed_text:literal, $pattern:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -65,6 +65,16 @@ macro_rules! string_id {
                 f.write_str(&self.0)
             }
         }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "pattern": $pattern})
+            }
+        }
     };
 }
 
@@ -78,19 +88,19 @@ fn lower_digit(b: u8) -> bool {
 
 string_id!(
     /// A room: `[a-z0-9-]{3,48}`. It is also the last token of the room's NATS subjects.
-    RoomId, "room id", 3, 48, lower_digit_dash, "a-z, 0-9 and -"
+    RoomId, "room id", 3, 48, lower_digit_dash, "a-z, 0-9 and -", "^[a-z0-9-]{3,48}$"
 );
 string_id!(
     /// A member of a room: `[a-z0-9]{1,32}`, issued by the server and carried in signed tokens.
-    MemberId, "member id", 1, 32, lower_digit, "a-z and 0-9"
+    MemberId, "member id", 1, 32, lower_digit, "a-z and 0-9", "^[a-z0-9]{1,32}$"
 );
 string_id!(
     /// A playlist item, stable for the life of the room: `i1`, `i2`, … assigned in order.
-    ItemId, "item id", 1, 32, lower_digit, "a-z and 0-9"
+    ItemId, "item id", 1, 32, lower_digit, "a-z and 0-9", "^[a-z0-9]{1,32}$"
 );
 string_id!(
     /// A chat message, stable for the life of the room: `c1`, `c2`, … assigned in order.
-    MessageId, "message id", 1, 32, lower_digit, "a-z and 0-9"
+    MessageId, "message id", 1, 32, lower_digit, "a-z and 0-9", "^[a-z0-9]{1,32}$"
 );
 
 const ADJECTIVES: [&str; 32] = [
@@ -172,7 +182,19 @@ impl MessageId {
 }
 
 /// A client-made command id (a UUID). The same id twice has one effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct CommandId(pub Uuid);
 
@@ -226,6 +248,20 @@ impl From<Actor> for String {
             Actor::Member(id) => id.0,
             Actor::System => SYSTEM.to_owned(),
         }
+    }
+}
+
+impl schemars::JsonSchema for Actor {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Actor".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "a member id, or `@system` for the server",
+            "type": "string",
+            "pattern": "^([a-z0-9]{1,32}|@system)$",
+        })
     }
 }
 

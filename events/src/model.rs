@@ -1,11 +1,12 @@
 //! The nouns of a room: its source, settings, playlist items, members and chat messages.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ItemId, MemberId, MessageId};
 
 /// Where a room's playlist comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Source {
     /// A 4chan thread: its media posts become the playlist, and new ones are added as it grows.
@@ -20,7 +21,7 @@ pub enum Source {
 }
 
 /// Who may change playback and the playlist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Control {
     /// Every member.
@@ -31,7 +32,7 @@ pub enum Control {
 }
 
 /// Room settings the host can change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Settings {
     /// Who may control playback and the playlist.
     pub control: Control,
@@ -46,7 +47,7 @@ impl Default for Settings {
 }
 
 /// What a playlist item is played with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
     /// A `<video>`: webm, mp4.
@@ -56,7 +57,7 @@ pub enum ItemKind {
 }
 
 /// What a playlist item plays: everything about it but its id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Media {
     /// Display title, e.g. the original filename with its extension.
     pub title: String,
@@ -106,7 +107,9 @@ pub struct Item {
     pub media: Media,
 }
 
-#[derive(Serialize)]
+/// A playlist item: its id and what it plays.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Item")]
 struct FlatRef<'a> {
     item_id: &'a ItemId,
     #[serde(flatten)]
@@ -130,6 +133,17 @@ impl Serialize for Item {
     }
 }
 
+/// The flat JSON shape.
+impl JsonSchema for Item {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Item".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        FlatRef::json_schema(generator)
+    }
+}
+
 impl<'de> Deserialize<'de> for Item {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
@@ -144,7 +158,7 @@ impl<'de> Deserialize<'de> for Item {
 
 /// A member of the room, in the order they (re)joined: the longest-present online member
 /// comes first, which is who becomes host when the host leaves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Member {
     /// Stable across reconnects (carried in the member's token).
     pub member_id: MemberId,
@@ -155,7 +169,7 @@ pub struct Member {
 }
 
 /// A signed-in member's account, as the gateway verified it from an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct AccountRef {
     /// The account's id.
     pub account_id: uuid::Uuid,
@@ -163,8 +177,9 @@ pub struct AccountRef {
     pub username: crate::account::Username,
 }
 
-/// A chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A chat message. In a room's history (`/events`), a message deleted since has its `text`
+/// emptied and `"deleted": true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMessage {
     /// Stable for the life of the room.
     pub id: MessageId,

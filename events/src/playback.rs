@@ -31,6 +31,21 @@ impl<'de> Deserialize<'de> for Rate {
     }
 }
 
+impl schemars::JsonSchema for Rate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "a speed factor, 1 being normal speed, in hundredths",
+            "type": "number",
+            "minimum": 0.25,
+            "maximum": 4.0,
+        })
+    }
+}
+
 impl Rate {
     /// Normal speed.
     pub const NORMAL: Rate = Rate(100);
@@ -71,7 +86,7 @@ impl Default for Rate {
 
 /// Where the room's player is: `position_ms` at server time `anchor_ms`, moving at `rate`
 /// while `playing`. Everything a client needs to compute the position at any instant.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Playback {
     /// The current item, `None` while the playlist is empty.
     pub item_id: Option<ItemId>,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The pinned reject codes (DESIGN §5). `rate_limited` and `unavailable` are produced outside
 /// the domain (gateway, commands service) but belong to the same vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectCode {
     /// The command is malformed or out of bounds.

@@ -1,5 +1,6 @@
 //! The room's state as JSON, in the pinned shape of DESIGN §5 (API, snapshots, exports).
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::account::Username;
@@ -9,7 +10,7 @@ use crate::playback::Playback;
 use crate::state::RoomState;
 
 /// A member's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberRole {
     /// The host.
@@ -20,7 +21,8 @@ pub enum MemberRole {
 
 /// The pinned state JSON: `{"room_id", "title", "closed", "settings", "playlist", "playback",
 /// "members", "chat"}` plus `version` and `source`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "RoomState")]
 pub struct RoomView<'a> {
     /// Room id (`None` only for a room that does not exist).
     pub room_id: Option<&'a RoomId>,
@@ -45,7 +47,8 @@ pub struct RoomView<'a> {
 }
 
 /// The room's settings: `{"control", "listed", "image_seconds", "shuffle", "loop"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "RoomSettings")]
 pub struct SettingsView<'a> {
     /// Control and listing.
     #[serde(flatten)]
@@ -60,7 +63,8 @@ pub struct SettingsView<'a> {
 }
 
 /// A member with their role.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "RoomMember")]
 pub struct MemberView<'a> {
     /// Id.
     pub member_id: &'a MemberId,

@@ -12,13 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use events::{RejectCode, RoomId};
 use futures::StreamExt;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::App;
 use crate::frames::close;
 
 mod accounts;
+pub mod documents;
+pub mod wire;
 use crate::socket::{self, Params};
 pub(crate) use accounts::signed_in;
 
@@ -33,6 +36,12 @@ fn room_id(id: &str) -> Result<RoomId, ApiError> {
     RoomId::new(id).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
+/// The schema of a body, from its Rust type: `SchemaGenerator::subschema_for::<T>`.
+pub type BodySchema = fn(&mut SchemaGenerator) -> Schema;
+
+/// A query parameter: name, JSON type (`string`, `integer`), description.
+pub type Param = (&'static str, &'static str, &'static str);
+
 /// One documented route.
 #[derive(Debug)]
 pub struct Route {
@@ -42,11 +51,19 @@ pub struct Route {
     pub path: &'static str,
     /// What it does.
     pub summary: &'static str,
-    /// Query parameters: (name, description).
-    pub query: &'static [(&'static str, &'static str)],
-    /// Responses: (status, description).
+    /// Query parameters.
+    pub query: &'static [Param],
+    /// The JSON body it reads, if any.
+    pub request: Option<BodySchema>,
+    /// The JSON body of its success (2xx) answer, if any.
+    pub reply: Option<BodySchema>,
+    /// Responses: (status, description). Errors (4xx, 5xx) answer the error envelope.
     pub responses: &'static [(u16, &'static str)],
     handler: fn() -> MethodRouter<App>,
+}
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
 }
 
 /// Every route of the gateway.
@@ -56,6 +73,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/rooms",
         summary: "Create a room from a 4chan thread or a list of media URLs",
         query: &[],
+        request: Some(schema::<protocol::CreateRequest>),
+        reply: Some(schema::<wire::Created>),
         responses: &[
             (201, "created: room_id, member_id, host_token, url"),
             (400, "invalid request"),
@@ -71,17 +90,21 @@ pub const ROUTES: &[Route] = &[
         path: "/api/rooms",
         summary: "The lobby: listed open rooms, most recently active first, a page at a time",
         query: &[
-            ("limit", "rooms per page, 1 to 200 (default 50)"),
+            ("limit", "integer", "rooms per page, 1 to 200 (default 50)"),
             (
                 "cursor",
+                "string",
                 "the next_cursor of the previous page (opaque): the page after it; a room \
                  that becomes active meanwhile moves to the front and is not repeated",
             ),
             (
                 "q",
+                "string",
                 "only rooms whose title contains this text, ignoring case (at most 100 characters)",
             ),
         ],
+        request: None,
+        reply: Some(schema::<wire::LobbyPage>),
         responses: &[
             (
                 200,
@@ -98,6 +121,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/rooms/{id}",
         summary: "The room's current state with its version",
         query: &[],
+        request: None,
+        reply: Some(schema::<events::view::RoomView<'static>>),
         responses: &[
             (200, "state"),
             (400, "bad room id"),
@@ -111,6 +136,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/rooms/{id}/members",
         summary: "The room's members with name, role and online state",
         query: &[],
+        request: None,
+        reply: Some(schema::<wire::MembersPage>),
         responses: &[
             (200, "members"),
             (400, "bad room id"),
@@ -124,10 +151,16 @@ pub const ROUTES: &[Route] = &[
         path: "/api/rooms/{id}/events",
         summary: "The room's commits after a version, in order (deleted chat shown as deleted; at most 1 MiB a page)",
         query: &[
-            ("after", "the version to start after (default 0)"),
-            ("limit", "how many commits, 1 to 1000 (default 100)"),
-            ("token", "a member token (or `Authorization: Bearer`): required for unlisted rooms"),
+            ("after", "integer", "the version to start after (default 0)"),
+            ("limit", "integer", "how many commits, 1 to 1000 (default 100)"),
+            (
+                "token",
+                "string",
+                "a member token (or `Authorization: Bearer`): required for unlisted rooms",
+            ),
         ],
+        request: None,
+        reply: Some(schema::<wire::EventsPage<'static>>),
         responses: &[
             (200, "commits and the version to continue after"),
             (400, "bad parameters"),
@@ -144,11 +177,14 @@ pub const ROUTES: &[Route] = &[
         path: "/api/rooms/{id}/ws",
         summary: "The room WebSocket (docs/protocol.md)",
         query: &[
-            ("name", "nickname, for a new member"),
-            ("token", "a token from an earlier welcome"),
-            ("resume", "the last version the client has"),
-            ("epoch", "the epoch of that version"),
+            ("name", "string", "nickname, for a new member"),
+            ("token", "string", "a token from an earlier welcome"),
+            ("resume", "integer", "the last version the client has"),
+            ("epoch", "string", "the epoch of that version"),
+            ("access_token", "string", "an account's access token: join signed in"),
         ],
+        request: None,
+        reply: None,
         responses: &[
             (101, "switching to the WebSocket protocol"),
             (400, "bad room id or not a WebSocket request"),
@@ -161,6 +197,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/accounts",
         summary: "Sign up: {username, password}",
         query: &[],
+        request: Some(schema::<wire::Credentials>),
+        reply: Some(schema::<wire::Account>),
         responses: &[
             (201, "account_id, username"),
             (
@@ -179,6 +217,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/sessions",
         summary: "Sign in: {username, password}",
         query: &[],
+        request: Some(schema::<wire::Credentials>),
+        reply: Some(schema::<wire::TokenPair>),
         responses: &[
             (200, "access_token, refresh_token, expires_in, account_id, username"),
             (400, "invalid request"),
@@ -196,6 +236,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/sessions",
         summary: "Sign out (Authorization: Bearer <access token>): the session's refresh tokens are revoked",
         query: &[],
+        request: None,
+        reply: None,
         responses: &[
             (204, "signed out"),
             (401, "unauthorized or session_revoked"),
@@ -208,6 +250,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/sessions/refresh",
         summary: "Spend a refresh token for a new pair: {refresh_token}",
         query: &[],
+        request: Some(schema::<wire::Refresh>),
+        reply: Some(schema::<wire::TokenPair>),
         responses: &[
             (200, "access_token, refresh_token, expires_in, account_id, username"),
             (400, "invalid request"),
@@ -224,6 +268,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/me",
         summary: "The signed-in account (Authorization: Bearer <access token>)",
         query: &[],
+        request: None,
+        reply: Some(schema::<wire::Account>),
         responses: &[
             (200, "account_id, username"),
             (401, "unauthorized or session_revoked"),
@@ -236,6 +282,8 @@ pub const ROUTES: &[Route] = &[
         path: "/api/me/rooms",
         summary: "Rooms the signed-in account created or joined, most recently visited first",
         query: &[],
+        request: None,
+        reply: Some(schema::<wire::MyRooms>),
         responses: &[
             (200, "rooms"),
             (401, "unauthorized or session_revoked"),
@@ -248,23 +296,31 @@ pub const ROUTES: &[Route] = &[
         path: "/openapi.json",
         summary: "This document",
         query: &[],
+        request: None,
+        reply: None,
         responses: &[(200, "the OpenAPI 3.1 document")],
         handler: || get(openapi),
     },
-];
-
-/// A documented path served next to the gateway by the same process: path, summary, responses.
-type Sibling = (&'static str, &'static str, &'static [(u16, &'static str)]);
-
-/// Operational paths served next to the gateway by the same process.
-const SIBLINGS: &[Sibling] = &[
-    ("/healthz", "Liveness", &[(200, "alive")]),
-    (
-        "/readyz",
-        "Readiness: NATS, the room stream and the views' lag",
-        &[(200, "ready"), (503, "not ready")],
-    ),
-    ("/metrics", "Prometheus metrics", &[(200, "metrics in the text format")]),
+    Route {
+        method: "get",
+        path: "/asyncapi.json",
+        summary: "The AsyncAPI 3 document of the room WebSocket",
+        query: &[],
+        request: None,
+        reply: None,
+        responses: &[(200, "the AsyncAPI 3.0 document")],
+        handler: || get(asyncapi),
+    },
+    Route {
+        method: "get",
+        path: "/api/docs",
+        summary: "This document and the socket's, to read (an HTML page)",
+        query: &[],
+        request: None,
+        reply: None,
+        responses: &[(200, "the API reference page")],
+        handler: || get(|| async { crate::ui::docs_page() }),
+    },
 ];
 
 /// The gateway's routes.
@@ -277,81 +333,12 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// The OpenAPI 3.1 document, from [`ROUTES`].
-pub fn document() -> Value {
-    let mut paths = serde_json::Map::new();
-    let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
-    for route in ROUTES {
-        let mut parameters: Vec<Value> = Vec::new();
-        if route.path.contains("{id}") {
-            parameters.push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9-]{3,48}$"}}));
-        }
-        for (name, description) in route.query {
-            parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}}));
-        }
-        let responses: serde_json::Map<String, Value> = route
-            .responses
-            .iter()
-            .map(|(status, description)| {
-                let mut response = json!({"description": description});
-                if *status >= 400 {
-                    response["content"] = error["content"].clone();
-                } else if *status == 200 || *status == 201 {
-                    response["content"] =
-                        json!({"application/json": {"schema": {"type": "object"}}});
-                }
-                (status.to_string(), response)
-            })
-            .collect();
-        let mut operation = json!({
-            "summary": route.summary,
-            "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
-            "parameters": parameters,
-            "responses": responses,
-        });
-        let body = match route.path {
-            "/api/rooms" => Some("CreateRoom"),
-            "/api/accounts" | "/api/sessions" => Some("Credentials"),
-            "/api/sessions/refresh" => Some("Refresh"),
-            _ => None,
-        };
-        if let Some(schema) = body.filter(|_| route.method == "post") {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
-        }
-        paths.entry(route.path).or_insert_with(|| json!({}))[route.method] = operation;
-    }
-    for (path, summary, responses) in SIBLINGS {
-        let responses: serde_json::Map<String, Value> =
-            responses.iter().map(|(s, d)| (s.to_string(), json!({"description": d}))).collect();
-        paths.insert((*path).to_owned(), json!({"get": {"summary": summary, "operationId": format!("get{}", path.replace('/', "_")), "responses": responses}}));
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "Chanshare", "version": env!("CARGO_PKG_VERSION"), "description": "Watch parties from 4chan threads or media URLs."},
-        "paths": paths,
-        "components": {"schemas": {
-            "Credentials": {"type": "object", "required": ["username", "password"], "properties": {
-                "username": {"type": "string", "pattern": "^[A-Za-z0-9_-]{3,32}$"},
-                "password": {"type": "string", "minLength": 10, "maxLength": 256}
-            }},
-            "Refresh": {"type": "object", "required": ["refresh_token"], "properties": {"refresh_token": {"type": "string"}}},
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-            "CreateRoom": {"type": "object", "required": ["source"], "properties": {
-                "title": {"type": "string", "maxLength": 120},
-                "source": {"oneOf": [
-                    {"type": "object", "required": ["chan"], "properties": {"chan": {"type": "object", "required": ["board", "thread"], "properties": {"board": {"type": "string"}, "thread": {"type": "integer", "minimum": 1}}}}},
-                    {"type": "object", "required": ["urls"], "properties": {"urls": {"type": "array", "items": {"type": "string"}, "minItems": 1}}}
-                ]},
-                "control": {"enum": ["everyone", "host"]},
-                "listed": {"type": "boolean"},
-                "name": {"type": "string", "maxLength": 32}
-            }}
-        }}
-    })
+async fn openapi() -> Response {
+    json_text(StatusCode::OK, documents::openapi().to_string())
 }
 
-async fn openapi() -> Response {
-    json_text(StatusCode::OK, document().to_string())
+async fn asyncapi() -> Response {
+    json_text(StatusCode::OK, documents::asyncapi().to_string())
 }
 
 async fn create(
@@ -388,12 +375,8 @@ async fn create(
     })?;
     match reply {
         protocol::CreateReply::Created { room_id, member_id, host_token, .. } => {
-            let body = json!({
-                "room_id": room_id,
-                "member_id": member_id,
-                "host_token": host_token,
-                "url": format!("/r/{room_id}"),
-            });
+            let url = format!("/r/{room_id}");
+            let body = wire::Created { room_id, member_id, host_token, url };
             Ok((StatusCode::CREATED, axum::Json(body)).into_response())
         }
         protocol::CreateReply::Rejected { code: RejectCode::NotFound, message } => {
@@ -463,7 +446,7 @@ async fn lobby(
         .await
         .map_err(ApiError::unavailable)?;
     let next_cursor = page.next.as_ref().map(encode_cursor);
-    Ok(axum::Json(json!({"rooms": page.rooms, "next_cursor": next_cursor})).into_response())
+    Ok(axum::Json(wire::LobbyPage { rooms: page.rooms, next_cursor }).into_response())
 }
 
 async fn state(
@@ -495,8 +478,9 @@ async fn members(
     if version == 0 {
         return Err(app.missed(client));
     }
-    let state: Value = serde_json::from_str(&state).map_err(ApiError::unavailable)?;
-    Ok(axum::Json(json!({"version": version, "members": state["members"]})).into_response())
+    let mut state: Value = serde_json::from_str(&state).map_err(ApiError::unavailable)?;
+    let members = state["members"].take();
+    Ok(axum::Json(wire::MembersPage { version, members }).into_response())
 }
 
 #[derive(Debug, Deserialize)]

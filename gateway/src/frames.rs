@@ -1,6 +1,7 @@
 //! The WebSocket wire shapes (DESIGN §5, pinned): only the gateway knows them.
 
 use events::{Actor, CommandId, Commit, Event, MemberId, RejectCode};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Close codes the gateway uses (documented in `docs/protocol.md`).
@@ -32,9 +33,10 @@ pub mod close {
 }
 
 /// `welcome`: the first frame.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Welcome<'a> {
     #[serde(rename = "type")]
+    #[schemars(extend("const" = "welcome"))]
     kind: &'static str,
     /// The member this socket is.
     pub member_id: &'a MemberId,
@@ -69,17 +71,37 @@ pub fn snapshot(version: u64, state_json: &str) -> String {
     format!(r#"{{"type":"snapshot","version":{version},"state":{state_json}}}"#)
 }
 
+/// `snapshot`, described: [`snapshot`] writes it, with the stored state inserted raw.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Snapshot")]
+pub struct SnapshotFrame<'a> {
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "snapshot"))]
+    kind: &'static str,
+    /// The room version of the state.
+    pub version: u64,
+    /// The room's state (as `GET /api/rooms/{id}` answers it).
+    pub state: events::view::RoomView<'a>,
+}
+
 /// `commit`: one commit, in the pinned JSON form.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Commit")]
 pub struct CommitFrame<'a> {
     #[serde(rename = "type")]
+    #[schemars(extend("const" = "commit"))]
     kind: &'static str,
+    /// The room version this commit made.
     version: u64,
+    /// Server time of the commit (ms since the Unix epoch).
     at_ms: u64,
+    /// Who issued the command.
     actor: &'a Actor,
+    /// The command's id.
     command_id: &'a CommandId,
-    /// The commit's events, less the private ones ([`Event::is_private`]).
+    /// The commit's events in order, less the private ones ([`Event::is_private`]).
     #[serde(serialize_with = "events::json::tagged_vec::serialize")]
+    #[schemars(with = "Vec<Event>")]
     events: Vec<&'a Event>,
 }
 
@@ -98,7 +120,7 @@ impl<'a> CommitFrame<'a> {
 }
 
 /// `ack` / `reject` / `pong`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
     /// The command was stored (or was a no-op) at `version`.
@@ -127,14 +149,16 @@ pub enum Reply {
 }
 
 /// A frame from the client.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// A command for the room.
     Command {
         /// The client's command id (UUID).
+        #[schemars(extend("format" = "uuid"))]
         id: String,
-        /// The command in its pinned shape.
+        /// The command in its pinned shape (`docs/protocol.md` says which a member may send).
+        #[schemars(with = "events::Command")]
         command: serde_json::Value,
     },
     /// A clock probe.

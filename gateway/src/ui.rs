@@ -14,20 +14,41 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("account.js", "text/javascript; charset=utf-8", include_str!("../ui/account.js")),
     ("room.js", "text/javascript; charset=utf-8", include_str!("../ui/room.js")),
     ("icon.svg", "image/svg+xml", include_str!("../ui/icon.svg")),
+    ("docs.js", "text/javascript; charset=utf-8", include_str!("../ui/docs.js")),
+    (
+        "redoc.standalone.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../ui/vendor/redoc.standalone.js"),
+    ),
 ];
+
+/// What the pages may load: their own assets, and media from anywhere (rooms play URLs).
+const PAGE_POLICY: &str = "default-src 'self'; img-src * data:; media-src *; connect-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
+
+/// The API reference: Redoc styles itself inline and searches in a worker made from a blob.
+const DOCS_POLICY: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'";
+
+/// `/api/docs`: the API reference page.
+pub fn docs_page() -> Response {
+    page(include_str!("../ui/docs.html"), "text/html; charset=utf-8", DOCS_POLICY)
+}
+
+fn page(body: &'static str, content_type: &'static str, policy: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, policy),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 fn asset(name: &str) -> Response {
     match ASSETS.iter().find(|(file, _, _)| *file == name) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src * data:; media-src *; connect-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"),
-            ],
-            *body,
-        )
-            .into_response(),
+        Some((_, content_type, body)) => page(body, content_type, PAGE_POLICY),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

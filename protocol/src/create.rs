@@ -4,11 +4,13 @@ use events::{AccountRef, Control, MemberId, RejectCode, RoomId, Source};
 use serde::{Deserialize, Serialize};
 
 /// `{"title"?, "source", "control"?, "listed"?, "name"?}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "CreateRoom")]
 pub struct CreateRequest {
     /// Title; empty or absent derives one from the source.
     #[serde(default)]
+    #[schemars(length(max = 120))]
     pub title: Option<String>,
     /// A chan thread or URLs.
     pub source: Source,
@@ -20,10 +22,12 @@ pub struct CreateRequest {
     pub listed: Option<bool>,
     /// The host's nickname (default: the account's username, else `host`).
     #[serde(default)]
+    #[schemars(length(max = 32))]
     pub name: Option<String>,
     /// The creator's account, verified by the gateway from a bearer token (whatever a client
     /// put here is replaced): the room's owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
     pub account: Option<AccountRef>,
 }
 

@@ -21,7 +21,7 @@ mod projection;
 use events::RoomId;
 use redis::aio::ConnectionManager;
 
-pub use projection::{LobbyEntry, Projection, Rendered};
+pub use projection::{Card, LobbyEntry, Projection, Rendered, Visited, VisitedRoom};
 
 const LOBBY: &str = "chanshare:lobby";
 const APPLIED: &str = "chanshare:views:applied";
@@ -290,7 +290,7 @@ impl Views {
         &self,
         account: &uuid::Uuid,
         limit: usize,
-    ) -> Result<Vec<serde_json::Value>, ViewError> {
+    ) -> Result<Vec<VisitedRoom>, ViewError> {
         let list = format!("chanshare:account:{}:rooms", account.simple());
         let rooms: Vec<(String, u64)> = redis::cmd("ZREVRANGE")
             .arg(&list)
@@ -310,12 +310,11 @@ impl Views {
         Ok(rooms
             .into_iter()
             .zip(cards)
-            .map(|((room, visited_ms), card)| {
-                let mut card = card
-                    .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
-                    .unwrap_or_else(|| serde_json::json!({"room_id": room, "closed": true}));
-                card["visited_ms"] = visited_ms.into();
-                card
+            .map(|((room_id, visited_ms), card)| {
+                let room = card
+                    .and_then(|c| serde_json::from_str::<Card>(&c).ok())
+                    .map_or(Visited::Gone { room_id, closed: true }, Visited::Card);
+                VisitedRoom { visited_ms, room }
             })
             .collect())
     }

@@ -23,7 +23,7 @@ pub struct Projection {
 }
 
 /// A room in the lobby.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LobbyEntry {
     /// The room.
     pub room_id: String,
@@ -45,7 +45,7 @@ pub struct LobbyEntry {
 
 /// A room as an entry of an account's "your rooms": the lobby's fields, whether it is closed,
 /// and whether it is listed (an account lists its unlisted and closed rooms too).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Card {
     /// The lobby's fields.
     #[serde(flatten)]
@@ -54,6 +54,32 @@ pub struct Card {
     pub closed: bool,
     /// Whether it is listed in the lobby.
     pub listed: bool,
+}
+
+/// An entry of an account's "your rooms": when the account last visited the room, and the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct VisitedRoom {
+    /// When the account's member last joined or came back (ms since the Unix epoch).
+    pub visited_ms: u64,
+    /// The room.
+    #[serde(flatten)]
+    pub room: Visited,
+}
+
+/// A visited room: its card while its view is kept, else only its id (a closed room's view
+/// leaves after a while).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Visited {
+    /// The room's card.
+    Card(Card),
+    /// A closed room whose view has left.
+    Gone {
+        /// The room.
+        room_id: String,
+        /// Always true.
+        closed: bool,
+    },
 }
 
 /// The view fields of one room, as stored.

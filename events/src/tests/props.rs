@@ -48,8 +48,33 @@ fn command() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// The `type`s the JSON Schema of [`Command`] lists.
+fn schema_types() -> std::collections::BTreeSet<String> {
+    let schema = serde_json::to_value(schemars::schema_for!(Command)).unwrap_or_default();
+    schema["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|variant| variant["properties"]["type"]["const"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_command_schema_describes_what_a_socket_may_send() {
+    let types = schema_types();
+    assert_eq!(types.len(), 21, "{types:?}");
+    assert!(!types.contains("create_room") && types.contains("chat"), "{types:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The schema (what the API documents say a client may send) lists a command exactly when a
+    /// socket accepts it.
+    #[test]
+    fn a_command_is_in_the_schema_when_a_client_may_send_it(command in command()) {
+        prop_assert_eq!(schema_types().contains(command.name()), command.is_client_command());
+    }
 
     #[test]
     fn any_bytes_decode_to_a_commit_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..600)) {

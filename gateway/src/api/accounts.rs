@@ -9,32 +9,10 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
+use super::wire::{Account, Credentials, MyRooms, Refresh, TokenPair};
 use super::{bearer, require_json};
 use crate::App;
-
-/// `{"username", "password"}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Credentials {
-    username: String,
-    password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
-    }
-}
-
-/// `{"refresh_token"}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Refresh {
-    refresh_token: String,
-}
 
 /// How an account failure is answered.
 pub(crate) fn api_error(error: AccountError) -> ApiError {
@@ -70,14 +48,7 @@ fn body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Re
 }
 
 fn tokens_json(tokens: Tokens) -> Response {
-    axum::Json(json!({
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "expires_in": tokens.expires_in,
-        "account_id": tokens.account_id,
-        "username": tokens.username,
-    }))
-    .into_response()
+    axum::Json(TokenPair::from(tokens)).into_response()
 }
 
 /// The signed-in account of a request (`Authorization: Bearer <access token>`).
@@ -103,7 +74,7 @@ pub(super) async fn register(
         "accounts created",
     )?;
     let registered = service(&app)?.register(&username, password).await.map_err(api_error)?;
-    let body = json!({"account_id": registered.account_id, "username": registered.username});
+    let body = Account { account_id: registered.account_id, username: registered.username };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -142,7 +113,7 @@ pub(super) async fn sign_out(
 
 pub(super) async fn me(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     let claims = signed_in(&app, &headers).await?;
-    Ok(axum::Json(json!({"account_id": claims.sub, "username": claims.name})).into_response())
+    Ok(axum::Json(Account { account_id: claims.sub, username: claims.name }).into_response())
 }
 
 pub(super) async fn my_rooms(
@@ -152,5 +123,5 @@ pub(super) async fn my_rooms(
     let claims = signed_in(&app, &headers).await?;
     let rooms =
         app.inner.views.account_rooms(&claims.sub, 50).await.map_err(ApiError::unavailable)?;
-    Ok(axum::Json(json!({"rooms": rooms})).into_response())
+    Ok(axum::Json(MyRooms { rooms }).into_response())
 }
