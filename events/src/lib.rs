@@ -14,12 +14,14 @@
 //! - [`playback`]: the derived playback clock.
 //! - [`commit`], [`codec`]: the unit of storage and its versioned binary form.
 //! - [`json`], [`view`]: the pinned JSON forms.
+//! - [`account`], [`dm`]: accounts and their direct messages.
 
 pub mod account;
 pub mod codec;
 pub mod command;
 pub mod commit;
 pub mod decide;
+pub mod dm;
 pub mod event;
 pub mod ids;
 pub mod json;

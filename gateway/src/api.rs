@@ -20,6 +20,7 @@ use crate::App;
 use crate::frames::close;
 
 mod accounts;
+mod dms;
 pub mod documents;
 pub mod wire;
 use crate::socket::{self, Params};
@@ -290,6 +291,53 @@ pub const ROUTES: &[Route] = &[
             (503, "unavailable"),
         ],
         handler: || get(accounts::my_rooms),
+    },
+    Route {
+        method: "get",
+        path: "/api/me/ws",
+        summary: "The account socket: direct messages with sent, delivered and read receipts (/asyncapi.json)",
+        query: &[("access_token", "string", "the account's access token")],
+        request: None,
+        reply: None,
+        responses: &[
+            (101, "switching to the WebSocket protocol (a bad token closes with 4401)"),
+            (400, "not a WebSocket request"),
+            (403, "the page's origin may not open sockets"),
+            (429, "too many new sockets from this address"),
+            (503, "direct messages are not served here"),
+        ],
+        handler: || get(crate::account_socket::upgrade),
+    },
+    Route {
+        method: "post",
+        path: "/api/me/blocks/{username}",
+        summary: "Block an account: its direct messages are refused with `blocked`",
+        query: &[],
+        request: None,
+        reply: None,
+        responses: &[
+            (204, "blocked"),
+            (400, "bad username, or oneself"),
+            (401, "unauthorized or session_revoked"),
+            (404, "no account has that username"),
+            (503, "unavailable"),
+        ],
+        handler: || post(dms::block),
+    },
+    Route {
+        method: "delete",
+        path: "/api/me/blocks/{username}",
+        summary: "Unblock an account",
+        query: &[],
+        request: None,
+        reply: None,
+        responses: &[
+            (204, "not blocked (also when it was not)"),
+            (400, "bad username, or oneself"),
+            (401, "unauthorized or session_revoked"),
+            (503, "unavailable"),
+        ],
+        handler: || axum::routing::delete(dms::unblock),
     },
     Route {
         method: "get",

@@ -172,3 +172,124 @@ pub enum ClientFrame {
 pub fn text<T: Serialize>(frame: &T) -> String {
     serde_json::to_string(frame).unwrap_or_default()
 }
+
+/// The account socket's frames (`/api/me/ws`, DESIGN §4b, pinned).
+pub mod account {
+    use std::collections::BTreeMap;
+
+    use events::Username;
+    use events::dm::Status;
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    /// A frame from the client.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+    pub enum ClientFrame {
+        /// Sends a direct message.
+        Dm {
+            /// The client's id for the message (a UUID): sending it again stores it once.
+            #[schemars(extend("format" = "uuid"))]
+            id: String,
+            /// The receiver's username.
+            to: String,
+            /// The text (1 to 2000 characters, not blank).
+            text: String,
+        },
+        /// Reports the messages from `with` up to `up_to` (a seq) as read (shown).
+        DmRead {
+            /// Echoed in the `ack` or `reject` (optional).
+            #[serde(default)]
+            id: Option<String>,
+            /// The other account of the conversation.
+            with: String,
+            /// The seq of the last message shown.
+            up_to: u64,
+        },
+        /// What the client has seen, per conversation: after it, every event it has not seen
+        /// arrives, each once, in order (a conversation not named: all of it).
+        DmSync {
+            /// Echoed in the `ack` (optional).
+            #[serde(default)]
+            id: Option<String>,
+            /// Per partner's username, the last seq the client has.
+            since: BTreeMap<String, u64>,
+        },
+        /// A clock probe (also keeps the socket from idling out).
+        Ping {
+            /// The client's clock, echoed in the pong.
+            t: f64,
+        },
+    }
+
+    /// Why a client frame was refused: the room codes that apply, and two of DMs' own.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RejectCode {
+        /// Malformed, or a rule broken (the message says which).
+        Invalid,
+        /// Too many messages: wait.
+        RateLimited,
+        /// The receiver does not accept the sender's messages.
+        Blocked,
+        /// No account has that username.
+        UnknownUser,
+        /// Storage is unavailable: retry.
+        Unavailable,
+    }
+
+    /// A frame from the server.
+    #[derive(Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum ServerFrame<'a> {
+        /// A message of one of the account's conversations (sent or received), in order.
+        Dm {
+            /// The sender's id for it.
+            id: uuid::Uuid,
+            /// The sender.
+            from: &'a Username,
+            /// The receiver.
+            to: &'a Username,
+            /// The text.
+            text: &'a str,
+            /// Its place in the conversation: only grows (send it back in `dm_sync` and `dm_read`).
+            seq: u64,
+            /// Server time of sending.
+            at_ms: u64,
+        },
+        /// A message the account sent moved on: `sent` (stored), `delivered` (on one of the
+        /// receiver's screens' sockets), `read` (shown). Each once, never backwards.
+        DmStatus {
+            /// The message's id.
+            id: uuid::Uuid,
+            /// Where it is now.
+            status: Status,
+            /// When it got there.
+            at_ms: u64,
+        },
+        /// A client frame was done.
+        Ack {
+            /// The frame's id (empty when it had none).
+            id: String,
+            /// The seq a `dm` was stored at.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            seq: Option<u64>,
+        },
+        /// A client frame was refused.
+        Reject {
+            /// The frame's id (empty when it had none).
+            id: String,
+            /// Why, to match on.
+            code: RejectCode,
+            /// Why, in words.
+            message: String,
+        },
+        /// The answer to a `ping`.
+        Pong {
+            /// The client's `t`, echoed.
+            t: f64,
+            /// Server time.
+            server_time_ms: u64,
+        },
+    }
+}

@@ -16,6 +16,7 @@
 //! - [`limits`]: rate limits.
 //! - [`client_ip`]: the client's address behind trusted reverse proxies.
 
+pub mod account_socket;
 pub mod api;
 pub mod client_ip;
 pub mod frames;
@@ -76,6 +77,12 @@ struct Inner {
     sessions: Sessions,
     /// Accounts, when served.
     accounts: Option<accounts::Accounts>,
+    /// Direct messages, when served.
+    dm: Option<dm::Messages>,
+    /// Per account and minute: direct messages sent through this process.
+    dm_sends: PerMinute<String>,
+    /// Flips to true when the process shuts down.
+    shutdown: watch::Receiver<bool>,
     metrics: Metrics,
 }
 
@@ -107,6 +114,8 @@ pub struct Parts {
     pub metrics: Metrics,
     /// Sign-up, sign-in and access tokens (`None`: accounts are not served).
     pub accounts: Option<accounts::Accounts>,
+    /// Direct messages (`None`: not served).
+    pub dm: Option<dm::Messages>,
 }
 
 impl App {
@@ -116,6 +125,7 @@ impl App {
         let hubs = Hubs::new(parts.client.clone(), parts.log.clone(), parts.views.clone());
         let services = protocol::Client::new(parts.client, Duration::from_secs(10));
         let misses = Arc::new(PerMinute::default());
+        let shutdown = parts.shutdown.clone();
         let rooms = rooms::Live {
             services: services.clone(),
             log: parts.log.clone(),
@@ -154,6 +164,9 @@ impl App {
                 log_readers: tokio::sync::Semaphore::new(parts.limits.log_readers),
                 sessions,
                 accounts: parts.accounts,
+                dm: parts.dm,
+                dm_sends: PerMinute::default(),
+                shutdown,
                 metrics: parts.metrics,
             }),
         })

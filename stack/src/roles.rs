@@ -178,6 +178,46 @@ async fn accounts(
     ))
 }
 
+/// Direct messages: the DM stream and the blocks bucket (made by the commands role; waited for).
+async fn direct_messages(client: async_nats::Client) -> anyhow::Result<dm::Messages> {
+    let js = async_nats::jetstream::new(client.clone());
+    let mut waited = false;
+    loop {
+        let opened = match accounts::Store::open(js.clone()).await {
+            Ok(store) => dm::Messages::open(client.clone(), store).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match opened {
+            Ok(messages) => return Ok(messages),
+            Err(error) if !waited => {
+                warn!(%error, "waiting for the direct-message stream");
+                waited = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Runs `setup` until it succeeds, for up to a minute.
+async fn until_made<F, E>(what: &str, setup: impl Fn() -> F) -> anyhow::Result<()>
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match setup().await {
+            Ok(()) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                warn!(%error, what, "set-up failed; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error).with_context(|| format!("failed to set up {what}")),
+        }
+    }
+}
+
 /// The commands role's service, ready to run.
 pub async fn commands(
     config: &Config,
@@ -195,9 +235,13 @@ pub async fn commands(
         config.stream_max_age_secs
     );
     let metrics = commands::Metrics::new(registry).context("failed to register command metrics")?;
-    accounts::store::setup(&async_nats::jetstream::new(client.clone()), config.stream_replicas)
-        .await
-        .context("failed to set up the account stream and session bucket")?;
+    // Every commands replica makes these at start, at once: in a loaded cluster a create may
+    // time out or meet another replica's, so each is tried again for a while.
+    let js = async_nats::jetstream::new(client.clone());
+    let replicas = config.stream_replicas;
+    until_made("the account stream and session bucket", || accounts::store::setup(&js, replicas))
+        .await?;
+    until_made("the direct-message stream and blocks bucket", || dm::setup(&js, replicas)).await?;
     let limits = events::Limits::default();
     let handler = commands::Handler::new(
         log.clone(),
@@ -285,6 +329,7 @@ pub async fn gateway(
 ) -> anyhow::Result<gateway::App> {
     let redis = redis(config).await?;
     let accounts = accounts(client.clone(), config, redis.clone(), registry).await?;
+    let dm = direct_messages(client.clone()).await?;
     let parts = gateway::Parts {
         client,
         log,
@@ -316,6 +361,7 @@ pub async fn gateway(
         shutdown,
         metrics: gateway::Metrics::new(registry).context("failed to register gateway metrics")?,
         accounts: Some(accounts),
+        dm: Some(dm),
     };
     gateway::App::new(parts).await.context("failed to start the gateway")
 }

@@ -12,19 +12,19 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::ws::{Ws, await_answers, command, next, send};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// An HTTP answer: status, JSON body (or `null`), `Retry-After`, and the body as sent.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
     retry_after: Option<u64>,
-    raw: String,
+    pub(crate) raw: String,
 }
 
 impl Answer {
-    fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
 
@@ -35,20 +35,20 @@ impl Answer {
 
 /// A session's tokens.
 #[derive(Debug, Clone)]
-struct Session {
-    access: String,
+pub(crate) struct Session {
+    pub(crate) access: String,
     refresh: String,
 }
 
 /// The HTTP API of one gateway, as seen from client address `from` (through a trusted proxy).
-struct Api {
+pub(crate) struct Api {
     base: String,
     from: String,
     http: reqwest::Client,
 }
 
 impl Api {
-    fn new(gateway: &Chanshare) -> Self {
+    pub(crate) fn new(gateway: &Chanshare) -> Self {
         Self::from(gateway, "127.0.0.1")
     }
 
@@ -60,7 +60,7 @@ impl Api {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -110,14 +110,14 @@ impl Api {
     }
 
     /// Signs in, which must work: the session.
-    async fn session(&self, username: &str) -> Session {
+    pub(crate) async fn session(&self, username: &str) -> Session {
         let answer = self.sign_in(username, PASSWORD).await;
         assert_eq!(answer.status, 200, "{}", answer.raw);
         Session { access: answer.text("access_token"), refresh: answer.text("refresh_token") }
     }
 
     /// Registers `username` with [`PASSWORD`], which must work.
-    async fn account(&self, username: &str) -> String {
+    pub(crate) async fn account(&self, username: &str) -> String {
         let answer = self.register(username, PASSWORD).await;
         assert_eq!(answer.status, 201, "{}", answer.raw);
         answer.text("account_id")
@@ -151,7 +151,7 @@ impl Api {
     }
 }
 
-fn settings(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+pub(crate) fn settings(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     let mut settings = vec![
         ("CHANSHARE_TRUSTED_PROXIES", "127.0.0.1".to_owned()),
         ("CHANSHARE_CREATIONS_PER_MINUTE", "1000".to_owned()),

@@ -1,6 +1,7 @@
 mod account;
 mod codec;
 mod decide;
+mod dm;
 mod fixtures;
 mod json;
 mod limits;

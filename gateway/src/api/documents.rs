@@ -67,6 +67,9 @@ pub fn openapi() -> Value {
         if route.path.contains("{id}") {
             parameters.push(json!({"name": "id", "in": "path", "required": true, "description": "the room id", "schema": {"type": "string", "pattern": ROOM_ID}}));
         }
+        if route.path.contains("{username}") {
+            parameters.push(json!({"name": "username", "in": "path", "required": true, "description": "an account's username (any case)", "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{3,32}$"}}));
+        }
         for (name, kind, description) in route.query {
             parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}}));
         }

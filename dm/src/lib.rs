@@ -1,0 +1,375 @@
+//! Direct messages between accounts (DESIGN §4b), stored in JetStream.
+//!
+//! - Stream `CHANSHARE_DMS`, subjects `chanshare.dm.<a>.<b>.<kind>`: a conversation's messages
+//!   (`m`) and each side's receipts (`ra`, `rb`), as JSON [`DmEvent`]s. A message's `seq` is its
+//!   stream sequence. A retried send (same sender and id) is stored once: the stream's
+//!   duplicate window, [`DEDUPE_WINDOW`].
+//! - Receipts are appended expecting the side's last receipt ([`Messages::report`]): two
+//!   devices or gateways reporting at once store one transition; the loser reads the winner's
+//!   and finds nothing left to report.
+//! - Bucket `CHANSHARE_DM_BLOCKS`: key `<blocker>.<blocked>` while blocked.
+//! - An account's feed ([`Messages::feed`]): its conversations' events from a sequence on, then
+//!   live, in order, each once, through two ordered consumers (one per side the account can be
+//!   on: JetStream refuses overlapping filters in one consumer). The consumers' deliveries go to
+//!   the gateway holding the account's socket: NATS interest is the routing, no map of who is
+//!   where.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, push};
+use async_nats::jetstream::context::{GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
+use async_nats::jetstream::{self, ErrorCode, kv};
+use events::Username;
+use events::dm::{Conversation, DmEvent, DmRejection, Kind, Receipts, Status};
+use futures::{Stream, StreamExt};
+
+/// The DM stream.
+pub const DM_STREAM: &str = "CHANSHARE_DMS";
+/// The blocks bucket.
+pub const BLOCKS_BUCKET: &str = "CHANSHARE_DM_BLOCKS";
+/// How long a retried send is recognised as the same message.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(600);
+/// How many times a receipt is decided again after another writer came first.
+const REPORT_ATTEMPTS: usize = 8;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum DmError {
+    /// The request broke a rule.
+    #[error(transparent)]
+    Rejected(#[from] DmRejection),
+    /// JetStream or the account store failed.
+    #[error("direct messages unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn unavailable(e: impl std::fmt::Display) -> DmError {
+    DmError::Unavailable(e.to_string())
+}
+
+/// The subject of a conversation's messages or receipts.
+pub fn subject(conversation: &Conversation, kind: Kind) -> String {
+    format!(
+        "chanshare.dm.{}.{}.{}",
+        conversation.a(),
+        conversation.b(),
+        Conversation::kind_token(kind)
+    )
+}
+
+/// Creates the stream and the bucket if they are missing (the commands role does, at start).
+pub async fn setup(js: &jetstream::Context, replicas: usize) -> Result<(), DmError> {
+    let config = stream::Config {
+        name: DM_STREAM.into(),
+        description: Some(
+            "Chanshare direct messages: chanshare.dm.<a>.<b>.<m|ra|rb>, JSON events".into(),
+        ),
+        subjects: vec!["chanshare.dm.*.*.*".into()],
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        max_message_size: 16 << 10,
+        duplicate_window: DEDUPE_WINDOW,
+        allow_direct: true,
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    };
+    match js.get_stream(DM_STREAM).await {
+        Ok(_) => {}
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            js.create_stream(config).await.map_err(unavailable)?;
+        }
+        Err(e) => return Err(unavailable(e)),
+    }
+    if js.get_key_value(BLOCKS_BUCKET).await.is_err() {
+        js.create_key_value(kv::Config {
+            bucket: BLOCKS_BUCKET.into(),
+            description: "Chanshare DM blocks: key <blocker>.<blocked>".into(),
+            history: 1,
+            max_value_size: 64,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// A stored message: where it landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// Whether it was a retry of a message already stored.
+    pub duplicate: bool,
+}
+
+/// One event of an account's feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedItem {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// Its conversation.
+    pub conversation: Conversation,
+    /// The event.
+    pub event: DmEvent,
+}
+
+/// Direct messages: sending, receipts, blocks and feeds.
+#[derive(Debug, Clone)]
+pub struct Messages {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    blocks: kv::Store,
+    accounts: accounts::Store,
+}
+
+impl Messages {
+    /// Opens what [`setup`] made.
+    pub async fn open(
+        client: async_nats::Client,
+        accounts: accounts::Store,
+    ) -> Result<Self, DmError> {
+        let js = jetstream::new(client.clone());
+        let stream = js.get_stream(DM_STREAM).await.map_err(unavailable)?;
+        let blocks = js.get_key_value(BLOCKS_BUCKET).await.map_err(unavailable)?;
+        Ok(Self { client, js, stream, blocks, accounts })
+    }
+
+    /// Whether `username` is an account.
+    pub async fn exists(&self, username: &Username) -> Result<bool, DmError> {
+        Ok(self.accounts.account(username).await.map_err(unavailable)?.is_some())
+    }
+
+    /// Sends a message: refused for a blank or long text, oneself, an unknown receiver or one
+    /// who blocked the sender; stored once per `(from, id)` within [`DEDUPE_WINDOW`].
+    pub async fn send(
+        &self,
+        from: &Username,
+        to: &Username,
+        id: uuid::Uuid,
+        text: String,
+        now_ms: u64,
+    ) -> Result<Sent, DmError> {
+        events::dm::check_text(&text)?;
+        let conversation = Conversation::new(from, to)?;
+        if !self.exists(to).await? {
+            return Err(DmRejection::UnknownUser.into());
+        }
+        if self.is_blocked(to, from).await? {
+            return Err(DmRejection::Blocked.into());
+        }
+        let event =
+            DmEvent::Message { id, from: from.clone(), to: to.clone(), text, at_ms: now_ms };
+        let payload = serde_json::to_vec(&event).map_err(unavailable)?;
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(format!("dm:{from}:{id}"));
+        // DMs are not room events: this stream is the `dm` crate's alone (ARCHITECTURE.md).
+        #[allow(clippy::disallowed_methods)]
+        let ack = match self.js.send_publish(subject(&conversation, Kind::Messages), publish).await
+        {
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
+        };
+        let ack = ack.map_err(unavailable)?;
+        Ok(Sent { seq: ack.sequence, duplicate: ack.duplicate })
+    }
+
+    /// `by` reports the messages from `partner` up to `up_to` as `status` (delivered or read):
+    /// the receipts appended, with their sequences (none when nothing moved on). `up_to` past
+    /// the conversation's last message counts as its last message.
+    pub async fn report(
+        &self,
+        by: &Username,
+        partner: &Username,
+        status: Status,
+        up_to: u64,
+        now_ms: u64,
+    ) -> Result<Vec<(u64, DmEvent)>, DmError> {
+        let conversation = Conversation::new(by, partner)?;
+        let side = conversation.side(by).ok_or(DmRejection::Invalid("not your conversation"))?;
+        let receipts_subject = subject(&conversation, Kind::Receipts(side));
+        let messages_subject = subject(&conversation, Kind::Messages);
+        for _ in 0..REPORT_ATTEMPTS {
+            let Some(last_message) = self.last(&messages_subject).await? else {
+                return Ok(Vec::new());
+            };
+            let up_to = up_to.min(last_message.0);
+            let (mut last_seq, receipts) = match self.last(&receipts_subject).await? {
+                Some((seq, event)) => (seq, Receipts::default().after(&event)),
+                None => (0, Receipts::default()),
+            };
+            let from = receipts.delivered.min(receipts.read);
+            if up_to <= from {
+                return Ok(Vec::new());
+            }
+            let to_reader: Vec<(u64, uuid::Uuid)> = self
+                .range(&messages_subject, from + 1, up_to)
+                .await?
+                .into_iter()
+                .filter_map(|(seq, event)| match event {
+                    DmEvent::Message { id, to, .. } if to == *by => Some((seq, id)),
+                    _ => None,
+                })
+                .collect();
+            let decided =
+                events::dm::decide_receipt(by, receipts, status, up_to, &to_reader, now_ms);
+            let mut stored = Vec::new();
+            let mut lost = false;
+            for event in decided {
+                match self.append_after(&receipts_subject, &event, last_seq).await? {
+                    Some(seq) => {
+                        last_seq = seq;
+                        stored.push((seq, event));
+                    }
+                    None => {
+                        lost = true;
+                        break;
+                    }
+                }
+            }
+            // Lost before anything landed: decided again on top of the winner's receipt. (Lost
+            // after a part landed: the rest is for the next report.)
+            if !lost || !stored.is_empty() {
+                return Ok(stored);
+            }
+        }
+        Err(DmError::Unavailable("receipts kept conflicting".into()))
+    }
+
+    /// Appends `event` to `subject` if its last message is still `last_seq`: its sequence, or
+    /// `None` when another write came first.
+    async fn append_after(
+        &self,
+        subject: &str,
+        event: &DmEvent,
+        last_seq: u64,
+    ) -> Result<Option<u64>, DmError> {
+        let payload = serde_json::to_vec(event).map_err(unavailable)?;
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .expected_last_subject_sequence(last_seq);
+        #[allow(clippy::disallowed_methods)]
+        let ack = match self.js.send_publish(subject.to_owned(), publish).await {
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) => Ok(Some(ack.sequence)),
+            // Another writer, or our own earlier attempt that landed: decided again either way.
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The last event on `subject` with its sequence (a leader read).
+    async fn last(&self, subject: &str) -> Result<Option<(u64, DmEvent)>, DmError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(message) => Ok(Some((message.sequence, decode(&message.payload)?))),
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The events on `subject` with sequences in `from..=to`, in order (leader reads).
+    async fn range(
+        &self,
+        subject: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, DmEvent)>, DmError> {
+        let mut events = Vec::new();
+        let mut seq = from;
+        while seq <= to {
+            let message = match self.stream.get_first_raw_message_by_subject(subject, seq).await {
+                Ok(message) => message,
+                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+                Err(e) => return Err(unavailable(e)),
+            };
+            if message.sequence > to {
+                break;
+            }
+            seq = message.sequence + 1;
+            events.push((message.sequence, decode(&message.payload)?));
+        }
+        Ok(events)
+    }
+
+    /// Blocks `whom` for `by`: their messages are refused with `blocked`.
+    pub async fn block(&self, by: &Username, whom: &Username) -> Result<(), DmError> {
+        Conversation::new(by, whom)?;
+        self.blocks.put(block_key(by, whom), "1".into()).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Lifts a block (a no-op when there is none).
+    pub async fn unblock(&self, by: &Username, whom: &Username) -> Result<(), DmError> {
+        Conversation::new(by, whom)?;
+        self.blocks.delete(block_key(by, whom)).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Whether `by` blocks `whom`.
+    pub async fn is_blocked(&self, by: &Username, whom: &Username) -> Result<bool, DmError> {
+        let value = self.blocks.get(block_key(by, whom)).await.map_err(unavailable)?;
+        Ok(value.is_some_and(|v| !v.is_empty()))
+    }
+
+    /// `me`'s conversations' events from stream sequence `start` (1: all of them) on, then live
+    /// as they are stored: in order within each conversation, each once. Ends with an error
+    /// when JetStream is lost for good; dropping it deletes its consumers.
+    pub async fn feed(
+        &self,
+        me: &Username,
+        start: u64,
+    ) -> Result<impl Stream<Item = Result<FeedItem, DmError>> + Send + use<>, DmError> {
+        let mut halves = Vec::with_capacity(2);
+        for filter in [format!("chanshare.dm.{me}.*.*"), format!("chanshare.dm.*.{me}.*")] {
+            let consumer = self
+                .stream
+                .create_consumer(push::OrderedConfig {
+                    deliver_subject: self.client.new_inbox(),
+                    filter_subject: filter,
+                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?;
+            halves.push(consumer.messages().await.map_err(unavailable)?);
+        }
+        let items = futures::stream::select_all(halves).map(|message| {
+            let message = message.map_err(unavailable)?;
+            let seq = message.info().map_err(unavailable)?.stream_sequence;
+            let mut tokens = message.subject.split('.').skip(2);
+            let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next())
+            else {
+                return Err(DmError::Unavailable(format!("a dm on {}", message.subject)));
+            };
+            let (conversation, _) = Conversation::parse(a, b, kind)
+                .ok_or_else(|| DmError::Unavailable(format!("a dm on {}", message.subject)))?;
+            Ok(FeedItem { seq, conversation, event: decode(&message.payload)? })
+        });
+        Ok(items)
+    }
+
+    /// The stream's last sequence (0 when empty).
+    pub async fn head(&self) -> Result<u64, DmError> {
+        let mut stream = self.stream.clone();
+        Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
+    }
+}
+
+fn block_key(by: &Username, whom: &Username) -> String {
+    format!("{by}.{whom}")
+}
+
+fn decode(payload: &[u8]) -> Result<DmEvent, DmError> {
+    serde_json::from_slice(payload)
+        .map_err(|e| DmError::Unavailable(format!("unreadable dm event: {e}")))
+}

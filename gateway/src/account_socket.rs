@@ -1,0 +1,356 @@
+//! The account socket (`GET /api/me/ws?access_token=…`, DESIGN §4b): a signed-in account's
+//! direct messages, on every device it keeps one open.
+//!
+//! After `dm_sync` the socket follows the account's feed (`dm::Messages::feed`): every event of
+//! its conversations it has not seen, in order, then live. A message becomes a `dm` frame on
+//! both sides' sockets and a `dm_status sent` on the sender's; a receipt becomes `dm_status`
+//! frames on the sender's. Writing a message to one of the receiver's sockets reports it
+//! delivered; `dm_read` reports it read. The receipts are decided in the `dm` crate, once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use apierror::{ApiError, ErrorKind};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use dm::{DmError, FeedItem, Messages};
+use events::Username;
+use events::dm::{DmEvent, DmRejection, Status};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use crate::App;
+use crate::frames::account::{ClientFrame, RejectCode, ServerFrame};
+use crate::frames::{close, text};
+use crate::limits::{Bucket, GatewayLimits};
+
+/// The socket's query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    /// The account's access token.
+    pub access_token: Option<String>,
+}
+
+/// Messages one account may send a minute through one gateway.
+const SENDS_PER_MINUTE: usize = 60;
+/// How long a socket may take to accept a frame before it is closed as a slow consumer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /api/me/ws`.
+pub(crate) async fn upgrade(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let ip = app.client_ip(peer, &headers);
+    if !app.origin_allowed(&headers) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "this page may not open Chanshare's sockets (CHANSHARE_ALLOWED_ORIGINS)",
+        ));
+    }
+    let (Some(accounts), Some(messages)) = (app.inner.accounts.clone(), app.inner.dm.clone())
+    else {
+        return Err(ApiError::unavailable("direct messages are not served here"));
+    };
+    let limits = app.inner.limits;
+    let upgrade = upgrade
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes);
+    app.per_minute(|i| &i.sockets_opened, ip, limits.sockets_per_minute, "new sockets")?;
+    let slot = app.inner.connections.open(ip, limits.connections_per_ip);
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        let Some(_slot) = slot else {
+            closing(&mut socket, close::TOO_MANY, "too many connections from this address").await;
+            return;
+        };
+        let token = params.access_token.unwrap_or_default();
+        let claims = match accounts.authenticate(&token).await {
+            Ok(claims) => claims,
+            Err(accounts::AccountError::Unavailable(error)) => {
+                warn!(%error, "account socket: cannot check the access token");
+                closing(&mut socket, close::UNAVAILABLE, "accounts are unavailable; retry").await;
+                return;
+            }
+            Err(error) => {
+                closing(&mut socket, close::BAD_TOKEN, &error.to_string()).await;
+                return;
+            }
+        };
+        app.inner.metrics.sockets.inc();
+        let session = Session {
+            app: app.clone(),
+            messages,
+            me: claims.name,
+            since: HashMap::new(),
+            delivered: HashMap::new(),
+            bucket: Bucket::full(&limits),
+            limits,
+        };
+        session.run(socket).await;
+        app.inner.metrics.sockets.dec();
+    }))
+}
+
+async fn closing(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: reason.chars().take(120).collect::<String>().into() };
+    tokio::time::timeout(Duration::from_secs(2), socket.send(Message::Close(Some(frame))))
+        .await
+        .ok();
+}
+
+struct Session {
+    app: App,
+    messages: Messages,
+    me: Username,
+    /// Per partner, the last seq this socket has (from `dm_sync`, then as frames are sent).
+    since: HashMap<Username, u64>,
+    /// Per partner, how far the messages to this account are known delivered (its receipts
+    /// seen, and the reports this socket made).
+    delivered: HashMap<Username, u64>,
+    bucket: Bucket,
+    limits: GatewayLimits,
+}
+
+type Feed = std::pin::Pin<Box<dyn Stream<Item = Result<FeedItem, DmError>> + Send>>;
+
+/// Why a session ends: the close frame it sends.
+struct Closing(u16, &'static str);
+
+impl Session {
+    async fn run(mut self, mut socket: WebSocket) {
+        let mut shutdown = self.app.inner.shutdown.clone();
+        let mut feed: Option<Feed> = None;
+        let mut last_heard = Instant::now();
+        let closing = loop {
+            let idle = tokio::time::sleep_until((last_heard + self.limits.idle).into());
+            tokio::select! {
+                received = socket.recv() => {
+                    last_heard = Instant::now();
+                    let frame = match received {
+                        Some(Ok(Message::Text(frame))) => frame,
+                        Some(Ok(Message::Binary(_))) => {
+                            let reply = reject(String::new(), RejectCode::Invalid, "frames are JSON text".into());
+                            if write(&mut socket, &reply).await.is_err() { break None; }
+                            continue;
+                        }
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                        Some(Ok(_)) => continue,
+                    };
+                    let (reply, sync) = self.on_frame(frame.as_str()).await;
+                    if let Some(since) = sync {
+                        feed = match self.messages.feed(&self.me, 1).await {
+                            Ok(stream) => Some(Box::pin(stream)),
+                            Err(error) => {
+                                warn!(account = %self.me, %error, "account socket: cannot follow the feed");
+                                break Some(Closing(close::UNAVAILABLE, "direct messages are unavailable; reconnect"));
+                            }
+                        };
+                        self.since = since;
+                    }
+                    if let Some(reply) = reply && write(&mut socket, &reply).await.is_err() {
+                        break Some(Closing(close::SLOW_CONSUMER, "too slow to read"));
+                    }
+                }
+                item = next(&mut feed) => match item {
+                    Some(Ok(item)) => {
+                        if let Err(closing) = self.on_item(&mut socket, item).await {
+                            break Some(closing);
+                        }
+                    }
+                    other => {
+                        let error = match other { Some(Err(error)) => error.to_string(), _ => "the feed ended".into() };
+                        warn!(account = %self.me, %error, "account socket: the feed failed");
+                        break Some(Closing(close::UNAVAILABLE, "direct messages are unavailable; reconnect"));
+                    }
+                },
+                () = idle => break Some(Closing(close::IDLE, "idle")),
+                _ = shutdown.changed() => break Some(Closing(close::GOING_AWAY, "the server is restarting; reconnect")),
+            }
+        };
+        if let Some(Closing(code, reason)) = closing {
+            self::closing(&mut socket, code, reason).await;
+        }
+    }
+
+    /// Handles a client frame: the reply, and the `since` of a `dm_sync` (which (re)starts the feed).
+    async fn on_frame(&mut self, frame: &str) -> (Option<String>, Option<HashMap<Username, u64>>) {
+        let frame = match serde_json::from_str::<ClientFrame>(frame) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let reply =
+                    reject(String::new(), RejectCode::Invalid, format!("bad frame: {error}"));
+                return (Some(reply), None);
+            }
+        };
+        match frame {
+            ClientFrame::Ping { t } => {
+                (Some(text(&ServerFrame::Pong { t, server_time_ms: crate::now_ms() })), None)
+            }
+            ClientFrame::Dm { id, to, text: body } => (Some(self.on_dm(id, &to, body).await), None),
+            ClientFrame::DmRead { id, with, up_to } => {
+                let id = id.unwrap_or_default();
+                let Ok(partner) = Username::parse(&with) else {
+                    return (
+                        Some(reject(id, RejectCode::Invalid, "with: not a username".into())),
+                        None,
+                    );
+                };
+                let reply = match self
+                    .messages
+                    .report(&self.me, &partner, Status::Read, up_to, crate::now_ms())
+                    .await
+                {
+                    Ok(_) => ack(id, None),
+                    Err(error) => refusal(id, error),
+                };
+                (Some(reply), None)
+            }
+            ClientFrame::DmSync { id, since } => {
+                let id = id.unwrap_or_default();
+                let mut parsed = HashMap::with_capacity(since.len());
+                for (name, seq) in since {
+                    let Ok(partner) = Username::parse(&name) else {
+                        return (
+                            Some(reject(
+                                id,
+                                RejectCode::Invalid,
+                                format!("since: {name:?} is not a username"),
+                            )),
+                            None,
+                        );
+                    };
+                    parsed.insert(partner, seq);
+                }
+                (Some(ack(id, None)), Some(parsed))
+            }
+        }
+    }
+
+    async fn on_dm(&mut self, id: String, to: &str, body: String) -> String {
+        let Ok(message_id) = uuid::Uuid::parse_str(&id) else {
+            return reject(id, RejectCode::Invalid, "the id must be a uuid".into());
+        };
+        let Ok(to) = Username::parse(to) else {
+            return reject(id, RejectCode::UnknownUser, DmRejection::UnknownUser.to_string());
+        };
+        let key = self.me.to_string();
+        if !self.bucket.take(&self.limits, Instant::now())
+            || !self.app.inner.dm_sends.take(&key, SENDS_PER_MINUTE, Instant::now())
+        {
+            return reject(id, RejectCode::RateLimited, "too many messages; wait a moment".into());
+        }
+        match self.messages.send(&self.me, &to, message_id, body, crate::now_ms()).await {
+            Ok(sent) => ack(id, Some(sent.seq)),
+            Err(error) => refusal(id, error),
+        }
+    }
+
+    /// Sends what a feed event means to this socket.
+    async fn on_item(&mut self, socket: &mut WebSocket, item: FeedItem) -> Result<(), Closing> {
+        let Some(partner) = item.conversation.partner(&self.me).cloned() else { return Ok(()) };
+        if let DmEvent::Receipt { by, delivered, .. } = &item.event
+            && *by == self.me
+        {
+            let known = self.delivered.entry(partner.clone()).or_default();
+            *known = (*known).max(*delivered);
+        }
+        let seen = self.since.entry(partner.clone()).or_default();
+        if item.seq <= *seen {
+            return Ok(());
+        }
+        *seen = item.seq;
+        let mut delivered_to_me = None;
+        match &item.event {
+            DmEvent::Message { id, from, to, text: body, at_ms } => {
+                let frame =
+                    ServerFrame::Dm { id: *id, from, to, text: body, seq: item.seq, at_ms: *at_ms };
+                write(socket, &text(&frame)).await?;
+                if *from == self.me {
+                    let status =
+                        ServerFrame::DmStatus { id: *id, status: Status::Sent, at_ms: *at_ms };
+                    write(socket, &text(&status)).await?;
+                } else {
+                    delivered_to_me = Some(item.seq);
+                }
+            }
+            DmEvent::Receipt { by, status, ids, at_ms, .. } if *by != self.me => {
+                for id in ids {
+                    let frame = ServerFrame::DmStatus { id: *id, status: *status, at_ms: *at_ms };
+                    write(socket, &text(&frame)).await?;
+                }
+            }
+            DmEvent::Receipt { .. } => {}
+        }
+        // Written to one of the receiver's sockets: delivered (decided once, whoever reports).
+        if let Some(seq) = delivered_to_me {
+            let known = self.delivered.entry(partner.clone()).or_default();
+            if seq > *known {
+                *known = seq;
+                let (messages, me) = (self.messages.clone(), self.me.clone());
+                tokio::spawn(async move {
+                    if let Err(error) = messages
+                        .report(&me, &partner, Status::Delivered, seq, crate::now_ms())
+                        .await
+                    {
+                        warn!(account = %me, %error, "account socket: delivered receipt failed");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn next(feed: &mut Option<Feed>) -> Option<Result<FeedItem, DmError>> {
+    match feed {
+        Some(feed) => feed.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write(socket: &mut WebSocket, frame: &str) -> Result<(), Closing> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(frame.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            debug!(%error, "account socket: send failed");
+            Err(Closing(close::GOING_AWAY, "gone"))
+        }
+        Err(_) => Err(Closing(close::SLOW_CONSUMER, "too slow to read")),
+    }
+}
+
+fn ack(id: String, seq: Option<u64>) -> String {
+    text(&ServerFrame::Ack { id, seq })
+}
+
+fn reject(id: String, code: RejectCode, message: String) -> String {
+    text(&ServerFrame::Reject { id, code, message })
+}
+
+fn refusal(id: String, error: DmError) -> String {
+    match error {
+        DmError::Rejected(rejection) => {
+            let code = match rejection {
+                DmRejection::Invalid(_) => RejectCode::Invalid,
+                DmRejection::Blocked => RejectCode::Blocked,
+                DmRejection::UnknownUser => RejectCode::UnknownUser,
+            };
+            reject(id, code, rejection.to_string())
+        }
+        DmError::Unavailable(cause) => {
+            warn!(%cause, "account socket: storage failed");
+            reject(id, RejectCode::Unavailable, "direct messages are unavailable; retry".into())
+        }
+    }
+}

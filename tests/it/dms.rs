@@ -1,0 +1,279 @@
+//! Direct messages end to end (issue 21, DESIGN §4b): real `chanshare serve` processes (two
+//! gateways on one NATS and Redis), HTTP clients and account sockets.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tests::{Chanshare, NatsServer, RedisServer};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::accounts::{Api, settings};
+use crate::ws::Ws;
+
+/// An account socket of `gateway`, synced from `since`: the socket, once `dm_sync` is acknowledged.
+async fn inbox(gateway: &Chanshare, access: &str, since: Value) -> Ws {
+    let url = format!("ws://{}/api/me/ws?access_token={access}", gateway.addr());
+    let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    send(&mut ws, json!({"type": "dm_sync", "id": "sync", "since": since})).await;
+    let ack = frame(&mut ws).await.expect("the sync's ack");
+    assert_eq!((ack["type"].as_str(), ack["id"].as_str()), (Some("ack"), Some("sync")), "{ack}");
+    ws
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+}
+
+/// The next JSON frame within 10 s, or `None` (closed, or nothing came).
+async fn frame(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return None,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Every frame that arrives until `done` holds for what arrived, then whatever else comes
+/// within `settle` (to see duplicates that would follow).
+async fn until(ws: &mut Ws, settle: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while !done(&frames) {
+        let next = frame(ws).await;
+        let Some(next) = next else {
+            panic!("the socket ended before the frames came: {frames:#?}")
+        };
+        frames.push(next);
+    }
+    while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(settle, ws.next()).await {
+        frames.push(serde_json::from_str(&text).unwrap());
+    }
+    frames
+}
+
+fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    frames.iter().filter(|f| f["type"] == kind).collect()
+}
+
+/// The statuses of message `id` among `frames`, in order.
+fn statuses(frames: &[Value], id: &str) -> Vec<String> {
+    of_type(frames, "dm_status")
+        .into_iter()
+        .filter(|f| f["id"] == id)
+        .map(|f| f["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sends a dm and returns its answer (`ack` with the seq, or `reject`).
+async fn dm(ws: &mut Ws, id: &str, to: &str, text: &str) -> Value {
+    send(ws, json!({"type": "dm", "id": id, "to": to, "text": text})).await;
+    loop {
+        let answer = frame(ws).await.expect("an answer to the dm");
+        if matches!(answer["type"].as_str(), Some("ack" | "reject")) && answer["id"] == id {
+            return answer;
+        }
+    }
+}
+
+fn id(n: u32) -> String {
+    uuid::Uuid::from_u128(0xd0_0000 + u128::from(n)).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_across_gateways_goes_sent_delivered_read_once_each_on_every_device() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let (one, two) = (
+        Chanshare::serve(&nats, &redis, &settings(&[])),
+        Chanshare::serve(&nats, &redis, &settings(&[])),
+    );
+    let api = Api::new(&one);
+    api.account("alice").await;
+    api.account("bob").await;
+    let (alice, bob) = (api.session("alice").await, api.session("bob").await);
+    // Alice on both gateways (two devices), Bob on the second.
+    let mut alice_one = inbox(&one, &alice.access, json!({})).await;
+    let mut alice_two = inbox(&two, &alice.access, json!({})).await;
+    let mut bob_two = inbox(&two, &bob.access, json!({})).await;
+
+    let hello = id(1);
+    let ack = dm(&mut alice_one, &hello, "Bob", "hello bob").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let seq = ack["seq"].as_u64().unwrap();
+
+    let got =
+        until(&mut bob_two, Duration::from_millis(300), |f| !of_type(f, "dm").is_empty()).await;
+    let message = of_type(&got, "dm")[0].clone();
+    assert_eq!(
+        (
+            &message["id"],
+            &message["from"],
+            &message["to"],
+            &message["text"],
+            message["seq"].as_u64()
+        ),
+        (&json!(hello), &json!("alice"), &json!("bob"), &json!("hello bob"), Some(seq))
+    );
+    assert!(of_type(&got, "dm_status").is_empty(), "a receiver gets no statuses: {got:#?}");
+    send(&mut bob_two, json!({"type": "dm_read", "id": "r1", "with": "alice", "up_to": seq})).await;
+
+    // Both of Alice's devices see the message and its statuses, each once, in order.
+    for (device, ws) in [("first", &mut alice_one), ("second", &mut alice_two)] {
+        let frames =
+            until(ws, Duration::from_millis(500), |f| statuses(f, &hello).len() >= 3).await;
+        assert_eq!(
+            statuses(&frames, &hello),
+            ["sent", "delivered", "read"],
+            "{device}: {frames:#?}"
+        );
+        assert_eq!(of_type(&frames, "dm").len(), 1, "{device}");
+    }
+
+    // A device that comes back later with what it had sees the statuses it missed, not more.
+    drop(alice_two);
+    let mut again = inbox(&two, &alice.access, json!({"bob": 0})).await;
+    let frames =
+        until(&mut again, Duration::from_millis(500), |f| statuses(f, &hello).len() >= 3).await;
+    assert_eq!(statuses(&frames, &hello), ["sent", "delivered", "read"]);
+    drop(again);
+    let mut caught_up = inbox(&two, &alice.access, json!({"bob": seq + 100})).await;
+    let nothing = until(&mut caught_up, Duration::from_millis(500), |_| true).await;
+    assert!(nothing.is_empty(), "{nothing:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_receiver_gets_everything_once_and_the_rules_hold() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = Chanshare::serve(&nats, &redis, &settings(&[]));
+    let api = Api::new(&gateway);
+    for name in ["dora", "carl"] {
+        api.account(name).await;
+    }
+    let (dora, carl) = (api.session("dora").await, api.session("carl").await);
+    let mut sender = inbox(&gateway, &dora.access, json!({})).await;
+
+    // Carl is offline: three messages wait, and a retried id is stored once.
+    let mut seqs = Vec::new();
+    for n in 1..=3 {
+        let ack = dm(&mut sender, &id(n), "carl", &format!("message {n}")).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        seqs.push(ack["seq"].as_u64().unwrap());
+    }
+    let retried = dm(&mut sender, &id(1), "carl", "message 1").await;
+    assert_eq!((retried["type"].as_str(), retried["seq"].as_u64()), (Some("ack"), Some(seqs[0])));
+
+    let mut receiver = inbox(&gateway, &carl.access, json!({})).await;
+    let got =
+        until(&mut receiver, Duration::from_millis(700), |f| of_type(f, "dm").len() >= 3).await;
+    let texts: Vec<&str> =
+        of_type(&got, "dm").iter().map(|f| f["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["message 1", "message 2", "message 3"]);
+    let delivered = until(&mut sender, Duration::from_millis(300), |f| {
+        (1..=3).all(|n| statuses(f, &id(n)).contains(&"delivered".to_owned()))
+    })
+    .await;
+    for n in 1..=3 {
+        assert_eq!(
+            statuses(&delivered, &id(n)).iter().filter(|s| *s == "delivered").count(),
+            1,
+            "{delivered:#?}"
+        );
+    }
+
+    // Refusals: a block, oneself, nobody, a blank text, a bad id; a block lifted.
+    let block =
+        api.call(reqwest::Method::POST, "/api/me/blocks/dora", Some(&carl.access), None).await;
+    assert_eq!(block.status, 204, "{}", block.raw);
+    let refused = dm(&mut sender, &id(10), "carl", "are you there?").await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("reject"), Some("blocked"))
+    );
+    for (to, text, code) in [
+        ("dora", "me", "invalid"),
+        ("nobody_here", "hi", "unknown_user"),
+        ("carl", "  ", "invalid"),
+    ] {
+        let answer = dm(&mut sender, &id(11), to, text).await;
+        assert_eq!(answer["code"], code, "{to} {text:?}: {answer}");
+    }
+    send(&mut sender, json!({"type": "dm", "id": "not-a-uuid", "to": "carl", "text": "x"})).await;
+    assert_eq!(frame(&mut sender).await.unwrap()["code"], "invalid");
+    send(&mut sender, json!({"type": "dance"})).await;
+    assert_eq!(frame(&mut sender).await.unwrap()["code"], "invalid");
+    let unblock =
+        api.call(reqwest::Method::DELETE, "/api/me/blocks/dora", Some(&carl.access), None).await;
+    assert_eq!(unblock.status, 204, "{}", unblock.raw);
+    assert_eq!(dm(&mut sender, &id(12), "carl", "back again").await["type"], "ack");
+    let later =
+        until(&mut receiver, Duration::from_millis(300), |f| !of_type(f, "dm").is_empty()).await;
+    assert_eq!(of_type(&later, "dm").len(), 1, "the blocked message never arrives: {later:#?}");
+
+    // Bad tokens are refused at the socket, blocks need a session and a real account.
+    let url = format!("ws://{}/api/me/ws?access_token=forged", gateway.addr());
+    let mut forged = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    match tokio::time::timeout(Duration::from_secs(5), forged.next()).await {
+        Ok(Some(Ok(Message::Close(Some(close))))) => assert_eq!(u16::from(close.code), 4401),
+        other => panic!("{other:?}"),
+    }
+    let anonymous = api.call(reqwest::Method::POST, "/api/me/blocks/dora", None, None).await;
+    assert_eq!(anonymous.status, 401);
+    let nobody = api
+        .call(reqwest::Method::POST, "/api/me/blocks/nobody_here", Some(&carl.access), None)
+        .await;
+    assert_eq!(nobody.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_whose_gateway_dies_resumes_elsewhere_losing_and_repeating_nothing() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let one = Chanshare::serve(&nats, &redis, &settings(&[]));
+    let mut two = Some(Chanshare::serve(&nats, &redis, &settings(&[])));
+    let api = Api::new(&one);
+    for name in ["erin", "finn"] {
+        api.account(name).await;
+    }
+    let (erin, finn) = (api.session("erin").await, api.session("finn").await);
+    let mut sender = inbox(&one, &erin.access, json!({})).await;
+    let mut receiver = inbox(two.as_ref().unwrap(), &finn.access, json!({})).await;
+
+    // Erin sends 40 messages; Finn's gateway dies after he has seen some of them.
+    let writer = tokio::spawn(async move {
+        for n in 1..=40 {
+            // As fast as the per-socket rate allows: a refused send is retried with its id.
+            loop {
+                let answer = dm(&mut sender, &id(n), "finn", &format!("{n}")).await;
+                if answer["type"] == "ack" {
+                    break;
+                }
+                assert_eq!(answer["code"], "rate_limited", "{answer}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    let mut seen: Vec<u64> = Vec::new();
+    let mut last_seq = 0;
+    while seen.len() < 12 {
+        let frame = frame(&mut receiver).await.expect("a message before the crash");
+        if frame["type"] == "dm" {
+            seen.push(frame["text"].as_str().unwrap().parse().unwrap());
+            last_seq = frame["seq"].as_u64().unwrap();
+        }
+    }
+    drop(two.take()); // SIGKILL
+    let mut resumed = inbox(&one, &finn.access, json!({"erin": last_seq})).await;
+    writer.await.unwrap();
+    let rest = until(&mut resumed, Duration::from_millis(700), |f| {
+        of_type(f, "dm").last().is_some_and(|m| m["text"] == "40")
+    })
+    .await;
+    seen.extend(
+        of_type(&rest, "dm").iter().map(|f| f["text"].as_str().unwrap().parse::<u64>().unwrap()),
+    );
+    assert_eq!(seen, (1..=40).collect::<Vec<_>>(), "nothing lost, nothing repeated, in order");
+    let seqs: BTreeMap<u64, usize> =
+        of_type(&rest, "dm").iter().map(|f| (f["seq"].as_u64().unwrap(), 1)).collect();
+    assert_eq!(seqs.len(), of_type(&rest, "dm").len());
+}
