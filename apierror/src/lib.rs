@@ -176,7 +176,7 @@ impl schemars::JsonSchema for ErrorBody<'_> {
                 "type": "object",
                 "required": ["code", "message"],
                 "properties": {
-                    "code": {"description": "what went wrong, to match on", "enum": codes},
+                    "code": {"description": "what went wrong, to match on", "type": "string", "enum": codes},
                     "message": {"description": "what went wrong, in words (a request id for 5xx)", "type": "string"},
                 },
             }},

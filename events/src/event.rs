@@ -112,6 +112,8 @@ pub enum Event {
         reason: CloseReason,
     },
     /// A member was seen joining from an address (a keyed fingerprint, never the address).
+    /// Private (`is_private`): no client gets it, so no document describes it.
+    #[schemars(skip)]
     MemberAddressSeen {
         /// The member.
         member_id: MemberId,

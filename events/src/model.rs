@@ -14,10 +14,11 @@ pub enum Source {
         /// The board, e.g. `wsg`.
         board: String,
         /// The thread number (the opening post's `no`).
+        #[schemars(range(min = 1))]
         thread: u64,
     },
     /// A list of media URLs, played by the browsers directly.
-    Urls(Vec<String>),
+    Urls(#[schemars(length(min = 1))] Vec<String>),
 }
 
 /// Who may change playback and the playlist.
@@ -180,6 +181,7 @@ pub struct AccountRef {
 /// A chat message. In a room's history (`/events`), a message deleted since has its `text`
 /// emptied and `"deleted": true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = deleted_in_history)]
 pub struct ChatMessage {
     /// Stable for the life of the room.
     pub id: MessageId,
@@ -189,4 +191,19 @@ pub struct ChatMessage {
     pub text: String,
     /// Server time of posting.
     pub at_ms: u64,
+}
+
+/// The schema of a chat message also names the `deleted` mark of the history's redacted ones
+/// (`crate::json::redact_event`).
+fn deleted_in_history(schema: &mut schemars::Schema) {
+    if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        properties.insert(
+            "deleted".into(),
+            serde_json::json!({
+                "description": "In a room's history only: the message was deleted since (its text is empty).",
+                "type": "boolean",
+                "const": true,
+            }),
+        );
+    }
 }

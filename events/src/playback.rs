@@ -38,7 +38,7 @@ impl schemars::JsonSchema for Rate {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "a speed factor, 1 being normal speed, in hundredths",
+            "description": "the speed factor (1 is normal speed), rounded to hundredths",
             "type": "number",
             "minimum": 0.25,
             "maximum": 4.0,

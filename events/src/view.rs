@@ -24,7 +24,8 @@ pub enum MemberRole {
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(rename = "RoomState")]
 pub struct RoomView<'a> {
-    /// Room id (`None` only for a room that does not exist).
+    /// Room id (`None` only for a room that does not exist, which is never served).
+    #[schemars(with = "RoomId")]
     pub room_id: Option<&'a RoomId>,
     /// The version this view is at.
     pub version: u64,
@@ -32,7 +33,8 @@ pub struct RoomView<'a> {
     pub title: &'a str,
     /// Whether the room is closed.
     pub closed: bool,
-    /// Where the playlist comes from.
+    /// Where the playlist comes from (every created room has one).
+    #[schemars(with = "Source")]
     pub source: Option<&'a Source>,
     /// Settings.
     pub settings: SettingsView<'a>,
@@ -77,6 +79,7 @@ pub struct MemberView<'a> {
     /// The username of a signed-in member (a mark guests cannot fake: only a verified
     /// access token binds one).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Username")]
     pub account: Option<&'a Username>,
     /// Whether this member's account created the room.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

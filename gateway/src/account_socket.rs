@@ -62,11 +62,7 @@ pub(crate) async fn upgrade(
         return Err(ApiError::unavailable("direct messages are not served here"));
     };
     let limits = app.inner.limits;
-    let upgrade = upgrade
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes);
+    let upgrade = crate::api::tuned(upgrade, &limits);
     app.per_minute(|i| &i.sockets_opened, ip, limits.sockets_per_minute, "new sockets")?;
     let slot = app.inner.connections.open(ip, limits.connections_per_ip);
     Ok(upgrade.on_upgrade(move |mut socket| async move {

@@ -43,6 +43,17 @@ pub type BodySchema = fn(&mut SchemaGenerator) -> Schema;
 /// A query parameter: name, JSON type (`string`, `integer`), description.
 pub type Param = (&'static str, &'static str, &'static str);
 
+/// Whether a route needs an account's access token (`Authorization: Bearer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// It does not look at one.
+    None,
+    /// It may take one (signed in, the answer is the account's).
+    Optional,
+    /// 401 without a valid one.
+    Required,
+}
+
 /// One documented route.
 #[derive(Debug)]
 pub struct Route {
@@ -54,6 +65,8 @@ pub struct Route {
     pub summary: &'static str,
     /// Query parameters.
     pub query: &'static [Param],
+    /// Whether it takes an access token.
+    pub auth: Auth,
     /// The JSON body it reads, if any.
     pub request: Option<BodySchema>,
     /// The JSON body of its success (2xx) answer, if any.
@@ -73,12 +86,17 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/api/rooms",
         summary: "Create a room from a 4chan thread or a list of media URLs",
+        auth: Auth::Optional,
         query: &[],
         request: Some(schema::<protocol::CreateRequest>),
         reply: Some(schema::<wire::Created>),
         responses: &[
             (201, "created: room_id, member_id, host_token, url"),
             (400, "invalid request"),
+            (
+                401,
+                "a bearer token that is not a valid access token (the room would be the account's)",
+            ),
             (404, "thread not found"),
             (415, "the body is not application/json"),
             (429, "too many rooms created from this address"),
@@ -90,6 +108,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/rooms",
         summary: "The lobby: listed open rooms, most recently active first, a page at a time",
+        auth: Auth::None,
         query: &[
             ("limit", "integer", "rooms per page, 1 to 200 (default 50)"),
             (
@@ -121,6 +140,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/rooms/{id}",
         summary: "The room's current state with its version",
+        auth: Auth::None,
         query: &[],
         request: None,
         reply: Some(schema::<events::view::RoomView<'static>>),
@@ -128,6 +148,7 @@ pub const ROUTES: &[Route] = &[
             (200, "state"),
             (400, "bad room id"),
             (404, "no such room"),
+            (429, "too many lookups of rooms that do not exist from this address"),
             (503, "unavailable"),
         ],
         handler: || get(state),
@@ -136,6 +157,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/rooms/{id}/members",
         summary: "The room's members with name, role and online state",
+        auth: Auth::None,
         query: &[],
         request: None,
         reply: Some(schema::<wire::MembersPage>),
@@ -143,6 +165,7 @@ pub const ROUTES: &[Route] = &[
             (200, "members"),
             (400, "bad room id"),
             (404, "no such room"),
+            (429, "too many lookups of rooms that do not exist from this address"),
             (503, "unavailable"),
         ],
         handler: || get(members),
@@ -151,6 +174,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/rooms/{id}/events",
         summary: "The room's commits after a version, in order (deleted chat shown as deleted; at most 1 MiB a page)",
+        auth: Auth::None,
         query: &[
             ("after", "integer", "the version to start after (default 0)"),
             ("limit", "integer", "how many commits, 1 to 1000 (default 100)"),
@@ -177,6 +201,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/rooms/{id}/ws",
         summary: "The room WebSocket (docs/protocol.md)",
+        auth: Auth::None,
         query: &[
             ("name", "string", "nickname, for a new member"),
             ("token", "string", "a token from an earlier welcome"),
@@ -190,6 +215,7 @@ pub const ROUTES: &[Route] = &[
             (101, "switching to the WebSocket protocol"),
             (400, "bad room id or not a WebSocket request"),
             (403, "the page's origin may not open room sockets"),
+            (429, "too many new sockets, or lookups of rooms that do not exist, from this address"),
         ],
         handler: || get(ws),
     },
@@ -197,6 +223,7 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/api/accounts",
         summary: "Sign up: {username, password}",
+        auth: Auth::None,
         query: &[],
         request: Some(schema::<wire::Credentials>),
         reply: Some(schema::<wire::Account>),
@@ -217,6 +244,7 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/api/sessions",
         summary: "Sign in: {username, password}",
+        auth: Auth::None,
         query: &[],
         request: Some(schema::<wire::Credentials>),
         reply: Some(schema::<wire::TokenPair>),
@@ -224,6 +252,7 @@ pub const ROUTES: &[Route] = &[
             (200, "access_token, refresh_token, expires_in, account_id, username"),
             (400, "invalid request"),
             (401, "bad_credentials: unknown username or wrong password, alike"),
+            (415, "the body is not application/json"),
             (
                 429,
                 "rate_limited after repeated failures for the account or from the address (Retry-After)",
@@ -236,6 +265,7 @@ pub const ROUTES: &[Route] = &[
         method: "delete",
         path: "/api/sessions",
         summary: "Sign out (Authorization: Bearer <access token>): the session's refresh tokens are revoked",
+        auth: Auth::Required,
         query: &[],
         request: None,
         reply: None,
@@ -250,12 +280,14 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/api/sessions/refresh",
         summary: "Spend a refresh token for a new pair: {refresh_token}",
+        auth: Auth::None,
         query: &[],
         request: Some(schema::<wire::Refresh>),
         reply: Some(schema::<wire::TokenPair>),
         responses: &[
             (200, "access_token, refresh_token, expires_in, account_id, username"),
             (400, "invalid request"),
+            (415, "the body is not application/json"),
             (
                 401,
                 "unauthorized (unknown token) or session_revoked (signed out, or a spent token presented again: the session is revoked)",
@@ -268,6 +300,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/me",
         summary: "The signed-in account (Authorization: Bearer <access token>)",
+        auth: Auth::Required,
         query: &[],
         request: None,
         reply: Some(schema::<wire::Account>),
@@ -282,6 +315,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/me/rooms",
         summary: "Rooms the signed-in account created or joined, most recently visited first",
+        auth: Auth::Required,
         query: &[],
         request: None,
         reply: Some(schema::<wire::MyRooms>),
@@ -296,6 +330,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/me/ws",
         summary: "The account socket: direct messages with sent, delivered and read receipts (/asyncapi.json)",
+        auth: Auth::None,
         query: &[("access_token", "string", "the account's access token")],
         request: None,
         reply: None,
@@ -312,6 +347,7 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/api/me/blocks/{username}",
         summary: "Block an account: its direct messages are refused with `blocked`",
+        auth: Auth::Required,
         query: &[],
         request: None,
         reply: None,
@@ -328,6 +364,7 @@ pub const ROUTES: &[Route] = &[
         method: "delete",
         path: "/api/me/blocks/{username}",
         summary: "Unblock an account",
+        auth: Auth::Required,
         query: &[],
         request: None,
         reply: None,
@@ -343,6 +380,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/openapi.json",
         summary: "This document",
+        auth: Auth::None,
         query: &[],
         request: None,
         reply: None,
@@ -353,6 +391,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/asyncapi.json",
         summary: "The AsyncAPI 3 document of the room WebSocket",
+        auth: Auth::None,
         query: &[],
         request: None,
         reply: None,
@@ -362,7 +401,8 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/api/docs",
-        summary: "This document and the socket's, to read (an HTML page)",
+        summary: "This document, to read (an HTML page; the socket's document is linked from it)",
+        auth: Auth::None,
         query: &[],
         request: None,
         reply: None,
@@ -382,11 +422,11 @@ pub fn router(app: App) -> Router {
 }
 
 async fn openapi() -> Response {
-    json_text(StatusCode::OK, documents::openapi().to_string())
+    json_text(StatusCode::OK, documents::openapi_text().to_owned())
 }
 
 async fn asyncapi() -> Response {
-    json_text(StatusCode::OK, documents::asyncapi().to_string())
+    json_text(StatusCode::OK, documents::asyncapi_text().to_owned())
 }
 
 async fn create(
@@ -626,6 +666,20 @@ async fn events(
     Ok(json_text(StatusCode::OK, body))
 }
 
+/// A socket's buffers and limits. Idle sockets dominate (members listen; clients send small
+/// commands and pings): a 1 KiB read chunk instead of 4 KiB is what brings an idle socket under
+/// 8 KiB (`connections` benchmark); larger frames are read in several chunks, up to the limit.
+pub(crate) fn tuned(
+    upgrade: WebSocketUpgrade,
+    limits: &crate::limits::GatewayLimits,
+) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+}
+
 /// Refuses a body that is not declared JSON: a form post from another site (text/plain, no
 /// preflight) never gets further.
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -666,14 +720,7 @@ async fn ws(
         ));
     }
     let limits = app.inner.limits;
-    // Idle sockets dominate (members listen; clients send small commands and pings): a 1 KiB read
-    // chunk instead of 4 KiB is what brings an idle socket under 8 KiB (`connections` benchmark);
-    // larger frames are read in several chunks, up to the frame limit.
-    let upgrade = upgrade
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes);
+    let upgrade = tuned(upgrade, &limits);
     app.per_minute(|i| &i.sockets_opened, ip, limits.sockets_per_minute, "new sockets")?;
     // The slot lives in the callback: a failed upgrade drops it unrun, and the slot with it.
     let slot = app.inner.connections.open(ip, limits.connections_per_ip);

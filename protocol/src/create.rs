@@ -16,9 +16,11 @@ pub struct CreateRequest {
     pub source: Source,
     /// Control mode (default `everyone`).
     #[serde(default)]
+    #[schemars(extend("default" = "everyone"))]
     pub control: Option<Control>,
     /// Listed in the lobby (default true).
     #[serde(default)]
+    #[schemars(extend("default" = true))]
     pub listed: Option<bool>,
     /// The host's nickname (default: the account's username, else `host`).
     #[serde(default)]

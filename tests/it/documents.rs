@@ -9,8 +9,57 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::accounts::Api;
 use crate::ws::{command, connect, next, send};
 use tests::{Chanshare, NatsServer, RedisServer};
+
+/// A conversation on the account socket: the frames two accounts sent, and those they received
+/// (a dm, its statuses, acks, a reject, a pong).
+async fn account_frames(gateway: &Chanshare) -> (Vec<Value>, Vec<Value>) {
+    let api = Api::new(gateway);
+    let (mut sent, mut received) = (Vec::new(), Vec::new());
+    let mut sockets = Vec::new();
+    for name in ["docs_ann", "docs_ben"] {
+        api.account(name).await;
+        let session = api.session(name).await;
+        let url = format!("ws://{}/api/me/ws?access_token={}", gateway.addr(), session.access);
+        sockets.push(tokio_tungstenite::connect_async(url).await.unwrap().0);
+    }
+    let [mut ann, mut ben] = <[_; 2]>::try_from(sockets).unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let sync = json!({"type": "dm_sync", "id": "s", "since": {}});
+    for frame in [
+        sync.clone(),
+        json!({"type": "ping", "t": 3.5}),
+        json!({"type": "dm", "id": id, "to": "docs_ben", "text": "hi"}),
+        json!({"type": "dm", "id": id, "to": "docs_ann", "text": "me"}),
+    ] {
+        send(&mut ann, frame.clone()).await;
+        sent.push(frame);
+    }
+    send(&mut ben, sync.clone()).await;
+    sent.push(sync);
+    // Ben gets the dm (and acks his sync), reads it; Ann sees sent, delivered and read.
+    let seq = loop {
+        let frame = next(&mut ben).await.unwrap();
+        let seq = frame["seq"].as_u64();
+        received.push(frame);
+        if let Some(seq) = seq {
+            break seq;
+        }
+    };
+    let read = json!({"type": "dm_read", "with": "docs_ann", "up_to": seq});
+    send(&mut ben, read.clone()).await;
+    sent.push(read);
+    received.push(next(&mut ben).await.unwrap());
+    let mut statuses = 0;
+    while statuses < 3 {
+        let frame = next(&mut ann).await.unwrap();
+        statuses += usize::from(frame["type"] == "dm_status");
+        received.push(frame);
+    }
+    (sent, received)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documents_describe_what_the_server_says() {
@@ -71,7 +120,11 @@ async fn the_documents_describe_what_the_server_says() {
         ["ack", "commit", "pong", "reject", "snapshot", "welcome"]
     );
     let file = tempfile::NamedTempFile::new().unwrap();
-    let checked = json!({"received": frames, "sent": sent, "refused": refused});
+    let (account_sent, account_received) = account_frames(&gateway).await;
+    let checked = json!({
+        "received": frames, "sent": sent, "refused": refused,
+        "account_sent": account_sent, "account_received": account_received,
+    });
     std::fs::write(file.path(), checked.to_string()).unwrap();
 
     let api = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("api");

@@ -22,8 +22,10 @@ pub struct Projection {
     pub visited: Vec<(uuid::Uuid, u64)>,
 }
 
-/// A room in the lobby.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// A room in the lobby. (Read back leniently: a field added later is defaulted in entries and
+/// cards written before it.)
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct LobbyEntry {
     /// The room.
     pub room_id: String,
@@ -45,7 +47,8 @@ pub struct LobbyEntry {
 
 /// A room as an entry of an account's "your rooms": the lobby's fields, whether it is closed,
 /// and whether it is listed (an account lists its unlisted and closed rooms too).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct Card {
     /// The lobby's fields.
     #[serde(flatten)]
@@ -57,7 +60,7 @@ pub struct Card {
 }
 
 /// An entry of an account's "your rooms": when the account last visited the room, and the room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VisitedRoom {
     /// When the account's member last joined or came back (ms since the Unix epoch).
     pub visited_ms: u64,
@@ -66,9 +69,47 @@ pub struct VisitedRoom {
     pub room: Visited,
 }
 
+/// Described as either of two whole objects, each with `visited_ms` (a `flatten` of an
+/// untagged enum would read, in client generators, as a union of the parts).
+impl schemars::JsonSchema for VisitedRoom {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "VisitedRoom".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let visited = serde_json::json!({
+            "description": "When the account's member last joined or came back (ms since the Unix epoch).",
+            "type": "integer",
+            "minimum": 0,
+        });
+        let mut card = Card::json_schema(generator);
+        let mut gone = schemars::json_schema!({
+            "description": "A closed room whose view has left: only its id.",
+            "type": "object",
+            "required": ["room_id", "closed"],
+            "properties": {
+                "room_id": {"type": "string"},
+                "closed": {"type": "boolean", "const": true},
+            },
+        });
+        for schema in [&mut card, &mut gone] {
+            if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                properties.insert("visited_ms".into(), visited.clone());
+            }
+            if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+                required.push("visited_ms".into());
+            }
+        }
+        schemars::json_schema!({
+            "description": "A room the account created or joined.",
+            "anyOf": [card, gone],
+        })
+    }
+}
+
 /// A visited room: its card while its view is kept, else only its id (a closed room's view
 /// leaves after a while).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Visited {
     /// The room's card.

@@ -49,7 +49,13 @@ fn command() -> impl Strategy<Value = Command> {
 }
 
 /// The `type`s the JSON Schema of [`Command`] lists.
-fn schema_types() -> std::collections::BTreeSet<String> {
+fn schema_types() -> &'static std::collections::BTreeSet<String> {
+    static TYPES: std::sync::LazyLock<std::collections::BTreeSet<String>> =
+        std::sync::LazyLock::new(command_types);
+    &TYPES
+}
+
+fn command_types() -> std::collections::BTreeSet<String> {
     let schema = serde_json::to_value(schemars::schema_for!(Command)).unwrap_or_default();
     schema["oneOf"]
         .as_array()
@@ -57,6 +63,19 @@ fn schema_types() -> std::collections::BTreeSet<String> {
         .flatten()
         .filter_map(|variant| variant["properties"]["type"]["const"].as_str().map(str::to_owned))
         .collect()
+}
+
+#[test]
+fn the_event_schema_describes_what_clients_get() {
+    let schema = serde_json::to_value(schemars::schema_for!(Event)).unwrap_or_default();
+    let types: Vec<&str> = schema["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|variant| variant["properties"]["type"]["const"].as_str())
+        .collect();
+    assert!(types.contains(&"chat_posted") && types.contains(&"room_created"), "{types:?}");
+    assert!(!types.contains(&"member_address_seen"), "a private event is never sent: {types:?}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::ROUTES;
+use super::{Auth, ROUTES};
 use crate::frames;
 
 /// A documented path served next to the gateway by the same process: path, summary, responses.
@@ -47,6 +47,27 @@ fn tag(path: &str) -> &'static str {
     }
 }
 
+/// The OpenAPI document as served (made once).
+pub fn openapi_text() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| openapi().to_string());
+    &TEXT
+}
+
+/// The AsyncAPI document as served (made once).
+pub fn asyncapi_text() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| asyncapi().to_string());
+    &TEXT
+}
+
+/// Drops `"default": null` (what the deserialize contract says of a defaulted `Option`): the
+/// field's description says what its absence means.
+fn no_null_defaults(schema: &mut schemars::Schema) {
+    if schema.get("default").is_some_and(Value::is_null) {
+        schema.remove("default");
+    }
+    schemars::transform::transform_subschemas(&mut no_null_defaults, schema);
+}
+
 /// The OpenAPI 3.1 document.
 pub fn openapi() -> Value {
     // Answers are described as they are written (the serialize contract) and share components.
@@ -59,6 +80,7 @@ pub fn openapi() -> Value {
     let mut requests = SchemaSettings::draft2020_12()
         .for_deserialize()
         .with(|s| s.inline_subschemas = true)
+        .with_transform(no_null_defaults)
         .into_generator();
     let error = json!({"application/json": {"schema": answers.subschema_for::<apierror::ErrorBody<'static>>()}});
     let mut paths = Map::new();
@@ -79,6 +101,9 @@ pub fn openapi() -> Value {
             .iter()
             .map(|(status, description)| {
                 let mut response = json!({"description": description});
+                if *status == 429 {
+                    response["headers"] = json!({"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}});
+                }
                 if *status >= 400 {
                     response["content"] = error.clone();
                 } else if let Some(schema) = reply.as_ref().filter(|_| *status / 100 == 2) {
@@ -94,6 +119,11 @@ pub fn openapi() -> Value {
             "parameters": parameters,
             "responses": responses,
         });
+        match route.auth {
+            Auth::None => {}
+            Auth::Required => operation["security"] = json!([{"bearer": []}]),
+            Auth::Optional => operation["security"] = json!([{}, {"bearer": []}]),
+        }
         if let Some(request) = route.request {
             let schema = request(&mut requests);
             operation["requestBody"] =
@@ -111,11 +141,19 @@ pub fn openapi() -> Value {
         "info": {
             "title": "Chanshare",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Watch parties from 4chan threads or media URLs. The room WebSocket is described by /asyncapi.json; both are read at /api/docs.",
+            "description": "Watch parties from 4chan threads or media URLs. The room and account WebSockets are described by /asyncapi.json.",
         },
         "tags": TAGS.iter().map(|(name, description)| json!({"name": name, "description": description})).collect::<Vec<_>>(),
         "paths": paths,
-        "components": {"schemas": answers.take_definitions(true)},
+        "components": {
+            "schemas": answers.take_definitions(true),
+            "securitySchemes": {"bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "an account's access token, from POST /api/sessions (15 minutes; renew with POST /api/sessions/refresh)",
+            }},
+        },
     })
 }
 
@@ -135,85 +173,135 @@ fn message<T: JsonSchema>(
 /// The AsyncAPI 3.0 document of the room socket.
 pub fn asyncapi() -> Value {
     // AsyncAPI's schema format is JSON Schema draft 7 (with its own additions).
-    let mut generator = SchemaSettings::draft07()
+    let mut writes = SchemaSettings::draft07()
         .for_serialize()
         .with(|s| s.definitions_path = "/components/schemas".into())
         .into_generator();
-    let server = [
-        message::<frames::Welcome<'static>>(
-            &mut generator,
-            "welcome",
-            "The first frame: who the socket is, and where the room is",
-        ),
-        message::<frames::SnapshotFrame<'static>>(
-            &mut generator,
-            "snapshot",
-            "The room's whole state, after a welcome that could not resume",
-        ),
-        message::<frames::CommitFrame<'static>>(
-            &mut generator,
-            "commit",
-            "A change to the room: every commit after the welcome's version, in order",
-        ),
-        message::<frames::Reply>(
-            &mut generator,
-            "reply",
-            "ack or reject of a command (by its id), pong of a ping",
-        ),
-    ];
-    // Frames from the client are read (the deserialize contract), inlined like request bodies.
+    // Frames from clients are read (the deserialize contract), inlined like request bodies.
     let mut reads = SchemaSettings::draft07()
         .for_deserialize()
         .with(|s| s.inline_subschemas = true)
+        .with_transform(no_null_defaults)
         .into_generator();
-    let client = [message::<frames::ClientFrame>(
-        &mut reads,
-        "request",
-        "A command for the room, or a clock probe",
-    )];
-    let socket = ROUTES.iter().find(|route| route.path.ends_with("/ws"));
-    let query: Map<String, Value> = socket
-        .map(|route| route.query)
-        .unwrap_or_default()
-        .iter()
-        .map(|(name, kind, description)| {
-            ((*name).to_owned(), json!({"type": kind, "description": description}))
-        })
-        .collect();
-    let channel_messages: Map<String, Value> = server
-        .iter()
-        .chain(&client)
-        .map(|(name, _)| (name.clone(), json!({"$ref": format!("#/components/messages/{name}")})))
-        .collect();
-    let operation = |action: &str, messages: &[(String, Value)]| {
-        json!({
-            "action": action,
-            "channel": {"$ref": "#/channels/room"},
-            "messages": messages.iter().map(|(name, _)| json!({"$ref": format!("#/channels/room/messages/{name}")})).collect::<Vec<_>>(),
-        })
+    let room = Channel {
+        name: "room",
+        path: "/api/rooms/{id}/ws",
+        title: "A room: one socket per member and room",
+        server: vec![
+            message::<frames::Welcome<'static>>(
+                &mut writes,
+                "welcome",
+                "The first frame: who the socket is, and where the room is",
+            ),
+            message::<frames::SnapshotFrame<'static>>(
+                &mut writes,
+                "snapshot",
+                "The room's whole state, after a welcome that could not resume",
+            ),
+            message::<frames::CommitFrame<'static>>(
+                &mut writes,
+                "commit",
+                "A change to the room: every commit after the welcome's version, in order",
+            ),
+            message::<frames::Reply>(
+                &mut writes,
+                "reply",
+                "ack or reject of a command (by its id), pong of a ping",
+            ),
+        ],
+        client: vec![message::<frames::ClientFrame>(
+            &mut reads,
+            "request",
+            "A command for the room, or a clock probe",
+        )],
     };
-    let messages: Map<String, Value> = server.iter().chain(&client).cloned().collect();
+    let account = Channel {
+        name: "account",
+        path: "/api/me/ws",
+        title: "A signed-in account's direct messages, on each of its devices",
+        server: vec![message::<frames::account::ServerFrame<'static>>(
+            &mut writes,
+            "account_event",
+            "dm (a message of one of the account's conversations, sent or received), dm_status (a message it sent moved on), ack or reject of a frame, pong",
+        )],
+        client: vec![message::<frames::account::ClientFrame>(
+            &mut reads,
+            "account_request",
+            "dm (send a message), dm_read (report messages shown), dm_sync (what the client has: every event after it follows), ping",
+        )],
+    };
+    let mut channels = Map::new();
+    let mut operations = Map::new();
+    let mut messages = Map::new();
+    for channel in [room, account] {
+        channels.insert(channel.name.into(), channel.describe());
+        let capital = channel.name[..1].to_uppercase() + &channel.name[1..];
+        operations.insert(format!("receiveFrom{capital}"), channel.operation("receive"));
+        operations.insert(format!("sendTo{capital}"), channel.operation("send"));
+        messages.extend(channel.server.into_iter().chain(channel.client));
+    }
     json!({
         "asyncapi": "3.0.0",
         "info": {
-            "title": "Chanshare room socket",
+            "title": "Chanshare sockets",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "One WebSocket per member and room: the server sends a welcome, then a snapshot or the commits the client missed, then every commit as it happens; the client sends commands and pings. Frames are JSON text. docs/protocol.md tells the rest: resuming, close codes, limits.",
+            "description": "Two WebSockets of JSON text frames. The room socket: the server sends a welcome, then a snapshot or the commits the client missed, then every commit as it happens; the client sends commands and pings. The account socket: a signed-in account's direct messages with sent, delivered and read receipts. Operations are described from the client's side: it receives the server's frames and sends its own. docs/protocol.md and docs/dms.md tell the rest: resuming, close codes, limits.",
         },
         "defaultContentType": "application/json",
-        "channels": {"room": {
-            "address": "/api/rooms/{id}/ws",
-            "title": "A room",
-            "parameters": {"id": {"description": "the room id"}},
-            "messages": channel_messages,
-            "bindings": {"ws": {"method": "GET", "query": {"type": "object", "properties": query}}},
-        }},
-        "operations": {
-            "receiveFromRoom": operation("receive", &server),
-            "sendToRoom": operation("send", &client),
-        },
-        "components": {"messages": messages, "schemas": generator.take_definitions(true)},
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": writes.take_definitions(true)},
     })
+}
+
+/// A socket of the AsyncAPI document.
+struct Channel {
+    name: &'static str,
+    path: &'static str,
+    title: &'static str,
+    server: Vec<(String, Value)>,
+    client: Vec<(String, Value)>,
+}
+
+impl Channel {
+    fn describe(&self) -> Value {
+        let route = ROUTES.iter().find(|route| route.path == self.path);
+        let query: Map<String, Value> = route
+            .map(|route| route.query)
+            .unwrap_or_default()
+            .iter()
+            .map(|(name, kind, description)| {
+                ((*name).to_owned(), json!({"type": kind, "description": description}))
+            })
+            .collect();
+        let messages: Map<String, Value> = self
+            .server
+            .iter()
+            .chain(&self.client)
+            .map(|(name, _)| {
+                (name.clone(), json!({"$ref": format!("#/components/messages/{name}")}))
+            })
+            .collect();
+        let mut channel = json!({
+            "address": self.path,
+            "title": self.title,
+            "messages": messages,
+            "bindings": {"ws": {"method": "GET", "query": {"type": "object", "properties": query}}},
+        });
+        if self.path.contains("{id}") {
+            channel["parameters"] = json!({"id": {"description": "the room id"}});
+        }
+        channel
+    }
+
+    fn operation(&self, action: &str) -> Value {
+        let messages = if action == "send" { &self.client } else { &self.server };
+        json!({
+            "action": action,
+            "channel": {"$ref": format!("#/channels/{}", self.name)},
+            "messages": messages.iter().map(|(name, _)| json!({"$ref": format!("#/channels/{}/messages/{name}", self.name)})).collect::<Vec<_>>(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -278,7 +366,7 @@ mod tests {
         let document = asyncapi();
         refs_resolve(&document, &document);
         let messages = document["components"]["messages"].as_object().map(|m| m.len());
-        assert_eq!(messages, Some(5));
+        assert_eq!(messages, Some(7));
         let text = document.to_string();
         for tag in [
             "\"welcome\"",
@@ -289,6 +377,9 @@ mod tests {
             "\"pong\"",
             "\"ping\"",
             "\"seek\"",
+            "\"dm_status\"",
+            "\"dm_sync\"",
+            "\"unknown_user\"",
         ] {
             assert!(text.contains(tag), "{tag}");
         }
