@@ -257,6 +257,19 @@ mod tests {
         out
     }
 
+    /// A card stored before a field was added still reads as the room it is (it read as a
+    /// closed room when `version` came: "your rooms" showed open rooms as closed).
+    #[test]
+    fn a_card_from_before_a_field_reads_as_the_room() {
+        let stored = r#"{"room_id":"old-room","title":"from before","members":2,"online":1,
+            "now_playing":null,"thumb_url":null,"updated_ms":5,"closed":false,"listed":true}"#;
+        let card: Card = serde_json::from_str(stored).unwrap();
+        assert_eq!(
+            (card.entry.room_id.as_str(), card.entry.version, card.closed),
+            ("old-room", 0, false)
+        );
+    }
+
     /// A rebuild folds a room's whole log into one projection and writes it once: each account's
     /// visit keeps the time of its own latest join or return, as the commit-by-commit projection
     /// wrote it, not the time of the room's last commit.
