@@ -334,6 +334,10 @@ impl Messages {
             let consumer = self
                 .stream
                 .create_consumer(push::OrderedConfig {
+                    // Named, so it is made on `CONSUMER.CREATE.<stream>.<name>.<filter>`: the
+                    // unnamed create subject (whose body could name and replace the projectors'
+                    // durable consumer) is the projectors' alone.
+                    name: Some(format!("chanshare-dmfeed-{}", uuid::Uuid::new_v4().simple())),
                     deliver_subject: self.client.new_inbox(),
                     filter_subject: filter,
                     deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
@@ -363,6 +367,105 @@ impl Messages {
         let mut stream = self.stream.clone();
         Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
     }
+}
+
+/// The projectors' durable consumer of the DM stream.
+pub const PROJECTOR: &str = "chanshare-dm-projector";
+
+/// The DM stream as the projectors read it: their durable consumer, and the whole stream for a
+/// rebuild.
+#[derive(Debug, Clone)]
+pub struct DmLog {
+    stream: stream::Stream,
+}
+
+/// One event of the stream, with what acknowledges it (for the durable consumer).
+#[derive(Debug)]
+pub struct Delivery {
+    /// The event, or why it cannot be read (acknowledge it anyway: it will not get better).
+    pub item: Result<FeedItem, DmError>,
+    message: jetstream::Message,
+}
+
+impl Delivery {
+    /// Acknowledges it: the projector has applied it.
+    pub async fn ack(self) -> Result<(), DmError> {
+        self.message.ack().await.map_err(unavailable)
+    }
+}
+
+impl DmLog {
+    /// Opens the DM stream (made by the commands role).
+    pub async fn open(js: jetstream::Context) -> Result<Self, DmError> {
+        Ok(Self { stream: js.get_stream(DM_STREAM).await.map_err(unavailable)? })
+    }
+
+    /// The projectors' deliveries: every event, at least once, from where they left off.
+    pub async fn deliveries(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Delivery, DmError>> + Send + use<>, DmError> {
+        let consumer = self
+            .stream
+            .get_or_create_consumer(
+                PROJECTOR,
+                jetstream::consumer::pull::Config {
+                    durable_name: Some(PROJECTOR.into()),
+                    description: Some(
+                        "Chanshare DM projectors: the inbox and history views".into(),
+                    ),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        Ok(messages.map(|message| {
+            let message = message.map_err(unavailable)?;
+            let item = item(&message);
+            Ok(Delivery { item, message })
+        }))
+    }
+
+    /// Every event from stream sequence `start` to the stream's end as it was when asked.
+    pub async fn read_all(&self, start: u64) -> Result<Vec<FeedItem>, DmError> {
+        let mut stream = self.stream.clone();
+        let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
+        let mut items = Vec::new();
+        let mut seq = start.max(1);
+        while seq <= last {
+            let message =
+                match self.stream.get_first_raw_message_by_subject("chanshare.dm.*.*.*", seq).await
+                {
+                    Ok(message) => message,
+                    Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+                    Err(e) => return Err(unavailable(e)),
+                };
+            seq = message.sequence + 1;
+            let mut tokens = message.subject.split('.').skip(2);
+            let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next())
+            else {
+                continue;
+            };
+            let Some((conversation, _)) = Conversation::parse(a, b, kind) else { continue };
+            if let Ok(event) = decode(&message.payload) {
+                items.push(FeedItem { seq: message.sequence, conversation, event });
+            }
+        }
+        Ok(items)
+    }
+}
+
+fn item(message: &jetstream::Message) -> Result<FeedItem, DmError> {
+    let seq = message.info().map_err(unavailable)?.stream_sequence;
+    let mut tokens = message.subject.split('.').skip(2);
+    let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next()) else {
+        return Err(DmError::Unavailable(format!("a dm on {}", message.subject)));
+    };
+    let (conversation, _) = Conversation::parse(a, b, kind)
+        .ok_or_else(|| DmError::Unavailable(format!("a dm on {}", message.subject)))?;
+    Ok(FeedItem { seq, conversation, event: decode(&message.payload)? })
 }
 
 fn block_key(by: &Username, whom: &Username) -> String {

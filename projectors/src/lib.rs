@@ -16,6 +16,7 @@
 //! - `run`: the consumer loop, the workers and the watchdog.
 
 pub mod apply;
+pub mod dm;
 pub mod rebuild;
 
 use std::future::Future;

@@ -290,6 +290,27 @@ pub async fn projector(
         .context("failed to open the projector consumer")
 }
 
+/// The DM projector's stream and views (the stream is made by the commands role; waited for).
+pub async fn dm_projector(
+    config: &Config,
+    client: async_nats::Client,
+) -> anyhow::Result<(dm::DmLog, views::Views)> {
+    let js = async_nats::jetstream::new(client);
+    let mut waited = false;
+    let log = loop {
+        match dm::DmLog::open(js.clone()).await {
+            Ok(log) => break log,
+            Err(error) if !waited => {
+                warn!(%error, "waiting for the direct-message stream");
+                waited = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    Ok((log, views::Views::new(redis(config).await?)))
+}
+
 /// The content role: resolver, watcher and media cache, ready to run.
 pub async fn content(
     config: &Config,

@@ -87,6 +87,12 @@ async fn run_with(
         projector = Some(p.clone());
         let run = p.run(on_stop(stopped.clone()));
         tasks.push(("projectors", Box::pin(async move { run.await.context("projector failed") })));
+        let (dm_log, dm_views) = roles::dm_projector(&config, client.clone()).await?;
+        let run = projectors::dm::run(dm_log, dm_views, on_stop(stopped.clone()));
+        tasks.push((
+            "dm projector",
+            Box::pin(async move { run.await.context("dm projector failed") }),
+        ));
     }
 
     let mut media = None;

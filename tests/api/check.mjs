@@ -73,7 +73,7 @@ function validate(ajv, ref, value, what) {
 
 const met = new Set();
 async function call(method, template, { id, query, body, token, contentType } = {}) {
-  const url = new URL(BASE + template.replace("{id}", id ?? ""));
+  const url = new URL(BASE + template.replace("{id}", id ?? "").replace("{username}", id ?? ""));
   for (const [key, value] of Object.entries(query ?? {})) url.searchParams.set(key, value);
   const headers = {};
   if (body !== undefined) headers["content-type"] = contentType ?? "application/json";
@@ -129,6 +129,19 @@ for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 200));
 }
 assert.equal((await call("get", "/api/rooms", { query: { cursor: "not a cursor" } })).status, 400);
+// Direct messages: docs_ann (DM_TOKEN) wrote to docs_ben, who read it.
+const dm = process.env.DM_TOKEN;
+for (;;) {
+  const inbox = await call("get", "/api/me/conversations", { token: dm });
+  if (inbox.body.length > 0 && inbox.body[0].last.status === "read") break;
+  assert.ok(Date.now() < deadline, "the conversation reached the inbox");
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+assert.equal((await call("get", "/api/me/conversations/{username}", { id: "docs_ben", token: dm, query: { limit: "10" } })).body.length, 1);
+assert.equal((await call("get", "/api/me/conversations/{username}", { id: "docs_ben", token: dm, query: { limit: "0" } })).status, 400);
+assert.equal((await call("post", "/api/me/blocks/{username}", { id: "docs_ben", token: dm })).status, 204);
+assert.equal((await call("delete", "/api/me/blocks/{username}", { id: "docs_ben", token: dm })).status, 204);
+assert.equal((await call("post", "/api/me/blocks/{username}", { id: "nobody_here", token: dm })).status, 404);
 const renewed = await call("post", "/api/sessions/refresh", { body: { refresh_token: refresh } });
 assert.equal(renewed.status, 200);
 assert.equal((await call("post", "/api/sessions/refresh", { body: { refresh_token: refresh } })).status, 401);

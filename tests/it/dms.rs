@@ -277,3 +277,101 @@ async fn a_receiver_whose_gateway_dies_resumes_elsewhere_losing_and_repeating_no
         of_type(&rest, "dm").iter().map(|f| (f["seq"].as_u64().unwrap(), 1)).collect();
     assert_eq!(seqs.len(), of_type(&rest, "dm").len());
 }
+
+async fn get(api: &Api, path: &str, access: &str) -> Value {
+    let answer = api.call(reqwest::Method::GET, path, Some(access), None).await;
+    assert_eq!(answer.status, 200, "{path}: {}", answer.raw);
+    answer.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_and_histories_are_views_rebuilt_identically_from_the_log() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = Chanshare::serve(&nats, &redis, &settings(&[]));
+    let api = Api::new(&gateway);
+    for name in ["gail", "hank", "ivy"] {
+        api.account(name).await;
+    }
+    let (gail, hank, ivy) =
+        (api.session("gail").await, api.session("hank").await, api.session("ivy").await);
+    let mut gail_ws = inbox(&gateway, &gail.access, json!({})).await;
+    let mut seqs = Vec::new();
+    for n in 1..=3 {
+        seqs.push(dm(&mut gail_ws, &id(n), "hank", &format!("{n}")).await["seq"].as_u64().unwrap());
+    }
+    // Hank connects (all three delivered) and reads up to the second.
+    let mut hank_ws = inbox(&gateway, &hank.access, json!({})).await;
+    until(&mut hank_ws, Duration::from_millis(100), |f| of_type(f, "dm").len() >= 3).await;
+    send(&mut hank_ws, json!({"type": "dm_read", "id": "r", "with": "gail", "up_to": seqs[1]}))
+        .await;
+    until(&mut gail_ws, Duration::from_millis(100), |f| {
+        statuses(f, &id(2)).contains(&"read".to_owned())
+    })
+    .await;
+    // Then Ivy writes to Gail, who has gone offline: Gail's newest conversation, not delivered.
+    drop(gail_ws);
+    let mut ivy_ws = inbox(&gateway, &ivy.access, json!({})).await;
+    assert_eq!(dm(&mut ivy_ws, &id(9), "gail", "hi gail").await["type"], "ack");
+
+    let expected = json!([
+        {"with": "ivy", "unread": 1, "last": {"text": "hi gail", "from": "ivy", "status": "sent"}},
+        {"with": "hank", "unread": 0, "last": {"text": "3", "from": "gail", "status": "delivered"}},
+    ]);
+    let summary = |inbox: &Value| -> Value {
+        inbox.as_array().unwrap().iter().map(|c| json!({
+            "with": c["with"], "unread": c["unread"],
+            "last": {"text": c["last"]["text"], "from": c["last"]["from"], "status": c["last"]["status"]},
+        })).collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = summary(&get(&api, "/api/me/conversations", &gail.access).await);
+        if got == expected {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the inbox never showed {expected}: {got}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hank_inbox = get(&api, "/api/me/conversations", &hank.access).await;
+    assert_eq!(
+        (hank_inbox[0]["with"].as_str(), hank_inbox[0]["unread"].as_u64()),
+        (Some("gail"), Some(1))
+    );
+
+    // History: newest first, paged by seq, each with its status.
+    let page = get(&api, "/api/me/conversations/hank?limit=2", &gail.access).await;
+    let shown = |page: &Value| -> Vec<(String, String)> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["text"].as_str().unwrap().into(), m["status"].as_str().unwrap().into()))
+            .collect()
+    };
+    assert_eq!(shown(&page), [("3".into(), "delivered".into()), ("2".into(), "read".into())]);
+    let before = page[1]["seq"].as_u64().unwrap();
+    let older =
+        get(&api, &format!("/api/me/conversations/Hank?before={before}"), &gail.access).await;
+    assert_eq!(shown(&older), [("1".to_owned(), "read".to_owned())]);
+    let strangers = get(&api, "/api/me/conversations/ivy", &hank.access).await;
+    assert_eq!(strangers, json!([]));
+    let bad = api
+        .call(reqwest::Method::GET, "/api/me/conversations/hank?limit=0", Some(&gail.access), None)
+        .await;
+    assert_eq!(bad.status, 400);
+
+    // The views are the log's: rebuilt from it, they are the same; lost, they come back.
+    let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
+    let views = views::Views::new(conn.clone());
+    let projected = views.dump_dm().await.unwrap();
+    assert!(projected.len() > 5, "{projected:?}");
+    let log = dm::DmLog::open(async_nats::jetstream::new(nats.client().await)).await.unwrap();
+    let events = projectors::dm::rebuild(&log, &views).await.unwrap();
+    assert!(events >= 6, "{events}");
+    assert_eq!(views.dump_dm().await.unwrap(), projected);
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn.clone()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while views.dump_dm().await.unwrap() != projected {
+        assert!(std::time::Instant::now() < deadline, "the lost views were never rebuilt");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

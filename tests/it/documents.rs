@@ -15,13 +15,17 @@ use tests::{Chanshare, NatsServer, RedisServer};
 
 /// A conversation on the account socket: the frames two accounts sent, and those they received
 /// (a dm, its statuses, acks, a reject, a pong).
-async fn account_frames(gateway: &Chanshare) -> (Vec<Value>, Vec<Value>) {
+async fn account_frames(gateway: &Chanshare) -> (Vec<Value>, Vec<Value>, String) {
     let api = Api::new(gateway);
     let (mut sent, mut received) = (Vec::new(), Vec::new());
     let mut sockets = Vec::new();
+    let mut access = String::new();
     for name in ["docs_ann", "docs_ben"] {
         api.account(name).await;
         let session = api.session(name).await;
+        if access.is_empty() {
+            access = session.access.clone();
+        }
         let url = format!("ws://{}/api/me/ws?access_token={}", gateway.addr(), session.access);
         sockets.push(tokio_tungstenite::connect_async(url).await.unwrap().0);
     }
@@ -58,7 +62,7 @@ async fn account_frames(gateway: &Chanshare) -> (Vec<Value>, Vec<Value>) {
         statuses += usize::from(frame["type"] == "dm_status");
         received.push(frame);
     }
-    (sent, received)
+    (sent, received, access)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +124,7 @@ async fn the_documents_describe_what_the_server_says() {
         ["ack", "commit", "pong", "reject", "snapshot", "welcome"]
     );
     let file = tempfile::NamedTempFile::new().unwrap();
-    let (account_sent, account_received) = account_frames(&gateway).await;
+    let (account_sent, account_received, access) = account_frames(&gateway).await;
     let checked = json!({
         "received": frames, "sent": sent, "refused": refused,
         "account_sent": account_sent, "account_received": account_received,
@@ -137,6 +141,7 @@ async fn the_documents_describe_what_the_server_says() {
             .env("BASE_URL", base)
             .env("ROOM", room)
             .env("FRAMES", frames_path)
+            .env("DM_TOKEN", access)
             .output()
             .expect("run node (./dev/test installs the API check tools)")
     })

@@ -16,6 +16,7 @@
 //! only over N−1 (or, for rebuilds, only over an older version), so a commit is never applied
 //! twice, whatever the delivery order across replicas.
 
+pub mod dm;
 mod projection;
 
 use events::RoomId;

@@ -1,8 +1,9 @@
-//! The direct-message routes (DESIGN §4b): blocks. (The messages travel on the account socket,
+//! The direct-message routes (DESIGN §4b): the inbox, a conversation's history (both from the
+//! Redis views the DM projector keeps), and blocks. (The messages travel on the account socket,
 //! `crate::account_socket`.)
 
 use apierror::{ApiError, ErrorKind};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dm::DmError;
@@ -31,6 +32,46 @@ fn api_error(error: DmError) -> ApiError {
 
 fn username(raw: &str) -> Result<Username, ApiError> {
     Username::parse(raw).map_err(|e| ApiError::invalid(format!("bad username: {e}")))
+}
+
+/// `GET /api/me/conversations`: the account's conversations, newest first.
+pub(super) async fn conversations(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let me = signed_in(&app, &headers).await?.name;
+    let entries = app.inner.views.conversations(&me, 100).await.map_err(ApiError::unavailable)?;
+    Ok(axum::Json(entries).into_response())
+}
+
+/// `GET /api/me/conversations/{username}` query parameters.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct Page {
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/me/conversations/{username}?before=SEQ&limit=N`: messages, newest first.
+pub(super) async fn history(
+    State(app): State<App>,
+    Path(partner): Path<String>,
+    headers: HeaderMap,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(page) = page.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let me = signed_in(&app, &headers).await?.name;
+    let partner = username(&partner)?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit must be 1 to 200"));
+    }
+    let messages = app
+        .inner
+        .views
+        .history(&me, &partner, page.before, limit)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(axum::Json(messages).into_response())
 }
 
 /// `POST /api/me/blocks/{username}`: their messages are refused with `blocked` from now on.
