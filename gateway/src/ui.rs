@@ -12,6 +12,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", "text/css; charset=utf-8", include_str!("../ui/app.css")),
     ("lobby.js", "text/javascript; charset=utf-8", include_str!("../ui/lobby.js")),
     ("account.js", "text/javascript; charset=utf-8", include_str!("../ui/account.js")),
+    ("messages.js", "text/javascript; charset=utf-8", include_str!("../ui/messages.js")),
     ("room.js", "text/javascript; charset=utf-8", include_str!("../ui/room.js")),
     ("icon.svg", "image/svg+xml", include_str!("../ui/icon.svg")),
     ("docs.js", "text/javascript; charset=utf-8", include_str!("../ui/docs.js")),

@@ -519,7 +519,9 @@ const render = {
         break;
       }
       case "member_went_offline":
-      case "member_renamed": {
+      case "member_renamed":
+      // A member who joined signed in: the mark (and "Message") come with this event, after the join.
+      case "account_bound": {
         const row = rows.members.get(event.member_id);
         if (row) updateMemberRow(row, memberById(event.member_id));
         render.counts();
@@ -710,6 +712,10 @@ function updateMemberRow(row, m) {
       m.name === m.account ? "✓" : `✓ @${m.account}`, el("span", { class: "sr-only", textContent: ` (signed in as @${m.account})` })) : null,
     m.owner ? el("span", { class: "badge owner", textContent: "creator", title: "This account created the room" }) : null,
     m.role === "host" ? el("span", { class: "badge", textContent: "host" }) : null,
+    // Another signed-in member, and this page is signed in: a direct message.
+    m.account && Account.current() && m.account !== Account.current().username
+      ? el("button", { type: "button", class: "message", textContent: "✉", title: `Message @${m.account}`, ariaLabel: `Message @${m.account}`, onclick: () => window.chanshareMessages.open(m.account) })
+      : null,
     actions ? el("span", { class: "acts" },
       m.online ? el("button", { type: "button", textContent: "Make host", ariaLabel: `Make host: ${m.name}`, onclick: () => command({ type: "transfer_host", member_id: m.member_id }) }) : null,
       el("button", { type: "button", textContent: "Kick", ariaLabel: `Kick ${m.name}`, onclick: () => confirm(`Kick ${m.name}?`) && command({ type: "kick", member_id: m.member_id }) }),
