@@ -106,6 +106,7 @@ pub(crate) enum Scenario {
     Content,
     Abuse,
     Accounts,
+    Dms,
 }
 
 /// Sizes are either the defaults or tiny (`--quick`).

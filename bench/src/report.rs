@@ -182,7 +182,7 @@ fn machine() -> Value {
 }
 
 /// Latencies of one run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Latencies(Vec<Duration>);
 
 impl Latencies {

@@ -139,12 +139,13 @@ impl Stack {
     }
 }
 
-fn env(nats: &NatsServer, redis: &RedisServer) -> Vec<(&'static str, String)> {
+pub(crate) fn env(nats: &NatsServer, redis: &RedisServer) -> Vec<(&'static str, String)> {
     let mut env = tests::chanshare::env(nats, redis, tests::chanshare::SECRET);
     env.extend([
         ("CHANSHARE_CONNECTIONS_PER_IP", "1000000".to_owned()),
         ("CHANSHARE_CREATIONS_PER_MINUTE", "1000000".to_owned()),
         ("CHANSHARE_COMMANDS_PER_SECOND", "1000000".to_owned()),
+        ("CHANSHARE_DM_SENDS_PER_MINUTE", "1000000".to_owned()),
         ("CHANSHARE_IDLE_SECS", "3600".to_owned()),
         ("RUST_LOG", "warn,stack::serve=info".to_owned()),
     ]);

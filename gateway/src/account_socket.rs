@@ -36,8 +36,6 @@ pub struct Params {
     pub access_token: Option<String>,
 }
 
-/// Messages one account may send a minute through one gateway.
-const SENDS_PER_MINUTE: usize = 60;
 /// How long a socket may take to accept a frame before it is closed as a slow consumer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -242,7 +240,7 @@ impl Session {
         };
         let key = self.me.to_string();
         if !self.bucket.take(&self.limits, Instant::now())
-            || !self.app.inner.dm_sends.take(&key, SENDS_PER_MINUTE, Instant::now())
+            || !self.app.inner.dm_sends.take(&key, self.limits.dm_sends_per_minute, Instant::now())
         {
             return reject(id, RejectCode::RateLimited, "too many messages; wait a moment".into());
         }

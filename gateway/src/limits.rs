@@ -39,6 +39,8 @@ pub struct GatewayLimits {
     /// How long a member whose last socket closed cleanly may take to come back before they
     /// are shown offline.
     pub leave_grace: Duration,
+    /// Direct messages one account may send a minute through one gateway.
+    pub dm_sends_per_minute: usize,
 }
 
 impl Default for GatewayLimits {
@@ -58,6 +60,7 @@ impl Default for GatewayLimits {
             idle: Duration::from_secs(60),
             resume_cap: 1000,
             leave_grace: Duration::from_secs(2),
+            dm_sends_per_minute: 60,
         }
     }
 }

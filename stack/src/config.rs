@@ -172,6 +172,10 @@ pub struct GatewayConfig {
     #[arg(long, env = "CHANSHARE_COMMANDS_PER_SECOND", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub commands_per_second: u32,
 
+    /// Direct messages one account may send a minute through one gateway.
+    #[arg(long, env = "CHANSHARE_DM_SENDS_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dm_sends_per_minute: u32,
+
     /// Reverse proxies (comma-separated addresses or CIDRs) whose `X-Forwarded-For` is believed:
     /// the client is the right-most forwarded address that is not one of them. Empty: the TCP
     /// peer is the client.

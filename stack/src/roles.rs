@@ -369,6 +369,7 @@ pub async fn gateway(
             commands_per_second: f64::from(settings.commands_per_second),
             command_burst: 2.0 * f64::from(settings.commands_per_second),
             leave_grace: Duration::from_millis(settings.leave_grace_ms),
+            dm_sends_per_minute: settings.dm_sends_per_minute as usize,
             ..gateway::limits::GatewayLimits::default()
         },
         trusted_proxies: settings.trusted_proxies.parse().context("CHANSHARE_TRUSTED_PROXIES")?,

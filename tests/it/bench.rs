@@ -32,8 +32,17 @@ fn every_scenario_runs_and_reports() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{scenario}: {e}"));
         serde_json::from_str(&text).unwrap()
     };
-    let scenarios =
-        ["connections", "fanout", "commands", "join", "replay", "content", "abuse", "accounts"];
+    let scenarios = [
+        "connections",
+        "fanout",
+        "commands",
+        "join",
+        "replay",
+        "content",
+        "abuse",
+        "accounts",
+        "dms",
+    ];
     for scenario in scenarios {
         let report = report(scenario);
         assert_eq!(report["scenario"], scenario);

@@ -5,6 +5,7 @@ mod accounts;
 mod commands;
 mod connections;
 mod content;
+mod dms;
 mod fanout;
 mod join;
 mod replay;
@@ -23,5 +24,6 @@ pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report
         Scenario::Content => content::run(size).await,
         Scenario::Abuse => abuse::run(size).await,
         Scenario::Accounts => accounts::run(size).await,
+        Scenario::Dms => dms::run(size).await,
     }
 }
