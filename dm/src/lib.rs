@@ -8,21 +8,23 @@
 //!   devices or gateways reporting at once store one transition; the loser reads the winner's
 //!   and finds nothing left to report.
 //! - Bucket `CHANSHARE_DM_BLOCKS`: key `<blocker>.<blocked>` while blocked.
-//! - An account's feed ([`Messages::feed`]): its conversations' events from a sequence on, then
-//!   live, in order, each once, through two ordered consumers (one per side the account can be
-//!   on: JetStream refuses overlapping filters in one consumer). The consumers' deliveries go to
-//!   the gateway holding the account's socket: NATS interest is the routing, no map of who is
-//!   where.
+//! - An account's feed ([`Messages::feed`], [`Feed`]): its conversations' events from a sequence
+//!   on, then live, in order, each once: read from the stream, woken by the stream's republished
+//!   notifications on the account's subjects, which only the gateway holding the account's socket
+//!   subscribes to. NATS interest is the routing; no map of who is where.
+
+mod feed;
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use async_nats::jetstream::context::{GetStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
 use async_nats::jetstream::{self, ErrorCode, kv};
 use events::Username;
 use events::dm::{Conversation, DmEvent, DmRejection, Kind, Receipts, Status};
 use futures::{Stream, StreamExt};
+
+pub use feed::{Feed, RESYNC};
 
 /// The DM stream.
 pub const DM_STREAM: &str = "CHANSHARE_DMS";
@@ -70,12 +72,25 @@ pub async fn setup(js: &jetstream::Context, replicas: usize) -> Result<(), DmErr
         num_replicas: replicas,
         max_message_size: 16 << 10,
         duplicate_window: DEDUPE_WINDOW,
+        // Each stored event's headers (its sequence) notify the feeds of its two accounts.
+        republish: Some(stream::Republish {
+            source: "chanshare.dm.*.*.*".into(),
+            destination: format!(
+                "{}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}",
+                feed::LIVE_PREFIX
+            ),
+            headers_only: true,
+        }),
         allow_direct: true,
         deny_delete: true,
         deny_purge: true,
         ..Default::default()
     };
     match js.get_stream(DM_STREAM).await {
+        // A stream made before the live notifications: given them.
+        Ok(existing) if existing.cached_info().config.republish.is_none() => {
+            js.update_stream(config).await.map_err(unavailable)?;
+        }
         Ok(_) => {}
         Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
         {
@@ -322,44 +337,9 @@ impl Messages {
     }
 
     /// `me`'s conversations' events from stream sequence `start` (1: all of them) on, then live
-    /// as they are stored: in order within each conversation, each once. Ends with an error
-    /// when JetStream is lost for good; dropping it deletes its consumers.
-    pub async fn feed(
-        &self,
-        me: &Username,
-        start: u64,
-    ) -> Result<impl Stream<Item = Result<FeedItem, DmError>> + Send + use<>, DmError> {
-        let mut halves = Vec::with_capacity(2);
-        for filter in [format!("chanshare.dm.{me}.*.*"), format!("chanshare.dm.*.{me}.*")] {
-            let consumer = self
-                .stream
-                .create_consumer(push::OrderedConfig {
-                    // Named, so it is made on `CONSUMER.CREATE.<stream>.<name>.<filter>`: the
-                    // unnamed create subject (whose body could name and replace the projectors'
-                    // durable consumer) is the projectors' alone.
-                    name: Some(format!("chanshare-dmfeed-{}", uuid::Uuid::new_v4().simple())),
-                    deliver_subject: self.client.new_inbox(),
-                    filter_subject: filter,
-                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
-                    ..Default::default()
-                })
-                .await
-                .map_err(unavailable)?;
-            halves.push(consumer.messages().await.map_err(unavailable)?);
-        }
-        let items = futures::stream::select_all(halves).map(|message| {
-            let message = message.map_err(unavailable)?;
-            let seq = message.info().map_err(unavailable)?.stream_sequence;
-            let mut tokens = message.subject.split('.').skip(2);
-            let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next())
-            else {
-                return Err(DmError::Unavailable(format!("a dm on {}", message.subject)));
-            };
-            let (conversation, _) = Conversation::parse(a, b, kind)
-                .ok_or_else(|| DmError::Unavailable(format!("a dm on {}", message.subject)))?;
-            Ok(FeedItem { seq, conversation, event: decode(&message.payload)? })
-        });
-        Ok(items)
+    /// as they are stored: in order, each once ([`Feed`]).
+    pub async fn feed(&self, me: &Username, start: u64) -> Result<Feed, DmError> {
+        Feed::open(&self.client, self.stream.clone(), me, start).await
     }
 
     /// The stream's last sequence (0 when empty).

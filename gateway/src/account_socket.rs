@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apierror::{ApiError, ErrorKind};
@@ -17,10 +18,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use dm::{DmError, FeedItem, Messages};
+use dm::{DmError, Feed, FeedItem, Messages};
 use events::Username;
 use events::dm::{DmEvent, DmRejection, Status};
-use futures::{Stream, StreamExt};
+
 use serde::Deserialize;
 use tracing::{debug, warn};
 
@@ -90,6 +91,7 @@ pub(crate) async fn upgrade(
             delivered: HashMap::new(),
             bucket: Bucket::full(&limits),
             limits,
+            owed: Owed::default(),
         };
         session.run(socket).await;
         app.inner.metrics.sockets.dec();
@@ -114,9 +116,65 @@ struct Session {
     delivered: HashMap<Username, u64>,
     bucket: Bucket,
     limits: GatewayLimits,
+    owed: Owed,
 }
 
-type Feed = std::pin::Pin<Box<dyn Stream<Item = Result<FeedItem, DmError>> + Send>>;
+/// The delivered receipts a socket owes, one report in flight per conversation: a burst of
+/// messages is reported in a few receipts, not one each (which would race one another for the
+/// same receipts subject).
+#[derive(Debug, Clone, Default)]
+struct Owed(Arc<Mutex<HashMap<Username, u64>>>);
+
+impl Owed {
+    /// Owes delivered up to `seq` to `partner`'s messages; reports it (and whatever else comes
+    /// meanwhile) unless a report for that conversation is running, which will.
+    fn owe(&self, messages: &Messages, me: &Username, partner: Username, seq: u64) {
+        {
+            let mut owed = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(wanted) = owed.get_mut(&partner) {
+                *wanted = (*wanted).max(seq);
+                return;
+            }
+            owed.insert(partner.clone(), seq);
+        }
+        let (owed, messages, me) = (self.clone(), messages.clone(), me.clone());
+        tokio::spawn(async move {
+            let (mut reported, mut failures) = (0, 0);
+            loop {
+                let wanted = {
+                    let mut all = owed.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match all.get(&partner) {
+                        Some(wanted) if *wanted > reported => *wanted,
+                        _ => {
+                            all.remove(&partner);
+                            return;
+                        }
+                    }
+                };
+                match messages
+                    .report(&me, &partner, Status::Delivered, wanted, crate::now_ms())
+                    .await
+                {
+                    Ok(_) => reported = wanted,
+                    // The next delivery to this account reports these too.
+                    Err(error) if failures >= 20 => {
+                        warn!(account = %me, %error, "account socket: delivered receipt failed; giving up");
+                        owed.0
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(&partner);
+                        return;
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        warn!(account = %me, %error, "account socket: delivered receipt failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+    }
+}
 
 /// Why a session ends: the close frame it sends.
 struct Closing(u16, &'static str);
@@ -144,10 +202,10 @@ impl Session {
                     let (reply, sync) = self.on_frame(frame.as_str()).await;
                     if let Some(since) = sync {
                         feed = match self.messages.feed(&self.me, 1).await {
-                            Ok(stream) => Some(Box::pin(stream)),
+                            Ok(feed) => Some(feed),
                             Err(error) => {
                                 warn!(account = %self.me, %error, "account socket: cannot follow the feed");
-                                break Some(Closing(close::UNAVAILABLE, "direct messages are unavailable; reconnect"));
+                                break Some(Closing(close::UNAVAILABLE, "cannot follow your messages now; reconnect"));
                             }
                         };
                         self.since = since;
@@ -162,9 +220,10 @@ impl Session {
                             break Some(closing);
                         }
                     }
-                    other => {
-                        let error = match other { Some(Err(error)) => error.to_string(), _ => "the feed ended".into() };
-                        warn!(account = %self.me, %error, "account socket: the feed failed");
+                    // A missed heartbeat: the ordered consumer makes itself again, from where it was.
+                    Some(Err(error)) => debug!(account = %self.me, %error, "account socket: the feed recovers"),
+                    None => {
+                        warn!(account = %self.me, "account socket: the feed ended");
                         break Some(Closing(close::UNAVAILABLE, "direct messages are unavailable; reconnect"));
                     }
                 },
@@ -291,15 +350,7 @@ impl Session {
             let known = self.delivered.entry(partner.clone()).or_default();
             if seq > *known {
                 *known = seq;
-                let (messages, me) = (self.messages.clone(), self.me.clone());
-                tokio::spawn(async move {
-                    if let Err(error) = messages
-                        .report(&me, &partner, Status::Delivered, seq, crate::now_ms())
-                        .await
-                    {
-                        warn!(account = %me, %error, "account socket: delivered receipt failed");
-                    }
-                });
+                self.owed.owe(&self.messages, &self.me, partner, seq);
             }
         }
         Ok(())

@@ -47,7 +47,8 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
             json!({"type": "dm_sync", "id": "s", "since": {}}).to_string().into(),
         ))
         .await?;
-        let ack = next_text(&mut ws).await?;
+        let ack =
+            next_text(&mut ws).await.with_context(|| format!("account socket {n} on {server}"))?;
         if !ack.contains("\"ack\"") {
             bail!("dm_sync answered {ack}");
         }
@@ -83,7 +84,15 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
     let before = rss(idling.pid())?;
     let mut sockets = Vec::with_capacity(idle);
     for n in 0..idle {
-        sockets.push(open(idling.addr().parse()?, n, tokens[pairs * 2].clone()).await?);
+        let socket = open(idling.addr().parse()?, n, tokens[pairs * 2].clone()).await;
+        let log = || {
+            let log = idling.log();
+            let lines: Vec<&str> =
+                log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+            lines[lines.len().saturating_sub(5)..].join("\n")
+        };
+        sockets
+            .push(socket.with_context(|| format!("the idle sockets' gateway said:\n{}", log()))?);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss(idling.pid())?;

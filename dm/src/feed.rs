@@ -1,0 +1,141 @@
+//! An account's feed: its conversations' events, in order, each once, wherever its socket is.
+//!
+//! The data is always read from the stream, in sequence order (leader reads of "the next message
+//! on the account's subjects after this sequence"); NATS interest only says *when*: the stream
+//! republishes every stored event's headers to `chanshare.dmlive.<a>.<b>.<kind>`, and the
+//! gateway holding a socket subscribes to its account's two patterns there. A notification
+//! wakes a read from where the feed is. No consumer per socket (JetStream caps them per stream),
+//! no map of who is where. A notification missed (a new subscription is not seen by republish
+//! at once; a slow consumer's dropped messages) is caught by a read a moment after subscribing
+//! and then every [`RESYNC`].
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
+use events::Username;
+use events::dm::Conversation;
+use futures::StreamExt;
+
+use crate::{DmError, FeedItem, decode, unavailable};
+
+/// How often a feed reads the stream without a notification.
+pub const RESYNC: Duration = Duration::from_secs(30);
+/// The first such read, once the subscriptions have settled.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// The live notifications' subject of a stored DM event's subject.
+pub(crate) const LIVE_PREFIX: &str = "chanshare.dmlive";
+
+/// An account's feed. [`Feed::next`] yields the events after the starting sequence, in order.
+#[derive(Debug)]
+pub struct Feed {
+    stream: stream::Stream,
+    filters: [String; 2],
+    live: futures::stream::SelectAll<async_nats::Subscriber>,
+    backlog: VecDeque<FeedItem>,
+    /// Every event of the account up to here is in the backlog or was yielded.
+    read_to: u64,
+    /// Read up to at least this (a notification said so).
+    wanted: u64,
+    resync: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Feed {
+    pub(crate) async fn open(
+        client: &async_nats::Client,
+        stream: stream::Stream,
+        me: &Username,
+        start: u64,
+    ) -> Result<Self, DmError> {
+        // Subscribed first: whatever is stored from now on either is read below or notifies.
+        let mut live = futures::stream::SelectAll::new();
+        for pattern in [format!("{LIVE_PREFIX}.{me}.*.*"), format!("{LIVE_PREFIX}.*.{me}.*")] {
+            live.push(client.subscribe(pattern).await.map_err(unavailable)?);
+        }
+        let mut feed = Self {
+            stream,
+            filters: [format!("chanshare.dm.{me}.*.*"), format!("chanshare.dm.*.{me}.*")],
+            live,
+            backlog: VecDeque::new(),
+            read_to: start.saturating_sub(1),
+            wanted: 0,
+            resync: Box::pin(tokio::time::sleep(SETTLE)),
+        };
+        feed.read(None).await?;
+        Ok(feed)
+    }
+
+    /// The next event (waiting for one), or an error when the stream cannot be read.
+    pub async fn next(&mut self) -> Option<Result<FeedItem, DmError>> {
+        loop {
+            if let Some(item) = self.backlog.pop_front() {
+                return Some(Ok(item));
+            }
+            if self.wanted > self.read_to {
+                if let Err(error) = self.read(Some(self.wanted)).await {
+                    return Some(Err(error));
+                }
+                continue;
+            }
+            tokio::select! {
+                message = self.live.next() => {
+                    let message = message?;
+                    let seq = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(async_nats::header::NATS_SEQUENCE))
+                        .and_then(|v| v.as_str().parse::<u64>().ok());
+                    // A notification without its sequence: read to the stream's end.
+                    self.wanted = self.wanted.max(seq.unwrap_or(u64::MAX));
+                }
+                () = &mut self.resync => {
+                    self.resync.as_mut().reset(tokio::time::Instant::now() + RESYNC);
+                    if let Err(error) = self.read(None).await {
+                        return Some(Err(error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the account's events after `read_to` up to `until` (the stream's end when `None`
+    /// or past it) into the backlog, in sequence order.
+    async fn read(&mut self, until: Option<u64>) -> Result<(), DmError> {
+        let mut stream = self.stream.clone();
+        let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
+        let until = until.map_or(last, |u| u.min(last));
+        let mut items = Vec::new();
+        for filter in &self.filters {
+            let mut seq = self.read_to + 1;
+            while seq <= until {
+                let message = match self.stream.get_first_raw_message_by_subject(filter, seq).await
+                {
+                    Ok(message) => message,
+                    Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+                    Err(e) => return Err(unavailable(e)),
+                };
+                if message.sequence > until {
+                    break;
+                }
+                seq = message.sequence + 1;
+                let mut tokens = message.subject.split('.').skip(2);
+                let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next())
+                else {
+                    continue;
+                };
+                let Some((conversation, _)) = Conversation::parse(a, b, kind) else { continue };
+                // An event that cannot be read is left out (the projector logs it).
+                if let Ok(event) = decode(&message.payload) {
+                    items.push(FeedItem { seq: message.sequence, conversation, event });
+                }
+            }
+        }
+        items.sort_by_key(|item| item.seq);
+        self.backlog.extend(items);
+        self.read_to = self.read_to.max(until);
+        // A notification past what the stream holds (it cannot be) asks for nothing more.
+        self.wanted = self.wanted.min(self.read_to);
+        Ok(())
+    }
+}
