@@ -87,11 +87,19 @@ async fn run_with(
         projector = Some(p.clone());
         let run = p.run(on_stop(stopped.clone()));
         tasks.push(("projectors", Box::pin(async move { run.await.context("projector failed") })));
-        let (dm_log, dm_views) = roles::dm_projector(&config, client.clone()).await?;
-        let run = projectors::dm::run(dm_log, dm_views, on_stop(stopped.clone()));
+        // The DM stream is made by the commands role: waited for in the task, so projecting rooms
+        // never waits for it.
+        let (dm_config, dm_client) = (config.clone(), client.clone());
+        let (waiting, dm_stop) = (on_stop(stopped.clone()), on_stop(stopped.clone()));
         tasks.push((
             "dm projector",
-            Box::pin(async move { run.await.context("dm projector failed") }),
+            Box::pin(async move {
+                let (log, views) = tokio::select! {
+                    opened = roles::dm_projector(&dm_config, dm_client) => opened?,
+                    () = waiting => return Ok(()),
+                };
+                projectors::dm::run(log, views, dm_stop).await.context("dm projector failed")
+            }),
         ));
     }
 
