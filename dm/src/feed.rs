@@ -39,6 +39,8 @@ pub struct Feed {
     /// Read up to at least this (a notification said so).
     wanted: u64,
     resync: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Reads failed in a row.
+    failures: u32,
 }
 
 impl Feed {
@@ -61,6 +63,7 @@ impl Feed {
             read_to: start.saturating_sub(1),
             wanted: 0,
             resync: Box::pin(tokio::time::sleep(SETTLE)),
+            failures: 0,
         };
         feed.read(None).await?;
         Ok(feed)
@@ -74,7 +77,7 @@ impl Feed {
             }
             if self.wanted > self.read_to {
                 if let Err(error) = self.read(Some(self.wanted)).await {
-                    return Some(Err(error));
+                    return Some(Err(self.failed(error).await));
                 }
                 continue;
             }
@@ -92,11 +95,19 @@ impl Feed {
                 () = &mut self.resync => {
                     self.resync.as_mut().reset(tokio::time::Instant::now() + RESYNC);
                     if let Err(error) = self.read(None).await {
-                        return Some(Err(error));
+                        return Some(Err(self.failed(error).await));
                     }
                 }
             }
         }
+    }
+
+    /// A read failed: waits before the next (1 s, doubling to 30 s) so that a stream leader
+    /// being elected is not hammered by every socket; the error.
+    async fn failed(&mut self, error: DmError) -> DmError {
+        self.failures = (self.failures + 1).min(6);
+        tokio::time::sleep(Duration::from_secs(1 << (self.failures - 1)).min(RESYNC)).await;
+        error
     }
 
     /// Reads the account's events after `read_to` up to `until` (the stream's end when `None`
@@ -136,6 +147,7 @@ impl Feed {
         self.read_to = self.read_to.max(until);
         // A notification past what the stream holds (it cannot be) asks for nothing more.
         self.wanted = self.wanted.min(self.read_to);
+        self.failures = 0;
         Ok(())
     }
 }

@@ -211,32 +211,33 @@ impl Messages {
         let side = conversation.side(by).ok_or(DmRejection::Invalid("not your conversation"))?;
         let receipts_subject = subject(&conversation, Kind::Receipts(side));
         let messages_subject = subject(&conversation, Kind::Messages);
-        for _ in 0..REPORT_ATTEMPTS {
+        let mut stored = Vec::new();
+        let mut conflicts = 0;
+        loop {
             let Some(last_message) = self.last(&messages_subject).await? else {
-                return Ok(Vec::new());
+                return Ok(stored);
             };
             let up_to = up_to.min(last_message.0);
             let (mut last_seq, receipts) = match self.last(&receipts_subject).await? {
                 Some((seq, event)) => (seq, Receipts::default().after(&event)),
                 None => (0, Receipts::default()),
             };
-            let from = receipts.delivered.min(receipts.read);
+            // Delivered needs the messages after the delivered mark; read, after the lower one.
+            let from = match status {
+                Status::Read => receipts.delivered.min(receipts.read),
+                _ => receipts.delivered,
+            };
             if up_to <= from {
-                return Ok(Vec::new());
+                return Ok(stored);
             }
-            let to_reader: Vec<(u64, uuid::Uuid)> = self
-                .range(&messages_subject, from + 1, up_to)
-                .await?
-                .into_iter()
-                .filter_map(|(seq, event)| match event {
-                    DmEvent::Message { id, to, .. } if to == *by => Some((seq, id)),
-                    _ => None,
-                })
-                .collect();
+            let to_reader = self.to_reader(&messages_subject, by, from + 1, up_to).await?;
             let decided =
                 events::dm::decide_receipt(by, receipts, status, up_to, &to_reader, now_ms);
-            let mut stored = Vec::new();
-            let mut lost = false;
+            if decided.is_empty() {
+                return Ok(stored);
+            }
+            // Appended in order, each on the one before; another writer first: decided again on
+            // top of its receipt. A decision bounded by `MAX_RECEIPT_IDS` goes on the same way.
             for event in decided {
                 match self.append_after(&receipts_subject, &event, last_seq).await? {
                     Some(seq) => {
@@ -244,18 +245,45 @@ impl Messages {
                         stored.push((seq, event));
                     }
                     None => {
-                        lost = true;
+                        conflicts += 1;
+                        if conflicts >= REPORT_ATTEMPTS {
+                            return Err(DmError::Unavailable("receipts kept conflicting".into()));
+                        }
                         break;
                     }
                 }
             }
-            // Lost before anything landed: decided again on top of the winner's receipt. (Lost
-            // after a part landed: the rest is for the next report.)
-            if !lost || !stored.is_empty() {
-                return Ok(stored);
+        }
+    }
+
+    /// The messages to `reader` on `subject` with sequences in `from..=to`, in order, at most
+    /// [`events::dm::MAX_RECEIPT_IDS`] (one receipt's worth).
+    async fn to_reader(
+        &self,
+        subject: &str,
+        reader: &Username,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, uuid::Uuid)>, DmError> {
+        let mut found = Vec::new();
+        let mut seq = from;
+        while seq <= to && found.len() < events::dm::MAX_RECEIPT_IDS {
+            let message = match self.stream.get_first_raw_message_by_subject(subject, seq).await {
+                Ok(message) => message,
+                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+                Err(e) => return Err(unavailable(e)),
+            };
+            if message.sequence > to {
+                break;
+            }
+            seq = message.sequence + 1;
+            if let DmEvent::Message { id, to, .. } = decode(&message.payload)?
+                && to == *reader
+            {
+                found.push((message.sequence, id));
             }
         }
-        Err(DmError::Unavailable("receipts kept conflicting".into()))
+        Ok(found)
     }
 
     /// Appends `event` to `subject` if its last message is still `last_seq`: its sequence, or
@@ -290,30 +318,6 @@ impl Messages {
             Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
-    }
-
-    /// The events on `subject` with sequences in `from..=to`, in order (leader reads).
-    async fn range(
-        &self,
-        subject: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<(u64, DmEvent)>, DmError> {
-        let mut events = Vec::new();
-        let mut seq = from;
-        while seq <= to {
-            let message = match self.stream.get_first_raw_message_by_subject(subject, seq).await {
-                Ok(message) => message,
-                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
-                Err(e) => return Err(unavailable(e)),
-            };
-            if message.sequence > to {
-                break;
-            }
-            seq = message.sequence + 1;
-            events.push((message.sequence, decode(&message.payload)?));
-        }
-        Ok(events)
     }
 
     /// Blocks `whom` for `by`: their messages are refused with `blocked`.

@@ -16,6 +16,10 @@ use crate::account::Username;
 /// The longest message, in characters.
 pub const MAX_TEXT_CHARS: usize = 2000;
 
+/// The most messages one receipt moves on (a receipt is one stream message, at most 16 KiB): a
+/// report that covers more is decided in several receipts.
+pub const MAX_RECEIPT_IDS: usize = 256;
+
 /// Why a direct message or receipt was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DmRejection {
@@ -212,7 +216,8 @@ impl Receipts {
 /// Decides a receipt: `by` reports `status` up to `up_to`, given its receipts so far and the
 /// messages *to* it after the earlier of its two marks (`(seq, id)`, in order). Returns the
 /// receipt events to append, in order (a read of something never delivered is delivered first),
-/// or none when nothing moves on: each transition is decided once, statuses never go back.
+/// or none when nothing moves on: each transition is decided once, statuses never go back. At
+/// most [`MAX_RECEIPT_IDS`] messages move on: the caller decides again for the rest.
 pub fn decide_receipt(
     by: &Username,
     receipts: Receipts,
@@ -223,6 +228,12 @@ pub fn decide_receipt(
 ) -> Vec<DmEvent> {
     let mut events = Vec::new();
     let mut now = receipts;
+    let from = receipts.delivered.min(receipts.read);
+    let up_to = to_reader
+        .iter()
+        .filter(|(seq, _)| *seq > from && *seq <= up_to)
+        .nth(MAX_RECEIPT_IDS - 1)
+        .map_or(up_to, |(seq, _)| *seq);
     let moved = |from: u64| -> Vec<uuid::Uuid> {
         to_reader
             .iter()

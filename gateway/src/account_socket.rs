@@ -83,7 +83,11 @@ pub(crate) async fn upgrade(
             }
         };
         app.inner.metrics.sockets.inc();
+        // The socket lives as long as its access token: then the client comes back with a new one.
+        let lifetime = claims.exp.saturating_sub(crate::now_ms() / 1000);
+        let expires = Instant::now() + Duration::from_secs(lifetime);
         let session = Session {
+            expires,
             app: app.clone(),
             messages,
             me: claims.name,
@@ -92,6 +96,7 @@ pub(crate) async fn upgrade(
             bucket: Bucket::full(&limits),
             limits,
             owed: Owed::default(),
+            synced: false,
         };
         session.run(socket).await;
         app.inner.metrics.sockets.dec();
@@ -117,6 +122,10 @@ struct Session {
     bucket: Bucket,
     limits: GatewayLimits,
     owed: Owed,
+    /// Whether `dm_sync` came.
+    synced: bool,
+    /// When the access token it was opened with expires.
+    expires: Instant,
 }
 
 /// The delivered receipts a socket owes, one report in flight per conversation: a burst of
@@ -220,7 +229,7 @@ impl Session {
                             break Some(closing);
                         }
                     }
-                    // A missed heartbeat: the ordered consumer makes itself again, from where it was.
+                    // A failed read: the feed waits, then reads again from where it was.
                     Some(Err(error)) => debug!(account = %self.me, %error, "account socket: the feed recovers"),
                     None => {
                         warn!(account = %self.me, "account socket: the feed ended");
@@ -228,6 +237,9 @@ impl Session {
                     }
                 },
                 () = idle => break Some(Closing(close::IDLE, "idle")),
+                () = tokio::time::sleep_until(self.expires.into()) => {
+                    break Some(Closing(close::BAD_TOKEN, "the access token expired: reconnect with a fresh one"));
+                }
                 _ = shutdown.changed() => break Some(Closing(close::GOING_AWAY, "the server is restarting; reconnect")),
             }
         };
@@ -259,6 +271,16 @@ impl Session {
                         None,
                     );
                 };
+                if !self.bucket.take(&self.limits, Instant::now()) {
+                    let reply = reject(
+                        id,
+                        RejectCode::RateLimited,
+                        "too many frames; wait a moment".into(),
+                    );
+                    return (Some(reply), None);
+                }
+                // Read is what this socket has shown: never past what it was sent.
+                let up_to = up_to.min(self.since.get(&partner).copied().unwrap_or(0));
                 let reply = match self
                     .messages
                     .report(&self.me, &partner, Status::Read, up_to, crate::now_ms())
@@ -271,6 +293,16 @@ impl Session {
             }
             ClientFrame::DmSync { id, since } => {
                 let id = id.unwrap_or_default();
+                // One sync per socket: each reads the account's events from the stream.
+                if self.synced {
+                    let reply = reject(
+                        id,
+                        RejectCode::Invalid,
+                        "this socket is synced already; reconnect to sync again".into(),
+                    );
+                    return (Some(reply), None);
+                }
+                self.synced = true;
                 let mut parsed = HashMap::with_capacity(since.len());
                 for (name, seq) in since {
                     let Ok(partner) = Username::parse(&name) else {

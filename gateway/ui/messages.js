@@ -11,7 +11,8 @@ const Messages = (() => {
   const state = {
     ws: null, backoff: 1000, timer: null, user: null,
     conversations: [], // [{with, last, unread}], newest first
-    threads: new Map(), // partner → Map(id → message)
+    threads: new Map(), // partner → Map(`${from}:${id}` → message): ids are the senders', so a
+    // partner reusing one of yours makes another message, never replaces yours
     pending: new Map(), // id → frame not yet acknowledged (sent again after a reconnect)
     open: null, // the partner whose thread is shown
     readUpTo: {}, // partner → the seq last reported read
@@ -107,13 +108,16 @@ const Messages = (() => {
     list.hidden = true; empty.hidden = true; start.hidden = true;
     error.textContent = "";
     if (!dialog.open) dialog.showModal();
+    const me = state.user;
     const history = await Account.get(`/api/me/conversations/${encodeURIComponent(partner)}?limit=100`).catch(() => null);
     const messages = messagesOf(partner);
-    for (const m of history || []) if (!messages.has(m.id)) messages.set(m.id, m);
+    if (state.user !== me || state.open !== partner) return; // switched meanwhile
+    for (const m of history || []) if (!messages.has(key(m))) messages.set(key(m), m);
     renderThread();
     text.focus();
   }
 
+  const key = (m) => `${m.from}:${m.id}`;
   const messagesOf = (partner) => {
     if (!state.threads.has(partner)) state.threads.set(partner, new Map());
     return state.threads.get(partner);
@@ -147,9 +151,8 @@ const Messages = (() => {
     const upTo = Math.max(0, ...theirs.map((m) => m.seq));
     const c = state.conversations.find((x) => x.with === partner);
     if (upTo && c && c.unread) { c.unread = 0; renderBadge(); }
-    if (upTo && upTo > (state.readUpTo[partner] || 0)) {
+    if (upTo && upTo > (state.readUpTo[partner] || 0) && frame({ type: "dm_read", with: partner, up_to: upTo })) {
       state.readUpTo[partner] = upTo;
-      frame({ type: "dm_read", with: partner, up_to: upTo });
     }
   }
   document.addEventListener("visibilitychange", markRead);
@@ -159,42 +162,69 @@ const Messages = (() => {
     if (!body.trim() || !state.open) return;
     const id = crypto.randomUUID();
     const message = { id, from: state.user, to: state.open, text: body, status: "sending", at_ms: Date.now() };
-    messagesOf(state.open).set(id, message);
+    messagesOf(state.open).set(key(message), message);
     const out = { type: "dm", id, to: state.open, text: body };
-    state.pending.set(id, out);
+    state.pending.set(id, { frame: out, at_ms: Date.now() });
     frame(out);
     text.value = "";
     renderThread();
   }
 
   // --- The account socket ---------------------------------------------------------------------
+  // Sends a frame if the socket is open: whether it was.
   function frame(data) {
-    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(data));
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
+    state.ws.send(JSON.stringify(data));
+    return true;
+  }
+
+  function retry() {
+    const wait = state.backoff * (0.5 + Math.random());
+    state.backoff = Math.min(30_000, state.backoff * 2);
+    state.timer = setTimeout(connect, wait);
   }
 
   async function connect() {
     clearTimeout(state.timer);
     const session = Account.current();
     if (!session) return;
+    const me = session.username;
     const access = await Account.token().catch(() => null);
-    if (!access || state.ws) return;
+    if (state.user !== me || state.ws) return; // signed out or switched meanwhile, or connected
+    if (!access) { if (Account.current()) retry(); return; }
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/api/me/ws?access_token=${encodeURIComponent(access)}`);
     state.ws = ws;
     ws.onopen = () => {
       state.backoff = 1000;
       ws.send(JSON.stringify({ type: "dm_sync", since: since() }));
-      for (const out of state.pending.values()) ws.send(JSON.stringify(out)); // the same ids: stored once
+      state.readUpTo = {}; // a read reported on the last socket may not have arrived: again
+      markRead();
+      // Sent again with the same ids: stored once, within the server's 10-minute window; older
+      // ones are shown as not sent (the person sends them again, or not).
+      for (const [id, out] of state.pending) {
+        if (Date.now() - out.at_ms < 9 * 60_000) { ws.send(JSON.stringify(out.frame)); continue; }
+        state.pending.delete(id);
+        const m = messagesOf(out.frame.to).get(`${state.user}:${id}`);
+        if (m) { m.status = "failed"; refresh(out.frame.to); }
+      }
       inbox();
     };
-    ws.onmessage = (event) => { try { onFrame(JSON.parse(event.data)); } catch { /* a frame we cannot read */ } };
+    ws.onmessage = (event) => {
+      if (state.ws !== ws) return; // an old account's socket
+      try { onFrame(JSON.parse(event.data)); } catch { /* a frame we cannot read */ }
+    };
     ws.onclose = async (event) => {
-      if (state.ws === ws) state.ws = null;
+      if (state.ws !== ws) return;
+      state.ws = null;
       if (!Account.current()) return;
-      if (event.code === 4401 && !(await Account.renew(access))) return;
-      const wait = state.backoff * (0.5 + Math.random());
-      state.backoff = Math.min(30_000, state.backoff * 2);
-      state.timer = setTimeout(connect, event.code === 4401 ? 0 : wait);
+      // 4401: the access token expired or was refused; a fresh one, then at once.
+      if (event.code === 4401) {
+        const fresh = await Account.renew(access).catch(() => null);
+        if (fresh) { state.timer = setTimeout(connect, 0); return; }
+        if (!Account.current()) return;
+      }
+      retry();
     };
   }
 
@@ -202,8 +232,8 @@ const Messages = (() => {
     if (f.type === "dm") {
       const partner = f.from === state.user ? f.to : f.from;
       const messages = messagesOf(partner);
-      const known = messages.get(f.id);
-      messages.set(f.id, { ...known, ...f, status: known && known.status !== "sending" ? known.status : f.from === state.user ? "sent" : undefined });
+      const known = messages.get(key(f));
+      messages.set(key(f), { ...known, ...f, status: known && known.status !== "sending" ? known.status : f.from === state.user ? "sent" : undefined });
       saw(partner, f.seq);
       let c = state.conversations.find((x) => x.with === partner);
       if (!c) { c = { with: partner, unread: 0 }; state.conversations.unshift(c); }
@@ -213,15 +243,15 @@ const Messages = (() => {
       refresh(partner);
     } else if (f.type === "dm_status") {
       for (const [partner, messages] of state.threads) {
-        const m = messages.get(f.id);
+        const m = messages.get(`${state.user}:${f.id}`); // statuses are of one's own messages
         if (m && rank(f.status) > rank(m.status)) { m.status = f.status; refresh(partner); }
       }
     } else if (f.type === "ack" && state.pending.has(f.id)) {
       state.pending.delete(f.id);
     } else if (f.type === "reject" && state.pending.has(f.id)) {
-      const out = state.pending.get(f.id);
+      const out = state.pending.get(f.id).frame;
       state.pending.delete(f.id);
-      const m = messagesOf(out.to).get(f.id);
+      const m = messagesOf(out.to).get(`${state.user}:${f.id}`);
       if (m) m.status = "failed";
       if (state.open === out.to) error.textContent = f.message;
       refresh(out.to);
@@ -236,8 +266,9 @@ const Messages = (() => {
   }
 
   async function inbox() {
+    const me = state.user;
     const conversations = await Account.get("/api/me/conversations").catch(() => null);
-    if (!conversations) return;
+    if (!conversations || state.user !== me) return;
     state.conversations = conversations.map((c) => ({ ...c, unread: c.with === state.open ? 0 : c.unread }));
     if (dialog.open && !state.open) showList();
     renderBadge();
@@ -246,7 +277,9 @@ const Messages = (() => {
   function signedIn(session) {
     if (session && session.username === state.user) return;
     if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, "signed out"); }
+    if (!session && state.user) localStorage.removeItem(sinceKey());
     state.user = session ? session.username : null;
+    thread.replaceChildren(); text.value = "";
     state.conversations = []; state.threads = new Map(); state.pending = new Map(); state.open = null; state.readUpTo = {};
     button.hidden = !session;
     if (dialog.open) dialog.close();

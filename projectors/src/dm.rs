@@ -26,6 +26,19 @@ pub async fn rebuild(log: &DmLog, views: &Views) -> Result<usize, DmError> {
     Ok(items.len())
 }
 
+/// The durable consumer's deliveries, once they can be had (tried again every second).
+async fn open(log: &DmLog) -> impl futures::Stream<Item = Result<dm::Delivery, DmError>> + use<> {
+    loop {
+        match log.deliveries().await {
+            Ok(deliveries) => return deliveries,
+            Err(error) => {
+                warn!(%error, "dm consumer unavailable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Projects until `shutdown` resolves.
 pub async fn run(
     log: DmLog,
@@ -33,7 +46,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DmError> {
     tokio::pin!(shutdown);
-    let mut deliveries = Box::pin(log.deliveries().await?);
+    let mut deliveries = Box::pin(open(&log).await);
     let mut watchdog = tokio::time::interval(WATCHDOG);
     info!("dm projector running");
     loop {
@@ -72,7 +85,7 @@ pub async fn run(
                 None => {
                     warn!("dm consumer ended; reopening");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    deliveries = Box::pin(log.deliveries().await?);
+                    deliveries = Box::pin(open(&log).await);
                 }
             },
         }

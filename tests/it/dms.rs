@@ -203,6 +203,10 @@ async fn an_offline_receiver_gets_everything_once_and_the_rules_hold() {
     assert_eq!(frame(&mut sender).await.unwrap()["code"], "invalid");
     send(&mut sender, json!({"type": "dance"})).await;
     assert_eq!(frame(&mut sender).await.unwrap()["code"], "invalid");
+    // One sync per socket (each reads the account's feed from the stream).
+    send(&mut sender, json!({"type": "dm_sync", "id": "again", "since": {}})).await;
+    let again = frame(&mut sender).await.unwrap();
+    assert_eq!((again["type"].as_str(), again["code"].as_str()), (Some("reject"), Some("invalid")));
     let unblock =
         api.call(reqwest::Method::DELETE, "/api/me/blocks/dora", Some(&carl.access), None).await;
     assert_eq!(unblock.status, 204, "{}", unblock.raw);

@@ -545,7 +545,20 @@ async fn a_client_that_never_reads_is_dropped_and_others_keep_up() {
             Some(Err(_)) | None => break None,
         }
     };
-    assert_eq!(code, Some(4008), "the slow consumer was told why");
+    // The close frame reaches a client that has room for it: one that stopped reading for longer
+    // than the gateway waits for it (a loaded machine stretches the writes above) is cut without
+    // it. Either way the gateway closed it as a slow consumer.
+    let closed_slow = || {
+        let (_, metrics) = gateway.get("/metrics");
+        metrics.lines().any(|line| {
+            line.starts_with("chanshare_gateway_closes_total{code=\"4008\"}")
+                && !line.ends_with(" 0")
+        })
+    };
+    match code {
+        Some(code) => assert_eq!(code, 4008, "the slow consumer was told why"),
+        None => assert!(closed_slow(), "closed without a frame, and not as a slow consumer"),
+    }
 }
 
 /// Regression: a join while the views trail the log folded the room from the log, one log read

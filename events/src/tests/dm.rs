@@ -128,6 +128,29 @@ fn receipts() {
     }
 }
 
+/// A report that covers more messages than a receipt may hold moves on the first ones; deciding
+/// again on top of that moves on the rest.
+#[test]
+fn receipts_are_bounded() {
+    let many: Vec<(u64, uuid::Uuid)> = (1..=600).map(|n| (n, id(u128::from(n as u32)))).collect();
+    let first = decide_receipt(&user("bob"), Receipts::default(), Status::Read, 600, &many, 1);
+    let sizes: Vec<usize> = first
+        .iter()
+        .map(|e| match e {
+            DmEvent::Receipt { ids, .. } => ids.len(),
+            DmEvent::Message { .. } => 0,
+        })
+        .collect();
+    assert_eq!(sizes, [MAX_RECEIPT_IDS, MAX_RECEIPT_IDS]);
+    let after = first.iter().fold(Receipts::default(), |r, e| r.after(e));
+    assert_eq!((after.delivered, after.read), (256, 256));
+    let json = serde_json::to_vec(&first[0]).unwrap();
+    assert!(json.len() < 16 << 10, "{} bytes", json.len());
+    let second = decide_receipt(&user("bob"), after, Status::Read, 600, &many, 2);
+    let after = second.iter().fold(after, |r, e| r.after(e));
+    assert_eq!((after.delivered, after.read), (512, 512));
+}
+
 #[test]
 fn events_are_stored_as_tagged_json() {
     let event = DmEvent::Message {
