@@ -102,11 +102,11 @@ impl Feed {
         }
     }
 
-    /// A read failed: waits before the next (1 s, doubling to 30 s) so that a stream leader
+    /// A read failed: waits before the next (¼ s, doubling to 30 s) so that a stream leader
     /// being elected is not hammered by every socket; the error.
     async fn failed(&mut self, error: DmError) -> DmError {
-        self.failures = (self.failures + 1).min(6);
-        tokio::time::sleep(Duration::from_secs(1 << (self.failures - 1)).min(RESYNC)).await;
+        self.failures = (self.failures + 1).min(8);
+        tokio::time::sleep(Duration::from_millis(250 << (self.failures - 1)).min(RESYNC)).await;
         error
     }
 

@@ -238,6 +238,14 @@ impl Messages {
             }
             // Appended in order, each on the one before; another writer first: decided again on
             // top of its receipt. A decision bounded by `MAX_RECEIPT_IDS` goes on the same way.
+            let reached =
+                decided.last().map(|last| Receipts::default().after(last)).is_some_and(|marks| {
+                    match status {
+                        Status::Read => marks.read >= up_to,
+                        _ => marks.delivered >= up_to,
+                    }
+                });
+            let mut lost = false;
             for event in decided {
                 match self.append_after(&receipts_subject, &event, last_seq).await? {
                     Some(seq) => {
@@ -249,9 +257,13 @@ impl Messages {
                         if conflicts >= REPORT_ATTEMPTS {
                             return Err(DmError::Unavailable("receipts kept conflicting".into()));
                         }
+                        lost = true;
                         break;
                     }
                 }
+            }
+            if reached && !lost {
+                return Ok(stored);
             }
         }
     }
