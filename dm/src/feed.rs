@@ -12,12 +12,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
+use async_nats::jetstream::stream;
 use events::Username;
-use events::dm::Conversation;
 use futures::StreamExt;
 
-use crate::{DmError, FeedItem, decode, unavailable};
+use crate::{DmError, FeedItem, read_range, unavailable};
 
 /// How often a feed reads the stream without a notification.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -113,34 +112,17 @@ impl Feed {
     /// Reads the account's events after `read_to` up to `until` (the stream's end when `None`
     /// or past it) into the backlog, in sequence order.
     async fn read(&mut self, until: Option<u64>) -> Result<(), DmError> {
-        let mut stream = self.stream.clone();
-        let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
-        let until = until.map_or(last, |u| u.min(last));
+        // A notification names a stored sequence: no need to ask the stream where it ends.
+        let until = match until {
+            Some(until) if until != u64::MAX => until,
+            _ => {
+                let mut stream = self.stream.clone();
+                stream.info().await.map_err(unavailable)?.state.last_sequence
+            }
+        };
         let mut items = Vec::new();
         for filter in &self.filters {
-            let mut seq = self.read_to + 1;
-            while seq <= until {
-                let message = match self.stream.get_first_raw_message_by_subject(filter, seq).await
-                {
-                    Ok(message) => message,
-                    Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
-                    Err(e) => return Err(unavailable(e)),
-                };
-                if message.sequence > until {
-                    break;
-                }
-                seq = message.sequence + 1;
-                let mut tokens = message.subject.split('.').skip(2);
-                let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next())
-                else {
-                    continue;
-                };
-                let Some((conversation, _)) = Conversation::parse(a, b, kind) else { continue };
-                // An event that cannot be read is left out (the projector logs it).
-                if let Ok(event) = decode(&message.payload) {
-                    items.push(FeedItem { seq: message.sequence, conversation, event });
-                }
-            }
+            items.extend(read_range(&self.stream, filter, self.read_to + 1, until).await?);
         }
         items.sort_by_key(|item| item.seq);
         self.backlog.extend(items);

@@ -428,38 +428,49 @@ impl DmLog {
     pub async fn read_all(&self, start: u64) -> Result<Vec<FeedItem>, DmError> {
         let mut stream = self.stream.clone();
         let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
-        let mut items = Vec::new();
-        let mut seq = start.max(1);
-        while seq <= last {
-            let message =
-                match self.stream.get_first_raw_message_by_subject("chanshare.dm.*.*.*", seq).await
-                {
-                    Ok(message) => message,
-                    Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
-                    Err(e) => return Err(unavailable(e)),
-                };
-            seq = message.sequence + 1;
-            let mut tokens = message.subject.split('.').skip(2);
-            let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next())
-            else {
-                continue;
-            };
-            let Some((conversation, _)) = Conversation::parse(a, b, kind) else { continue };
-            if let Ok(event) = decode(&message.payload) {
-                items.push(FeedItem { seq: message.sequence, conversation, event });
-            }
-        }
-        Ok(items)
+        read_range(&self.stream, "chanshare.dm.*.*.*", start.max(1), last).await
     }
+}
+
+/// The conversation of a DM subject (`chanshare.dm.<a>.<b>.<kind>`).
+fn conversation_of(subject: &str) -> Option<Conversation> {
+    let mut tokens = subject.split('.').skip(2);
+    let (a, b, kind) = (tokens.next()?, tokens.next()?, tokens.next()?);
+    Conversation::parse(a, b, kind).map(|(conversation, _)| conversation)
+}
+
+/// The events on `filter` with sequences in `from..=until`, in order (leader reads). An event
+/// that cannot be read is left out (the projector logs it).
+pub(crate) async fn read_range(
+    stream: &stream::Stream,
+    filter: &str,
+    from: u64,
+    until: u64,
+) -> Result<Vec<FeedItem>, DmError> {
+    let mut items = Vec::new();
+    let mut seq = from;
+    while seq <= until {
+        let message = match stream.get_first_raw_message_by_subject(filter, seq).await {
+            Ok(message) => message,
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+            Err(e) => return Err(unavailable(e)),
+        };
+        if message.sequence > until {
+            break;
+        }
+        seq = message.sequence + 1;
+        if let (Some(conversation), Ok(event)) =
+            (conversation_of(&message.subject), decode(&message.payload))
+        {
+            items.push(FeedItem { seq: message.sequence, conversation, event });
+        }
+    }
+    Ok(items)
 }
 
 fn item(message: &jetstream::Message) -> Result<FeedItem, DmError> {
     let seq = message.info().map_err(unavailable)?.stream_sequence;
-    let mut tokens = message.subject.split('.').skip(2);
-    let (Some(a), Some(b), Some(kind)) = (tokens.next(), tokens.next(), tokens.next()) else {
-        return Err(DmError::Unavailable(format!("a dm on {}", message.subject)));
-    };
-    let (conversation, _) = Conversation::parse(a, b, kind)
+    let conversation = conversation_of(&message.subject)
         .ok_or_else(|| DmError::Unavailable(format!("a dm on {}", message.subject)))?;
     Ok(FeedItem { seq, conversation, event: decode(&message.payload)? })
 }
