@@ -23,9 +23,15 @@ const Messages = (() => {
     return node;
   };
   const sinceKey = () => `chanshare:dm:since:${state.user}`;
-  const since = () => { try { return JSON.parse(localStorage.getItem(sinceKey()) || "{}"); } catch { return {}; } };
+  // What this page has seen, per partner (the last seq): a reconnect syncs from here. A new page
+  // starts from what any page of this browser saw (older messages come from the history); pages
+  // then keep their own, since one page may have seen more than another.
+  const stored = () => { try { return JSON.parse(localStorage.getItem(sinceKey()) || "{}"); } catch { return {}; } };
+  const since = () => { if (!state.seen) state.seen = stored(); return { ...state.seen }; };
   const saw = (partner, seq) => {
-    const all = since();
+    since();
+    if ((state.seen[partner] || 0) < seq) state.seen[partner] = seq;
+    const all = stored();
     if ((all[partner] || 0) >= seq) return;
     all[partner] = seq;
     localStorage.setItem(sinceKey(), JSON.stringify(all));
@@ -51,7 +57,7 @@ const Messages = (() => {
   const to = el("input", { name: "to", placeholder: "username", required: true, pattern: "[A-Za-z0-9_\\-]{3,32}", ariaLabel: "Message someone: their username" });
   to.setAttribute("autocapitalize", "none");
   start.append(to, el("button", { type: "submit", textContent: "Message" }));
-  const thread = el("ol", { className: "thread", ariaLive: "polite" });
+  const thread = el("ol", { className: "dm-thread", ariaLive: "polite" });
   const compose = el("form", { className: "compose", hidden: true });
   const text = el("textarea", { name: "text", rows: 2, maxLength: 2000, required: true, ariaLabel: "Your message" });
   const error = el("p", { className: "error", role: "alert" });
@@ -237,9 +243,12 @@ const Messages = (() => {
       saw(partner, f.seq);
       let c = state.conversations.find((x) => x.with === partner);
       if (!c) { c = { with: partner, unread: 0 }; state.conversations.unshift(c); }
-      if (!c.last || (c.last.seq || 0) <= f.seq) c.last = f;
+      // Counted once: the inbox the server sent already counts what it shows as the last message
+      // (a sync after a reconnect sends some of those again).
+      const newer = !c.last || (c.last.seq || 0) < f.seq;
+      if (newer) c.last = f;
       state.conversations = [c, ...state.conversations.filter((x) => x !== c)];
-      if (f.from !== state.user && state.open !== partner) c.unread += 1;
+      if (newer && f.from !== state.user && state.open !== partner) c.unread += 1;
       refresh(partner);
     } else if (f.type === "dm_status") {
       for (const [partner, messages] of state.threads) {
@@ -281,6 +290,7 @@ const Messages = (() => {
     state.user = session ? session.username : null;
     thread.replaceChildren(); text.value = "";
     state.conversations = []; state.threads = new Map(); state.pending = new Map(); state.open = null; state.readUpTo = {};
+    state.seen = null;
     button.hidden = !session;
     if (dialog.open) dialog.close();
     renderBadge();

@@ -697,7 +697,7 @@ function memberRow(member) {
   return row;
 }
 function updateMemberRow(row, m) {
-  if (!m) return;
+  if (!row || !m) return;
   const me = m.member_id === session.memberId;
   const actions = isHost() && !me && !session.room.closed;
   const online = m.online && !session.room.closed;
@@ -890,6 +890,11 @@ setInterval(ping, 2000);
 const accountName = $("me-account");
 const showMe = (s) => { accountName.textContent = s ? `@${s.username}` : ""; accountName.hidden = !s; };
 Account.onChange(showMe);
+// Signed in or out here: the ✉ on signed-in members comes or goes.
+Account.onChange(() => {
+  if (!session.room) return;
+  for (const m of session.room.members) updateMemberRow(rows.members.get(m.member_id), m);
+});
 // Signed out in another tab: this page's member is the account's, so it goes too.
 Account.onChange((s) => {
   if (s || !session.signedIn || session.gone) return;

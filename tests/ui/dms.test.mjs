@@ -4,7 +4,7 @@
 // once. Screenshots at 1280×800 and 390×844 go to SCREENSHOTS.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, DESKTOP, PHONE, SHOTS, api, launch, media } from "./lib.mjs";
+import { BASE, DESKTOP, PHONE, SHOTS, api, launch, media, open } from "./lib.mjs";
 
 const RUN = Date.now().toString(36).slice(-6);
 const AMY = `amy_${RUN}`;
@@ -33,7 +33,7 @@ async function page(account, path, viewport) {
   return p;
 }
 
-const marks = (p) => p.$$eval(".thread li.mine", (rows) => rows.map((r) => [r.querySelector(".text").textContent, r.dataset.status]));
+const marks = (p) => p.$$eval(".dm-thread li.mine", (rows) => rows.map((r) => [r.querySelector(".text").textContent, r.dataset.status]));
 
 test("dms: a message from the member list goes sent, delivered, read; a reply; a dropped socket catches up", async () => {
   const [amy, bo] = [await session(AMY), await session(BO)];
@@ -53,7 +53,7 @@ test("dms: a message from the member list goes sent, delivered, read; a reply; a
   await amyPage.fill("#messages textarea", "hey, did you see the cat jump? 🐈");
   await amyPage.keyboard.press("Enter");
   // Bo's pages are open (lobby and room): delivered at once.
-  await amyPage.waitForFunction(() => document.querySelector(".thread li.mine")?.dataset.status === "delivered");
+  await amyPage.waitForFunction(() => document.querySelector(".dm-thread li.mine")?.dataset.status === "delivered");
 
   // Bo sees the unread badge, opens the conversation: Amy's mark turns to read.
   await boPage.waitForFunction(() => document.querySelector("#messages-button .badge.unread")?.textContent === "1");
@@ -62,15 +62,15 @@ test("dms: a message from the member list goes sent, delivered, read; a reply; a
   await boPage.waitForSelector(`.conversation[data-with="${AMY}"]`);
   await boPage.screenshot({ path: `${SHOTS}/dms-list-phone.png` });
   await boPage.click(`.conversation[data-with="${AMY}"]`);
-  await boPage.waitForSelector(".thread li.theirs");
-  await amyPage.waitForFunction(() => document.querySelector(".thread li.mine")?.dataset.status === "read");
+  await boPage.waitForSelector(".dm-thread li.theirs");
+  await amyPage.waitForFunction(() => document.querySelector(".dm-thread li.mine")?.dataset.status === "read");
   assert.equal(await boPage.textContent("#messages-button .badge.unread"), "0");
 
   // A reply, shown in Amy's open thread.
   await boPage.fill("#messages textarea", "yes!! it was perfect");
   await boPage.click("#messages .compose button[type=submit]");
-  await amyPage.waitForSelector(".thread li.theirs >> text=yes!! it was perfect");
-  await boPage.waitForFunction(() => [...document.querySelectorAll(".thread li.mine")].some((li) => li.dataset.status === "read"));
+  await amyPage.waitForSelector(".dm-thread li.theirs >> text=yes!! it was perfect");
+  await boPage.waitForFunction(() => [...document.querySelectorAll(".dm-thread li.mine")].some((li) => li.dataset.status === "read"));
   await amyPage.screenshot({ path: `${SHOTS}/dms-thread-desktop.png` });
   await boPage.screenshot({ path: `${SHOTS}/dms-thread-phone.png` });
 
@@ -80,14 +80,25 @@ test("dms: a message from the member list goes sent, delivered, read; a reply; a
     await amyPage.fill("#messages textarea", line);
     await amyPage.keyboard.press("Enter");
   }
-  await boPage.waitForFunction(() => document.querySelectorAll(".thread li.theirs").length === 3, null, { timeout: 20_000 });
-  const theirs = await boPage.$$eval(".thread li.theirs .text", (rows) => rows.map((r) => r.textContent));
+  await boPage.waitForFunction(() => document.querySelectorAll(".dm-thread li.theirs").length === 3, null, { timeout: 20_000 });
+  const theirs = await boPage.$$eval(".dm-thread li.theirs .text", (rows) => rows.map((r) => r.textContent));
   assert.deepEqual(theirs, ["hey, did you see the cat jump? 🐈", "one more thing", "the next video is better"]);
-  await amyPage.waitForFunction(() => [...document.querySelectorAll(".thread li.mine")].every((li) => li.dataset.status === "read"));
+  await amyPage.waitForFunction(() => [...document.querySelectorAll(".dm-thread li.mine")].every((li) => li.dataset.status === "read"));
   assert.deepEqual((await marks(amyPage)).map(([, status]) => status), ["read", "read", "read"]);
   // The layout holds: nothing wider than the phone's screen in the panel.
   const overflow = await boPage.evaluate(() => [...document.querySelectorAll("#messages *")]
     .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5).map((e) => e.className || e.tagName));
   assert.deepEqual(overflow, [], "the panel fits the phone");
-  for (const p of [amyPage, boPage, boRoom]) await p.context().close();
+
+  // A guest in the room signs in in another tab of the same browser: the room page offers to
+  // message Amy at once (its member list is drawn again, not only at the next room event).
+  const cy = await session(`cy_${RUN}`);
+  const guest = await open(browser, created, "cy", { viewport: PHONE });
+  const envelope = `#members button.message[aria-label="Message @${AMY}"]`;
+  assert.equal(await guest.$(envelope), null, "a guest page offers no direct message");
+  const lobbyTab = await guest.context().newPage();
+  await lobbyTab.goto(`${BASE}/`);
+  await lobbyTab.evaluate((s) => localStorage.setItem("chanshare:session", JSON.stringify(s)), cy);
+  await guest.waitForSelector(envelope, { timeout: 5_000 });
+  for (const p of [amyPage, boPage, boRoom, guest]) await p.context().close();
 });

@@ -126,6 +126,7 @@ test("the search box finds rooms by title, ignoring case", async () => {
 test("at 1280×800 every form control stays inside its card", async () => {
   const page = await lobby(DESKTOP);
   assert.deepEqual(await overflow(page), [], "the 4chan thread pane");
+  assert.deepEqual(await pairAligned(page), { top: 0, height: 0, labels: 0 }, "board and thread fields level");
   // The tabs work with the arrow keys too.
   await page.focus("[data-tab=chan]");
   await page.keyboard.press("ArrowRight");
@@ -136,9 +137,23 @@ test("at 1280×800 every form control stays inside its card", async () => {
   await page.context().close();
 });
 
+// The board and thread fields sit side by side, one row: same top, same height, labels level.
+// (A `.thread` rule of the messages panel once padded the Thread label and pushed it down.)
+const pairAligned = (page) => page.evaluate(() => {
+  const box = (selector) => document.querySelector(selector).getBoundingClientRect();
+  const [board, thread] = [box("input[name=board]"), box("input[name=thread]")];
+  const [boardLabel, threadLabel] = [box("label.board"), box("label.thread")];
+  return {
+    top: Math.round(board.top - thread.top),
+    height: Math.round(board.height - thread.height),
+    labels: Math.round(boardLabel.top - threadLabel.top),
+  };
+});
+
 test("at 390×844 the lobby fits the phone and creates a room", async () => {
   const page = await lobby(PHONE);
   assert.deepEqual(await overflow(page), []);
+  assert.deepEqual(await pairAligned(page), { top: 0, height: 0, labels: 0 }, "board and thread fields level");
   assert.deepEqual(await axe(page), [], "axe-core: nothing serious or critical");
   if (SHOTS) {
     await page.screenshot({ path: `${SHOTS}/lobby-phone.png` });
