@@ -169,6 +169,20 @@ pub(crate) fn rss(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
+/// Resident memory once it stops moving (joins are still being fanned out for a moment).
+pub(crate) async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    let mut last = rss(pid)?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss(pid)?;
+        if now.abs_diff(last) < last / 200 {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
 /// CPU time used by a set of processes over a stretch of a run.
 pub(crate) struct CpuMeter {
     start: Vec<(&'static str, u32, f64)>,

@@ -8,13 +8,16 @@
 //!   devices or gateways reporting at once store one transition; the loser reads the winner's
 //!   and finds nothing left to report.
 //! - Bucket `CHANSHARE_DM_BLOCKS`: key `<blocker>.<blocked>` while blocked.
-//! - An account's feed ([`Messages::feed`], [`Feed`]): its conversations' events from a sequence
-//!   on, then live, in order, each once: read from the stream, woken by the stream's republished
-//!   notifications on the account's subjects, which only the gateway holding the account's socket
-//!   subscribes to. NATS interest is the routing; no map of who is where.
+//! - An account's inbox on a gateway ([`Inboxes`]): its conversations' events as they are
+//!   stored, republished whole by the stream to the account's subjects, which only gateways
+//!   holding the account's sockets subscribe to. NATS interest is the routing; no map of who is
+//!   where, no read per event. What came before a socket is read from the stream
+//!   ([`Messages::catch_up`]).
 
-mod feed;
+mod inbox;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_nats::jetstream::context::{GetStreamErrorKind, PublishErrorKind};
@@ -24,7 +27,7 @@ use events::Username;
 use events::dm::{Conversation, DmEvent, DmRejection, Kind, Receipts, Status};
 use futures::{Stream, StreamExt};
 
-pub use feed::{Feed, RESYNC};
+pub use inbox::{Attached, Inbox, Inboxes, QUEUE};
 
 /// The DM stream.
 pub const DM_STREAM: &str = "CHANSHARE_DMS";
@@ -34,6 +37,8 @@ pub const BLOCKS_BUCKET: &str = "CHANSHARE_DM_BLOCKS";
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(600);
 /// How many times a receipt is decided again after another writer came first.
 const REPORT_ATTEMPTS: usize = 8;
+/// How many usernames a process remembers as accounts.
+const KNOWN_ACCOUNTS: usize = 100_000;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -72,14 +77,14 @@ pub async fn setup(js: &jetstream::Context, replicas: usize) -> Result<(), DmErr
         num_replicas: replicas,
         max_message_size: 16 << 10,
         duplicate_window: DEDUPE_WINDOW,
-        // Each stored event's headers (its sequence) notify the feeds of its two accounts.
+        // Each stored event, whole, to the inboxes of its two accounts.
         republish: Some(stream::Republish {
             source: "chanshare.dm.*.*.*".into(),
             destination: format!(
                 "{}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}",
-                feed::LIVE_PREFIX
+                inbox::LIVE_PREFIX
             ),
-            headers_only: true,
+            headers_only: false,
         }),
         allow_direct: true,
         deny_delete: true,
@@ -87,8 +92,10 @@ pub async fn setup(js: &jetstream::Context, replicas: usize) -> Result<(), DmErr
         ..Default::default()
     };
     match js.get_stream(DM_STREAM).await {
-        // A stream made before the live notifications: given them.
-        Ok(existing) if existing.cached_info().config.republish.is_none() => {
+        // A stream made before the live events were republished whole: given them.
+        Ok(existing)
+            if existing.cached_info().config.republish.as_ref().is_none_or(|r| r.headers_only) =>
+        {
             js.update_stream(config).await.map_err(unavailable)?;
         }
         Ok(_) => {}
@@ -134,14 +141,22 @@ pub struct FeedItem {
     pub event: DmEvent,
 }
 
-/// Direct messages: sending, receipts, blocks and feeds.
+/// Direct messages: sending, receipts, blocks and catch-ups. Cheap to clone: every account
+/// socket holds one.
 #[derive(Debug, Clone)]
 pub struct Messages {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream,
     blocks: kv::Store,
     accounts: accounts::Store,
+    /// Usernames found to be accounts (sends skip the lookup).
+    known_accounts: Mutex<HashSet<Username>>,
 }
 
 impl Messages {
@@ -153,12 +168,25 @@ impl Messages {
         let js = jetstream::new(client.clone());
         let stream = js.get_stream(DM_STREAM).await.map_err(unavailable)?;
         let blocks = js.get_key_value(BLOCKS_BUCKET).await.map_err(unavailable)?;
-        Ok(Self { client, js, stream, blocks, accounts })
+        let shared =
+            Shared { client, js, stream, blocks, accounts, known_accounts: Mutex::default() };
+        Ok(Self { shared: Arc::new(shared) })
     }
 
-    /// Whether `username` is an account.
+    /// Whether `username` is an account (an account, once made, stays: remembered).
     pub async fn exists(&self, username: &Username) -> Result<bool, DmError> {
-        Ok(self.accounts.account(username).await.map_err(unavailable)?.is_some())
+        if lock(&self.shared.known_accounts).contains(username) {
+            return Ok(true);
+        }
+        let exists = self.shared.accounts.account(username).await.map_err(unavailable)?.is_some();
+        if exists {
+            let mut known = lock(&self.shared.known_accounts);
+            if known.len() >= KNOWN_ACCOUNTS {
+                known.clear();
+            }
+            known.insert(username.clone());
+        }
+        Ok(exists)
     }
 
     /// Sends a message: refused for a blank or long text, oneself, an unknown receiver or one
@@ -187,7 +215,11 @@ impl Messages {
             .message_id(format!("dm:{from}:{id}"));
         // DMs are not room events: this stream is the `dm` crate's alone (ARCHITECTURE.md).
         #[allow(clippy::disallowed_methods)]
-        let ack = match self.js.send_publish(subject(&conversation, Kind::Messages), publish).await
+        let ack = match self
+            .shared
+            .js
+            .send_publish(subject(&conversation, Kind::Messages), publish)
+            .await
         {
             Ok(pending) => pending.await,
             Err(e) => Err(e),
@@ -196,17 +228,18 @@ impl Messages {
         Ok(Sent { seq: ack.sequence, duplicate: ack.duplicate })
     }
 
-    /// `by` reports the messages from `partner` up to `up_to` as `status` (delivered or read):
-    /// the receipts appended, with their sequences (none when nothing moved on). `up_to` past
-    /// the conversation's last message counts as its last message.
-    pub async fn report(
+    /// `by` reports the messages from `partner` up to `up_to` as `status` (delivered or read),
+    /// decided on what the stream says: the receipts appended, with their sequences (none when
+    /// nothing moved on), and `by`'s last receipt after it. `up_to` past the conversation's last
+    /// message counts as its last message. ([`Inbox::report`] decides without reading when it
+    /// can.)
+    pub(crate) async fn report_from_stream(
         &self,
         by: &Username,
         partner: &Username,
         status: Status,
         up_to: u64,
-        now_ms: u64,
-    ) -> Result<Vec<(u64, DmEvent)>, DmError> {
+    ) -> Result<(Vec<(u64, DmEvent)>, Option<(u64, DmEvent)>), DmError> {
         let conversation = Conversation::new(by, partner)?;
         let side = conversation.side(by).ok_or(DmRejection::Invalid("not your conversation"))?;
         let receipts_subject = subject(&conversation, Kind::Receipts(side));
@@ -214,12 +247,13 @@ impl Messages {
         let mut stored = Vec::new();
         let mut conflicts = 0;
         loop {
+            let last_receipt = self.last(&receipts_subject).await?;
             let Some(last_message) = self.last(&messages_subject).await? else {
-                return Ok(stored);
+                return Ok((stored, last_receipt));
             };
             let up_to = up_to.min(last_message.0);
-            let (mut last_seq, receipts) = match self.last(&receipts_subject).await? {
-                Some((seq, event)) => (seq, Receipts::default().after(&event)),
+            let (mut last_seq, receipts) = match &last_receipt {
+                Some((seq, event)) => (*seq, Receipts::default().after(event)),
                 None => (0, Receipts::default()),
             };
             // Delivered needs the messages after the delivered mark; read, after the lower one.
@@ -228,13 +262,13 @@ impl Messages {
                 _ => receipts.delivered,
             };
             if up_to <= from {
-                return Ok(stored);
+                return Ok((stored, last_receipt));
             }
             let to_reader = self.to_reader(&messages_subject, by, from + 1, up_to).await?;
             let decided =
-                events::dm::decide_receipt(by, receipts, status, up_to, &to_reader, now_ms);
+                events::dm::decide_receipt(by, receipts, status, up_to, &to_reader, now_ms());
             if decided.is_empty() {
-                return Ok(stored);
+                return Ok((stored, last_receipt));
             }
             // Appended in order, each on the one before; another writer first: decided again on
             // top of its receipt. A decision bounded by `MAX_RECEIPT_IDS` goes on the same way.
@@ -263,7 +297,8 @@ impl Messages {
                 }
             }
             if reached && !lost {
-                return Ok(stored);
+                let last = stored.last().cloned();
+                return Ok((stored, last));
             }
         }
     }
@@ -280,11 +315,12 @@ impl Messages {
         let mut found = Vec::new();
         let mut seq = from;
         while seq <= to && found.len() < events::dm::MAX_RECEIPT_IDS {
-            let message = match self.stream.get_first_raw_message_by_subject(subject, seq).await {
-                Ok(message) => message,
-                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
-                Err(e) => return Err(unavailable(e)),
-            };
+            let message =
+                match self.shared.stream.get_first_raw_message_by_subject(subject, seq).await {
+                    Ok(message) => message,
+                    Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+                    Err(e) => return Err(unavailable(e)),
+                };
             if message.sequence > to {
                 break;
             }
@@ -300,7 +336,7 @@ impl Messages {
 
     /// Appends `event` to `subject` if its last message is still `last_seq`: its sequence, or
     /// `None` when another write came first.
-    async fn append_after(
+    pub(crate) async fn append_after(
         &self,
         subject: &str,
         event: &DmEvent,
@@ -311,7 +347,7 @@ impl Messages {
             .payload(payload.into())
             .expected_last_subject_sequence(last_seq);
         #[allow(clippy::disallowed_methods)]
-        let ack = match self.js.send_publish(subject.to_owned(), publish).await {
+        let ack = match self.shared.js.send_publish(subject.to_owned(), publish).await {
             Ok(pending) => pending.await,
             Err(e) => Err(e),
         };
@@ -325,7 +361,7 @@ impl Messages {
 
     /// The last event on `subject` with its sequence (a leader read).
     async fn last(&self, subject: &str) -> Result<Option<(u64, DmEvent)>, DmError> {
-        match self.stream.get_last_raw_message_by_subject(subject).await {
+        match self.shared.stream.get_last_raw_message_by_subject(subject).await {
             Ok(message) => Ok(Some((message.sequence, decode(&message.payload)?))),
             Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
             Err(e) => Err(unavailable(e)),
@@ -335,32 +371,37 @@ impl Messages {
     /// Blocks `whom` for `by`: their messages are refused with `blocked`.
     pub async fn block(&self, by: &Username, whom: &Username) -> Result<(), DmError> {
         Conversation::new(by, whom)?;
-        self.blocks.put(block_key(by, whom), "1".into()).await.map_err(unavailable)?;
+        self.shared.blocks.put(block_key(by, whom), "1".into()).await.map_err(unavailable)?;
         Ok(())
     }
 
     /// Lifts a block (a no-op when there is none).
     pub async fn unblock(&self, by: &Username, whom: &Username) -> Result<(), DmError> {
         Conversation::new(by, whom)?;
-        self.blocks.delete(block_key(by, whom)).await.map_err(unavailable)?;
+        self.shared.blocks.delete(block_key(by, whom)).await.map_err(unavailable)?;
         Ok(())
     }
 
     /// Whether `by` blocks `whom`.
     pub async fn is_blocked(&self, by: &Username, whom: &Username) -> Result<bool, DmError> {
-        let value = self.blocks.get(block_key(by, whom)).await.map_err(unavailable)?;
+        let value = self.shared.blocks.get(block_key(by, whom)).await.map_err(unavailable)?;
         Ok(value.is_some_and(|v| !v.is_empty()))
     }
 
-    /// `me`'s conversations' events from stream sequence `start` (1: all of them) on, then live
-    /// as they are stored: in order, each once ([`Feed`]).
-    pub async fn feed(&self, me: &Username, start: u64) -> Result<Feed, DmError> {
-        Feed::open(&self.client, self.stream.clone(), me, start).await
+    /// `me`'s conversations' events up to stream sequence `until`, in order (what came before a
+    /// socket joined its inbox: [`Attached::head`]).
+    pub async fn catch_up(&self, me: &Username, until: u64) -> Result<Vec<FeedItem>, DmError> {
+        let mut items = Vec::new();
+        for filter in [format!("chanshare.dm.{me}.*.*"), format!("chanshare.dm.*.{me}.*")] {
+            items.extend(read_range(&self.shared.stream, &filter, 1, until).await?);
+        }
+        items.sort_by_key(|item| item.seq);
+        Ok(items)
     }
 
     /// The stream's last sequence (0 when empty).
     pub async fn head(&self) -> Result<u64, DmError> {
-        let mut stream = self.stream.clone();
+        let mut stream = self.shared.stream.clone();
         Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
     }
 }
@@ -433,7 +474,7 @@ impl DmLog {
 }
 
 /// The conversation of a DM subject (`chanshare.dm.<a>.<b>.<kind>`).
-fn conversation_of(subject: &str) -> Option<Conversation> {
+pub(crate) fn conversation_of(subject: &str) -> Option<Conversation> {
     let mut tokens = subject.split('.').skip(2);
     let (a, b, kind) = (tokens.next()?, tokens.next()?, tokens.next()?);
     Conversation::parse(a, b, kind).map(|(conversation, _)| conversation)
@@ -479,7 +520,18 @@ fn block_key(by: &Username, whom: &Username) -> String {
     format!("{by}.{whom}")
 }
 
-fn decode(payload: &[u8]) -> Result<DmEvent, DmError> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn decode(payload: &[u8]) -> Result<DmEvent, DmError> {
     serde_json::from_slice(payload)
         .map_err(|e| DmError::Unavailable(format!("unreadable dm event: {e}")))
 }

@@ -1,15 +1,16 @@
 //! The account socket (`GET /api/me/ws?access_token=…`, DESIGN §4b): a signed-in account's
 //! direct messages, on every device it keeps one open.
 //!
-//! After `dm_sync` the socket follows the account's feed (`dm::Messages::feed`): every event of
-//! its conversations it has not seen, in order, then live. A message becomes a `dm` frame on
-//! both sides' sockets and a `dm_status sent` on the sender's; a receipt becomes `dm_status`
-//! frames on the sender's. Writing a message to one of the receiver's sockets reports it
-//! delivered; `dm_read` reports it read. The receipts are decided in the `dm` crate, once.
+//! After `dm_sync` the socket joins its account's inbox on this process (`dm::Inboxes`), reads
+//! what came before from the stream, skipping what the client says it has seen, then follows the
+//! inbox live. A message becomes a `dm` frame on both sides' sockets and a `dm_status sent` on
+//! the sender's; a receipt becomes `dm_status` frames on the sender's. Writing a message to one
+//! of the receiver's sockets reports it delivered; `dm_read` reports it read. The receipts are
+//! decided in the `dm` crate, once.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apierror::{ApiError, ErrorKind};
@@ -18,7 +19,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use dm::{DmError, Feed, FeedItem, Messages};
+use dm::{Attached, DmError, FeedItem, Inbox, Inboxes, Messages};
 use events::Username;
 use events::dm::{DmEvent, DmRejection, Status};
 
@@ -36,6 +37,9 @@ pub struct Params {
     /// The account's access token.
     pub access_token: Option<String>,
 }
+
+/// How many conversations a `dm_sync` reports delivered up to what the client says it has.
+const CLAIMS_REPORTED: usize = 32;
 
 /// How long a socket may take to accept a frame before it is closed as a slow consumer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +60,10 @@ pub(crate) async fn upgrade(
             "this page may not open Chanshare's sockets (CHANSHARE_ALLOWED_ORIGINS)",
         ));
     }
-    let (Some(accounts), Some(messages)) = (app.inner.accounts.clone(), app.inner.dm.clone())
+    // Not cloned into the socket's task: an `Accounts` is large, and the task keeps what it
+    // captures for as long as the socket lives.
+    let (Some(_), Some(messages), Some(inboxes)) =
+        (app.inner.accounts.as_ref(), app.inner.dm.clone(), app.inner.inboxes.clone())
     else {
         return Err(ApiError::unavailable("direct messages are not served here"));
     };
@@ -70,7 +77,8 @@ pub(crate) async fn upgrade(
             return;
         };
         let token = params.access_token.unwrap_or_default();
-        let claims = match accounts.authenticate(&token).await {
+        let Some(accounts) = app.inner.accounts.as_ref() else { return };
+        let claims = match Box::pin(accounts.authenticate(&token)).await {
             Ok(claims) => claims,
             Err(accounts::AccountError::Unavailable(error)) => {
                 warn!(%error, "account socket: cannot check the access token");
@@ -90,12 +98,13 @@ pub(crate) async fn upgrade(
             expires,
             app: app.clone(),
             messages,
+            inboxes,
             me: claims.name,
             since: HashMap::new(),
-            delivered: HashMap::new(),
+            written: HashMap::new(),
+            inbox: None,
             bucket: Bucket::full(&limits),
             limits,
-            owed: Owed::default(),
             synced: false,
         };
         session.run(socket).await;
@@ -113,76 +122,20 @@ async fn closing(socket: &mut WebSocket, code: u16, reason: &str) {
 struct Session {
     app: App,
     messages: Messages,
+    inboxes: Inboxes,
     me: Username,
-    /// Per partner, the last seq this socket has (from `dm_sync`, then as frames are sent).
+    /// Per partner, the last seq the client says it has (`dm_sync`): the catch-up skips up to it.
     since: HashMap<Username, u64>,
-    /// Per partner, how far the messages to this account are known delivered (its receipts
-    /// seen, and the reports this socket made).
-    delivered: HashMap<Username, u64>,
+    /// Per partner, the last message this socket wrote (`dm_read` reads no further).
+    written: HashMap<Username, u64>,
+    /// The account's inbox, after `dm_sync`.
+    inbox: Option<Arc<Inbox>>,
     bucket: Bucket,
     limits: GatewayLimits,
-    owed: Owed,
     /// Whether `dm_sync` came.
     synced: bool,
     /// When the access token it was opened with expires.
     expires: Instant,
-}
-
-/// The delivered receipts a socket owes, one report in flight per conversation: a burst of
-/// messages is reported in a few receipts, not one each (which would race one another for the
-/// same receipts subject).
-#[derive(Debug, Clone, Default)]
-struct Owed(Arc<Mutex<HashMap<Username, u64>>>);
-
-impl Owed {
-    /// Owes delivered up to `seq` to `partner`'s messages; reports it (and whatever else comes
-    /// meanwhile) unless a report for that conversation is running, which will.
-    fn owe(&self, messages: &Messages, me: &Username, partner: Username, seq: u64) {
-        {
-            let mut owed = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(wanted) = owed.get_mut(&partner) {
-                *wanted = (*wanted).max(seq);
-                return;
-            }
-            owed.insert(partner.clone(), seq);
-        }
-        let (owed, messages, me) = (self.clone(), messages.clone(), me.clone());
-        tokio::spawn(async move {
-            let (mut reported, mut failures) = (0, 0);
-            loop {
-                let wanted = {
-                    let mut all = owed.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    match all.get(&partner) {
-                        Some(wanted) if *wanted > reported => *wanted,
-                        _ => {
-                            all.remove(&partner);
-                            return;
-                        }
-                    }
-                };
-                match messages
-                    .report(&me, &partner, Status::Delivered, wanted, crate::now_ms())
-                    .await
-                {
-                    Ok(_) => reported = wanted,
-                    // The next delivery to this account reports these too.
-                    Err(error) if failures >= 20 => {
-                        warn!(account = %me, %error, "account socket: delivered receipt failed; giving up");
-                        owed.0
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .remove(&partner);
-                        return;
-                    }
-                    Err(error) => {
-                        failures += 1;
-                        warn!(account = %me, %error, "account socket: delivered receipt failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-        });
-    }
 }
 
 /// Why a session ends: the close frame it sends.
@@ -191,7 +144,7 @@ struct Closing(u16, &'static str);
 impl Session {
     async fn run(mut self, mut socket: WebSocket) {
         let mut shutdown = self.app.inner.shutdown.clone();
-        let mut feed: Option<Feed> = None;
+        let mut live: Option<Live> = None;
         let mut last_heard = Instant::now();
         let closing = loop {
             let idle = tokio::time::sleep_until((last_heard + self.limits.idle).into());
@@ -208,33 +161,28 @@ impl Session {
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                         Some(Ok(_)) => continue,
                     };
-                    let (reply, sync) = self.on_frame(frame.as_str()).await;
-                    if let Some(since) = sync {
-                        feed = match self.messages.feed(&self.me, 1).await {
-                            Ok(feed) => Some(feed),
-                            Err(error) => {
-                                warn!(account = %self.me, %error, "account socket: cannot follow the feed");
-                                break Some(Closing(close::UNAVAILABLE, "cannot follow your messages now; reconnect"));
-                            }
-                        };
-                        self.since = since;
-                    }
+                    // Boxed: a frame's work makes large, short-lived futures; an idle socket
+                    // keeps none of them.
+                    let (reply, sync) = Box::pin(self.on_frame(frame.as_str())).await;
                     if let Some(reply) = reply && write(&mut socket, &reply).await.is_err() {
                         break Some(Closing(close::SLOW_CONSUMER, "too slow to read"));
                     }
+                    if let Some(since) = sync {
+                        self.since = since;
+                        match Box::pin(self.join(&mut socket)).await {
+                            Ok(joined) => live = Some(joined),
+                            Err(closing) => break Some(closing),
+                        }
+                    }
                 }
-                item = next(&mut feed) => match item {
-                    Some(Ok(item)) => {
-                        if let Err(closing) = self.on_item(&mut socket, item).await {
+                item = next(&mut live) => match item {
+                    Some(item) => {
+                        if let Err(closing) = Box::pin(self.on_item(&mut socket, &item)).await {
                             break Some(closing);
                         }
                     }
-                    // A failed read: the feed waits, then reads again from where it was.
-                    Some(Err(error)) => debug!(account = %self.me, %error, "account socket: the feed recovers"),
-                    None => {
-                        warn!(account = %self.me, "account socket: the feed ended");
-                        break Some(Closing(close::UNAVAILABLE, "direct messages are unavailable; reconnect"));
-                    }
+                    // The inbox dropped this socket (a whole queue behind) or failed.
+                    None => break Some(Closing(close::SLOW_CONSUMER, "too slow to read; reconnect and sync")),
                 },
                 () = idle => break Some(Closing(close::IDLE, "idle")),
                 () = tokio::time::sleep_until(self.expires.into()) => {
@@ -248,7 +196,41 @@ impl Session {
         }
     }
 
-    /// Handles a client frame: the reply, and the `since` of a `dm_sync` (which (re)starts the feed).
+    /// After `dm_sync`: joins the account's inbox and writes what the client has not seen of
+    /// what came before (from the stream). The live queue, with the head it follows on from.
+    async fn join(&mut self, socket: &mut WebSocket) -> Result<Live, Closing> {
+        let me = self.me.clone();
+        let unavailable = move |error: DmError| {
+            warn!(account = %me, %error, "account socket: cannot follow the messages");
+            Closing(close::UNAVAILABLE, "cannot follow your messages now; reconnect")
+        };
+        let Attached { inbox, live, head } =
+            self.inboxes.attach(&self.me).await.map_err(&unavailable)?;
+        // What the client has was written to one of its sockets: delivered. Its gateway may
+        // have died before it said so (the newest conversations; for an inbox that knows them,
+        // this costs nothing).
+        let mut claimed: Vec<(&Username, u64)> = self
+            .since
+            .iter()
+            .map(|(partner, seq)| (partner, *seq))
+            .filter(|(_, seq)| *seq > 0)
+            .collect();
+        claimed.sort_by_key(|(_, seq)| std::cmp::Reverse(*seq));
+        for (partner, seq) in claimed.into_iter().take(CLAIMS_REPORTED) {
+            inbox.delivered(partner, seq);
+        }
+        self.inbox = Some(inbox);
+        let earlier = self.messages.catch_up(&self.me, head).await.map_err(&unavailable)?;
+        for item in earlier {
+            let Some(partner) = item.conversation.partner(&self.me) else { continue };
+            if item.seq > self.since.get(partner).copied().unwrap_or(0) {
+                self.on_item(socket, &item).await?;
+            }
+        }
+        Ok(Live { queue: live, head })
+    }
+
+    /// Handles a client frame: the reply, and the `since` of a `dm_sync` (which joins the inbox).
     async fn on_frame(&mut self, frame: &str) -> (Option<String>, Option<HashMap<Username, u64>>) {
         let frame = match serde_json::from_str::<ClientFrame>(frame) {
             Ok(frame) => frame,
@@ -279,15 +261,16 @@ impl Session {
                     );
                     return (Some(reply), None);
                 }
-                // Read is what this socket has shown: never past what it was sent.
-                let up_to = up_to.min(self.since.get(&partner).copied().unwrap_or(0));
-                let reply = match self
-                    .messages
-                    .report(&self.me, &partner, Status::Read, up_to, crate::now_ms())
-                    .await
-                {
-                    Ok(_) => ack(id, None),
-                    Err(error) => refusal(id, error),
+                // Read is what this socket has shown: never past what it wrote.
+                let up_to = up_to.min(self.written.get(&partner).copied().unwrap_or(0));
+                let reply = match &self.inbox {
+                    Some(inbox) if up_to > 0 => {
+                        match inbox.report(&partner, Status::Read, up_to).await {
+                            Ok(()) => ack(id, None),
+                            Err(error) => refusal(id, error),
+                        }
+                    }
+                    _ => ack(id, None),
                 };
                 (Some(reply), None)
             }
@@ -341,32 +324,24 @@ impl Session {
         }
     }
 
-    /// Sends what a feed event means to this socket.
-    async fn on_item(&mut self, socket: &mut WebSocket, item: FeedItem) -> Result<(), Closing> {
-        let Some(partner) = item.conversation.partner(&self.me).cloned() else { return Ok(()) };
-        if let DmEvent::Receipt { by, delivered, .. } = &item.event
-            && *by == self.me
-        {
-            let known = self.delivered.entry(partner.clone()).or_default();
-            *known = (*known).max(*delivered);
-        }
-        let seen = self.since.entry(partner.clone()).or_default();
-        if item.seq <= *seen {
-            return Ok(());
-        }
-        *seen = item.seq;
-        let mut delivered_to_me = None;
+    /// Sends what an event of the account's conversations means to this socket.
+    async fn on_item(&mut self, socket: &mut WebSocket, item: &FeedItem) -> Result<(), Closing> {
+        let Some(partner) = item.conversation.partner(&self.me) else { return Ok(()) };
         match &item.event {
             DmEvent::Message { id, from, to, text: body, at_ms } => {
                 let frame =
                     ServerFrame::Dm { id: *id, from, to, text: body, seq: item.seq, at_ms: *at_ms };
                 write(socket, &text(&frame)).await?;
+                let written = self.written.entry(partner.clone()).or_default();
+                *written = (*written).max(item.seq);
                 if *from == self.me {
                     let status =
                         ServerFrame::DmStatus { id: *id, status: Status::Sent, at_ms: *at_ms };
                     write(socket, &text(&status)).await?;
-                } else {
-                    delivered_to_me = Some(item.seq);
+                } else if let Some(inbox) = &self.inbox {
+                    // Written to one of the receiver's sockets: delivered (decided once,
+                    // whoever reports).
+                    inbox.delivered(partner, item.seq);
                 }
             }
             DmEvent::Receipt { by, status, ids, at_ms, .. } if *by != self.me => {
@@ -377,22 +352,24 @@ impl Session {
             }
             DmEvent::Receipt { .. } => {}
         }
-        // Written to one of the receiver's sockets: delivered (decided once, whoever reports).
-        if let Some(seq) = delivered_to_me {
-            let known = self.delivered.entry(partner.clone()).or_default();
-            if seq > *known {
-                *known = seq;
-                self.owed.owe(&self.messages, &self.me, partner, seq);
-            }
-        }
         Ok(())
     }
 }
 
-async fn next(feed: &mut Option<Feed>) -> Option<Result<FeedItem, DmError>> {
-    match feed {
-        Some(feed) => feed.next().await,
-        None => std::future::pending().await,
+/// A synced socket's live queue and the head it caught up to.
+struct Live {
+    queue: tokio::sync::mpsc::Receiver<Arc<FeedItem>>,
+    head: u64,
+}
+
+/// The next live event after the head the socket caught up to (pending until `dm_sync`).
+async fn next(live: &mut Option<Live>) -> Option<Arc<FeedItem>> {
+    let Some(Live { queue, head }) = live else { return std::future::pending().await };
+    loop {
+        let item = queue.recv().await?;
+        if item.seq > *head {
+            return Some(item);
+        }
     }
 }
 

@@ -79,6 +79,8 @@ struct Inner {
     accounts: Option<accounts::Accounts>,
     /// Direct messages, when served.
     dm: Option<dm::Messages>,
+    /// The inboxes of the accounts with sockets here.
+    inboxes: Option<dm::Inboxes>,
     /// Per account and minute: direct messages sent through this process.
     dm_sends: PerMinute<String>,
     /// Flips to true when the process shuts down.
@@ -164,6 +166,7 @@ impl App {
                 log_readers: tokio::sync::Semaphore::new(parts.limits.log_readers),
                 sessions,
                 accounts: parts.accounts,
+                inboxes: parts.dm.clone().map(dm::Inboxes::new),
                 dm: parts.dm,
                 dm_sends: PerMinute::default(),
                 shutdown,

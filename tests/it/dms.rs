@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tests::{Chanshare, NatsServer, RedisServer};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::accounts::{Api, settings};
+use crate::accounts::{Api, Session, settings};
 use crate::ws::Ws;
 
 /// An account socket of `gateway`, synced from `since`: the socket, once `dm_sync` is acknowledged.
@@ -76,6 +76,13 @@ async fn dm(ws: &mut Ws, id: &str, to: &str, text: &str) -> Value {
             return answer;
         }
     }
+}
+
+/// Signs up `one` and `other` and signs each in.
+async fn two_accounts(api: &Api, one: &str, other: &str) -> (Session, Session) {
+    api.account(one).await;
+    api.account(other).await;
+    (api.session(one).await, api.session(other).await)
 }
 
 fn id(n: u32) -> String {
@@ -148,10 +155,7 @@ async fn an_offline_receiver_gets_everything_once_and_the_rules_hold() {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let gateway = Chanshare::serve(&nats, &redis, &settings(&[]));
     let api = Api::new(&gateway);
-    for name in ["dora", "carl"] {
-        api.account(name).await;
-    }
-    let (dora, carl) = (api.session("dora").await, api.session("carl").await);
+    let (dora, carl) = two_accounts(&api, "dora", "carl").await;
     let mut sender = inbox(&gateway, &dora.access, json!({})).await;
 
     // Carl is offline: three messages wait, and a retried id is stored once.
@@ -236,10 +240,7 @@ async fn a_receiver_whose_gateway_dies_resumes_elsewhere_losing_and_repeating_no
     let one = Chanshare::serve(&nats, &redis, &settings(&[]));
     let mut two = Some(Chanshare::serve(&nats, &redis, &settings(&[])));
     let api = Api::new(&one);
-    for name in ["erin", "finn"] {
-        api.account(name).await;
-    }
-    let (erin, finn) = (api.session("erin").await, api.session("finn").await);
+    let (erin, finn) = two_accounts(&api, "erin", "finn").await;
     let mut sender = inbox(&one, &erin.access, json!({})).await;
     let mut receiver = inbox(two.as_ref().unwrap(), &finn.access, json!({})).await;
 
@@ -280,6 +281,95 @@ async fn a_receiver_whose_gateway_dies_resumes_elsewhere_losing_and_repeating_no
     let seqs: BTreeMap<u64, usize> =
         of_type(&rest, "dm").iter().map(|f| (f["seq"].as_u64().unwrap(), 1)).collect();
     assert_eq!(seqs.len(), of_type(&rest, "dm").len());
+}
+
+/// A live event whose predecessor on its subject never reached the receiver's inbox (stored
+/// while the stream did not republish: what a lost core message looks like) is preceded by it,
+/// read from the stream: the receiver gets both, in order, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_event_after_one_the_inbox_missed_brings_the_missed_one_first() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let one = Chanshare::serve(&nats, &redis, &settings(&[]));
+    let api = Api::new(&one);
+    let (gale, hugo) = two_accounts(&api, "gale", "hugo").await;
+    let mut sender = inbox(&one, &gale.access, json!({})).await;
+    let mut receiver = inbox(&one, &hugo.access, json!({})).await;
+    // Past the inbox's settling read: from here only live events and their gaps bring anything.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let js = async_nats::jetstream::new(nats.client().await);
+    let mut stream = js.get_stream("CHANSHARE_DMS").await.unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    let silent = async_nats::jetstream::stream::Config { republish: None, ..config.clone() };
+    js.update_stream(silent).await.unwrap();
+    let missed = json!({"type": "message", "id": id(1), "from": "gale", "to": "hugo",
+        "text": "the one nobody announced", "at_ms": 1});
+    let stored = js
+        .publish("chanshare.dm.gale.hugo.m", missed.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    js.update_stream(config).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), receiver.next()).await.is_err(),
+        "nothing announced it"
+    );
+
+    let ack = dm(&mut sender, &id(2), "hugo", "the next one").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let frames =
+        until(&mut receiver, Duration::from_millis(500), |f| of_type(f, "dm").len() >= 2).await;
+    let got: Vec<(u64, &str)> = of_type(&frames, "dm")
+        .iter()
+        .map(|f| (f["seq"].as_u64().unwrap(), f["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (stored.sequence, "the one nobody announced"),
+            (ack["seq"].as_u64().unwrap(), "the next one")
+        ]
+    );
+    // Both are reported delivered: the sender sees it for the message it sent.
+    let frames =
+        until(&mut sender, Duration::from_millis(300), |f| statuses(f, &id(2)).len() >= 2).await;
+    assert_eq!(statuses(&frames, &id(2)), ["sent", "delivered"]);
+}
+
+/// A device that has a message its gateway never reported delivered (the gateway died between
+/// writing it and storing the receipt) says so in its `dm_sync`: delivered. A claim past the
+/// conversation's end marks nothing that comes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_reports_delivered_what_the_device_has_and_no_further() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let one = Chanshare::serve(&nats, &redis, &settings(&[]));
+    let api = Api::new(&one);
+    let (iris, jude) = two_accounts(&api, "iris", "jude").await;
+    let mut sender = inbox(&one, &iris.access, json!({})).await;
+    let ack = dm(&mut sender, &id(1), "jude", "did it reach you?").await;
+    let seq = ack["seq"].as_u64().unwrap();
+    let frames =
+        until(&mut sender, Duration::from_millis(300), |f| !statuses(f, &id(1)).is_empty()).await;
+    assert_eq!(statuses(&frames, &id(1)), ["sent"], "nobody has it yet");
+
+    // Jude's device has it (and says it has more than there is).
+    let mut receiver = inbox(&one, &jude.access, json!({"iris": seq + 1000})).await;
+    let frames =
+        until(&mut sender, Duration::from_millis(300), |f| !statuses(f, &id(1)).is_empty()).await;
+    assert_eq!(statuses(&frames, &id(1)), ["delivered"]);
+    assert!(
+        of_type(&until(&mut receiver, Duration::from_millis(300), |_| true).await, "dm").is_empty()
+    );
+
+    // The next message is new to it: written, then delivered.
+    dm(&mut sender, &id(2), "jude", "and this one?").await;
+    let got =
+        until(&mut receiver, Duration::from_millis(100), |f| !of_type(f, "dm").is_empty()).await;
+    assert_eq!(of_type(&got, "dm")[0]["text"], "and this one?");
+    let frames =
+        until(&mut sender, Duration::from_millis(300), |f| statuses(f, &id(2)).len() >= 2).await;
+    assert_eq!(statuses(&frames, &id(2)), ["sent", "delivered"]);
 }
 
 async fn get(api: &Api, path: &str, access: &str) -> Value {

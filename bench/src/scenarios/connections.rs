@@ -18,7 +18,7 @@ use crate::Size;
 use crate::baseline::Broadcast;
 use crate::client::{connect, source, welcome};
 use crate::report::{Latencies, Report, fmt, ms};
-use crate::stack::{Room, Stack, rss};
+use crate::stack::{Room, Stack, settled_rss};
 
 const PER_ROOM: usize = 50;
 /// Connection attempts in flight at once.
@@ -152,20 +152,6 @@ async fn await_opened(
         latencies.push(took);
     }
     Ok(latencies)
-}
-
-/// Resident memory once it stops moving (joins are still being fanned out for a moment).
-async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
-    let mut last = rss(pid)?;
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rss(pid)?;
-        if now.abs_diff(last) < last / 200 {
-            return Ok(now);
-        }
-        last = now;
-    }
-    Ok(last)
 }
 
 /// This process's soft limit on open files.
