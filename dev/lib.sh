@@ -76,7 +76,8 @@ ensure_prometheus() {
 # podman (runtime runc: crun is not in bookworm's podman path here) and mmdebstrap, from Debian.
 ensure_image_tools() {
   local missing=()
-  command -v podman >/dev/null || missing+=(podman uidmap slirp4netns fuse-overlayfs)
+  # `type -P`: the podman() wrapper below would answer `command -v` on a machine without podman.
+  type -P podman >/dev/null || missing+=(podman uidmap slirp4netns fuse-overlayfs)
   command -v runc >/dev/null || missing+=(runc)
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   [ ${#missing[@]} = 0 ] && return

@@ -95,7 +95,13 @@ impl Inboxes {
             }
         };
         let (sender, live) = mpsc::channel(QUEUE);
-        lock(&inbox.shared.sockets).push(sender);
+        {
+            let mut sockets = lock(&inbox.shared.sockets);
+            // Sockets gone since the last event: an account whose devices come and go while its
+            // conversations are quiet keeps none of them.
+            sockets.retain(|socket| !socket.is_closed());
+            sockets.push(sender);
+        }
         // Read after joining: whatever is stored from now on reaches the queue.
         let head = self.messages.head().await?;
         Ok(Attached { inbox, live, head })
@@ -143,14 +149,18 @@ struct Known {
     to_me: VecDeque<(u64, uuid::Uuid)>,
     /// `to_me` holds every message to the account with a sequence above this.
     complete_above: u64,
+    /// The last message of the conversation the inbox handed on (either way): `to_me` says
+    /// nothing of later ones yet.
+    seen_to: u64,
 }
 
 impl Known {
     fn new(base: u64) -> Self {
-        Self { receipts: None, to_me: VecDeque::new(), complete_above: base }
+        Self { receipts: None, to_me: VecDeque::new(), complete_above: base, seen_to: 0 }
     }
 
     fn message(&mut self, seq: u64, id: uuid::Uuid) {
+        self.seen_to = self.seen_to.max(seq);
         if self.receipts.is_some_and(|(_, marks)| seq <= marks.read) {
             return;
         }
@@ -185,7 +195,9 @@ impl Known {
             Status::Read => marks.delivered.min(marks.read),
             _ => marks.delivered,
         };
-        if from < self.complete_above {
+        // Messages below its start or past what it has seen (a socket wrote one from the stream
+        // before the inbox handed it on): the stream knows.
+        if from < self.complete_above || up_to > self.seen_to {
             return None;
         }
         let covered = self
@@ -223,6 +235,10 @@ impl Shared {
                 .entry(partner.clone())
                 .or_insert_with(|| Known::new(self.base))
                 .message(item.seq, *id),
+            DmEvent::Message { .. } => {
+                let known = known.entry(partner.clone()).or_insert_with(|| Known::new(self.base));
+                known.seen_to = known.seen_to.max(item.seq);
+            }
             DmEvent::Receipt { by, .. } if *by == self.me => known
                 .entry(partner.clone())
                 .or_insert_with(|| Known::new(self.base))
@@ -313,6 +329,12 @@ impl Inbox {
                 };
                 match inbox.report(&partner, Status::Delivered, wanted).await {
                     Ok(()) => reported = wanted,
+                    // It will not get better (a claim naming oneself, say).
+                    Err(DmError::Rejected(rejection)) => {
+                        debug!(account = %inbox.me(), %rejection, "delivered receipt refused");
+                        lock(&inbox.shared.owed).remove(&partner);
+                        return;
+                    }
                     // The next delivery in this conversation reports these too.
                     Err(error) if failures >= 20 => {
                         warn!(account = %inbox.me(), %error, "delivered receipt failed; giving up");
@@ -422,6 +444,20 @@ impl Pump {
             tokio::select! {
                 message = live.next() => {
                     let Some(message) = message else { break };
+                    // Back from a reconnect: what was stored meanwhile goes first, before this
+                    // event, so a conversation's events stay in order.
+                    let now = connects();
+                    if now != seen_connects {
+                        seen_connects = now;
+                        settled = match Box::pin(self.read_missed()).await {
+                            Ok(()) => true,
+                            Err(error) => {
+                                warn!(account = %self.shared.me, %error, "dm inbox: cannot read what the live events missed; retrying");
+                                false
+                            }
+                        };
+                        checkpoint = self.handed_max();
+                    }
                     // Boxed, as the reads below: an idle inbox keeps no read's future.
                     if let Err(error) = Box::pin(self.live(&message)).await {
                         warn!(account = %self.shared.me, %error, "dm inbox: a gap could not be read; reading again at the next check");
@@ -444,7 +480,11 @@ impl Pump {
                             settled = true;
                             checkpoint = self.handed_max();
                         }
-                        Err(error) => warn!(account = %self.shared.me, %error, "dm inbox: cannot read what the live events missed; retrying"),
+                        // Read again at the next check.
+                        Err(error) => {
+                            settled = false;
+                            warn!(account = %self.shared.me, %error, "dm inbox: cannot read what the live events missed; retrying");
+                        }
                     }
                 }
             }
@@ -533,5 +573,54 @@ fn kind_of(item: &FeedItem) -> Kind {
             Some(side) => Kind::Receipts(side),
             None => Kind::Messages,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(delivered: u64, read: u64) -> DmEvent {
+        DmEvent::Receipt {
+            by: Username::parse("meg").unwrap(),
+            status: Status::Delivered,
+            ids: Vec::new(),
+            delivered,
+            read,
+            at_ms: 0,
+        }
+    }
+
+    fn id(n: u128) -> uuid::Uuid {
+        uuid::Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn a_report_is_planned_only_on_what_the_inbox_has_seen() {
+        // Given an inbox started at 10 that saw a receipt (delivered and read to 12) and
+        // messages to the account at 15 and 18,
+        let mut known = Known::new(10);
+        assert!(known.plan(Status::Delivered, 15).is_none(), "no receipt seen: the stream knows");
+        known.receipt(20, &receipt(12, 12));
+        known.message(15, id(15));
+        known.message(18, id(18));
+        // when a report reaches what it saw, it is planned on it;
+        let plan = known.plan(Status::Read, 18).unwrap();
+        assert_eq!((plan.last, plan.covered), (20, vec![(15, id(15)), (18, id(18))]));
+        // when it goes past (a socket wrote 19 from the stream before the inbox handed it on),
+        // the stream decides.
+        assert!(known.plan(Status::Read, 19).is_none());
+        // A gap fill after later events keeps the order.
+        known.message(16, id(16));
+        let plan = known.plan(Status::Delivered, 18).unwrap();
+        assert_eq!(plan.covered.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [15, 16, 18]);
+        // A read receipt forgets what it covers; a report from below the inbox's start is the
+        // stream's.
+        known.receipt(21, &receipt(18, 16));
+        assert_eq!(known.to_me.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [18]);
+        let mut older = Known::new(10);
+        older.receipt(20, &receipt(5, 5));
+        older.message(15, id(15));
+        assert!(older.plan(Status::Delivered, 15).is_none());
     }
 }

@@ -209,10 +209,11 @@ impl Session {
         // What the client has was written to one of its sockets: delivered. Its gateway may
         // have died before it said so (the newest conversations; for an inbox that knows them,
         // this costs nothing).
+        // No claim goes past what the stream holds.
         let mut claimed: Vec<(&Username, u64)> = self
             .since
             .iter()
-            .map(|(partner, seq)| (partner, *seq))
+            .map(|(partner, seq)| (partner, (*seq).min(head)))
             .filter(|(_, seq)| *seq > 0)
             .collect();
         claimed.sort_by_key(|(_, seq)| std::cmp::Reverse(*seq));
@@ -220,6 +221,10 @@ impl Session {
             inbox.delivered(partner, seq);
         }
         self.inbox = Some(inbox);
+        // What the client has, it may report read.
+        for (partner, seq) in &self.since {
+            self.written.insert(partner.clone(), (*seq).min(head));
+        }
         let earlier = self.messages.catch_up(&self.me, head).await.map_err(&unavailable)?;
         for item in earlier {
             let Some(partner) = item.conversation.partner(&self.me) else { continue };

@@ -363,6 +363,11 @@ async fn a_sync_reports_delivered_what_the_device_has_and_no_further() {
     assert!(
         of_type(&until(&mut receiver, Duration::from_millis(300), |_| true).await, "dm").is_empty()
     );
+    // And what it has, it may report read (this socket never wrote it).
+    send(&mut receiver, json!({"type": "dm_read", "id": "r", "with": "iris", "up_to": seq})).await;
+    let frames =
+        until(&mut sender, Duration::from_millis(300), |f| !statuses(f, &id(1)).is_empty()).await;
+    assert_eq!(statuses(&frames, &id(1)), ["read"]);
 
     // The next message is new to it: written, then delivered.
     dm(&mut sender, &id(2), "jude", "and this one?").await;
