@@ -136,8 +136,6 @@ struct Shared {
     known: Mutex<HashMap<Username, Known>>,
     /// Delivered reports owed, per partner: one report runs per conversation.
     owed: Mutex<HashMap<Username, u64>>,
-    /// One report at a time: two would race each other for the same receipts subject.
-    reporting: tokio::sync::Mutex<()>,
 }
 
 /// What an inbox knows of one conversation, for its account's receipts.
@@ -149,6 +147,9 @@ struct Known {
     to_me: VecDeque<(u64, uuid::Uuid)>,
     /// `to_me` holds every message to the account with a sequence above this.
     complete_above: u64,
+    /// One report at a time in this conversation: two would race each other for the same
+    /// receipts subject (other conversations' reports do not wait).
+    reporting: Arc<tokio::sync::Mutex<()>>,
     /// The last message of the conversation the inbox handed on (either way): `to_me` says
     /// nothing of later ones yet.
     seen_to: u64,
@@ -156,7 +157,13 @@ struct Known {
 
 impl Known {
     fn new(base: u64) -> Self {
-        Self { receipts: None, to_me: VecDeque::new(), complete_above: base, seen_to: 0 }
+        Self {
+            receipts: None,
+            to_me: VecDeque::new(),
+            complete_above: base,
+            seen_to: 0,
+            reporting: Arc::default(),
+        }
     }
 
     fn message(&mut self, seq: u64, id: uuid::Uuid) {
@@ -280,7 +287,6 @@ impl Inbox {
             sockets: Mutex::default(),
             known: Mutex::default(),
             owed: Mutex::default(),
-            reporting: tokio::sync::Mutex::new(()),
         });
         let pump = Pump {
             shared: shared.clone(),
@@ -364,7 +370,12 @@ impl Inbox {
         let conversation = Conversation::new(me, partner)?;
         let side = conversation.side(me).ok_or(DmRejection::Invalid("not your conversation"))?;
         let receipts_subject = subject(&conversation, Kind::Receipts(side));
-        let _one = self.shared.reporting.lock().await;
+        let reporting = lock(&self.shared.known)
+            .entry(partner.clone())
+            .or_insert_with(|| Known::new(self.shared.base))
+            .reporting
+            .clone();
+        let _one = reporting.lock().await;
         for _ in 0..ROUNDS {
             let plan =
                 lock(&self.shared.known).get(partner).and_then(|known| known.plan(status, up_to));
