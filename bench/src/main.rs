@@ -107,6 +107,7 @@ pub(crate) enum Scenario {
     Abuse,
     Accounts,
     Dms,
+    Sizing,
 }
 
 /// Sizes are either the defaults or tiny (`--quick`).

@@ -9,6 +9,7 @@ mod dms;
 mod fanout;
 mod join;
 mod replay;
+mod sizing;
 
 use crate::report::Report;
 use crate::{Scenario, Size};
@@ -25,5 +26,6 @@ pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report
         Scenario::Abuse => abuse::run(size).await,
         Scenario::Accounts => accounts::run(size).await,
         Scenario::Dms => dms::run(size).await,
+        Scenario::Sizing => sizing::run(size).await,
     }
 }
