@@ -72,15 +72,17 @@ pub async fn apply(
             Loaded::Missing if target == 1 => (Projection::default(), Expect::Previous),
             Loaded::Missing | Loaded::Unreadable { .. } => (Projection::default(), Expect::Older),
         };
-        let projection = if base.state.version + 1 == target {
+        let from = base.state.version;
+        let projection = if from + 1 == target {
             let mut next = base;
             next.apply(&stored.commit, stored.seq);
             next
         } else {
             catch_up(log, room, base).await?
         };
-        // `Previous` only holds for a one-step move; a gap fill writes over what it read.
-        let expect = if expect == Expect::Previous && projection.state.version != target {
+        // `Previous` only holds for a one-step move; a gap fill writes over what it read (even
+        // when it lands on the target: the store would refuse it, again and again).
+        let expect = if expect == Expect::Previous && projection.state.version != from + 1 {
             Expect::Older
         } else {
             expect

@@ -190,6 +190,30 @@ async fn a_poison_commit_parks_its_room_only() {
     replica.stop().await;
 }
 
+/// A commit that arrives while its predecessors are not yet in the view (another replica has
+/// them) brings the view to it at once: the gap is read from the log and written over the older
+/// view, in one write, even when the log ends at that commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_a_gap_is_applied_at_once() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let (log, views) = (log(&nats).await, views(&redis).await);
+    let mut workload = Workload::new("gap", 1, 7);
+    workload.run(&log, 3).await;
+    projectors::rebuild(&log, &views, false, |_| {}).await.unwrap();
+    let room = workload.rooms[0].id.clone();
+    workload.run(&log, 2).await;
+    let last = log.read(&room, 0).await.unwrap().collect::<Vec<_>>().await.pop().unwrap().unwrap();
+    let from = match views.load(&room).await.unwrap() {
+        Loaded::At(projection) => projection.state.version,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(last.commit.version, from + 2, "one commit missing between the view and this one");
+
+    let applied = projectors::apply::apply(&log, &views, &room, &last).await.unwrap();
+    assert_eq!(applied, projectors::Applied::Applied);
+    assert_eq!(drift(&log, &views, &[room]).await, Vec::<String>::new());
+}
+
 /// A full rebuild from scratch writes exactly what the incremental projection wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_rebuild_is_byte_identical_to_incremental_views() {
