@@ -295,6 +295,14 @@ impl Accounts {
         self.live_session(access_token).await.map(|(claims, _)| claims)
     }
 
+    /// The sessions revoked from now on, by id (an access token's `sid`): sockets opened with
+    /// them close.
+    pub async fn revocations(
+        &self,
+    ) -> Result<impl futures::Stream<Item = uuid::Uuid> + Send + use<>, AccountError> {
+        self.store.revocations().await
+    }
+
     /// Signs out the session of `access_token`: its refresh family is revoked.
     pub async fn sign_out(&self, access_token: &str) -> Result<(), AccountError> {
         let (claims, family) = self.live_session(access_token).await?;

@@ -233,6 +233,23 @@ impl Store {
         Ok(())
     }
 
+    /// The session families revoked from now on (signed out, or a refresh token used twice),
+    /// as they are stored: a watch of the session bucket. Ends when the watch does.
+    pub async fn revocations(
+        &self,
+    ) -> Result<impl futures::Stream<Item = uuid::Uuid> + Send + use<>, AccountError> {
+        use futures::StreamExt as _;
+        let watch = self.sessions.watch_all().await.map_err(unavailable)?;
+        Ok(watch.filter_map(|entry| async move {
+            let entry = entry.ok()?;
+            let family: Family = serde_json::from_slice(&entry.value).ok()?;
+            if !family.revoked {
+                return None;
+            }
+            uuid::Uuid::parse_str(&entry.key).ok()
+        }))
+    }
+
     /// Every account, in registration order, for `chanshare replay accounts`.
     pub async fn all_accounts(&self) -> Result<Vec<Account>, AccountError> {
         let mut accounts = Vec::new();

@@ -100,6 +100,7 @@ pub(crate) async fn upgrade(
             messages,
             inboxes,
             me: claims.name,
+            sid: claims.sid,
             since: HashMap::new(),
             written: HashMap::new(),
             inbox: None,
@@ -124,6 +125,8 @@ struct Session {
     messages: Messages,
     inboxes: Inboxes,
     me: Username,
+    /// The session its access token belongs to: signed out, the socket closes.
+    sid: uuid::Uuid,
     /// Per partner, the last seq the client says it has (`dm_sync`): the catch-up skips up to it.
     since: HashMap<Username, u64>,
     /// Per partner, the last message this socket wrote (`dm_read` reads no further).
@@ -144,6 +147,7 @@ struct Closing(u16, &'static str);
 impl Session {
     async fn run(mut self, mut socket: WebSocket) {
         let mut shutdown = self.app.inner.shutdown.clone();
+        let mut revoked = self.app.inner.revoked.subscribe();
         let mut live: Option<Live> = None;
         let mut last_heard = Instant::now();
         let closing = loop {
@@ -187,6 +191,9 @@ impl Session {
                 () = idle => break Some(Closing(close::IDLE, "idle")),
                 () = tokio::time::sleep_until(self.expires.into()) => {
                     break Some(Closing(close::BAD_TOKEN, "the access token expired: reconnect with a fresh one"));
+                }
+                () = signed_out(&mut revoked, self.sid) => {
+                    break Some(Closing(close::BAD_TOKEN, "signed out"));
                 }
                 _ = shutdown.changed() => break Some(Closing(close::GOING_AWAY, "the server is restarting; reconnect")),
             }
@@ -358,6 +365,19 @@ impl Session {
             DmEvent::Receipt { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// Resolves when session `sid` is revoked (a missed revocation leaves the socket to its token's
+/// expiry).
+async fn signed_out(revoked: &mut tokio::sync::broadcast::Receiver<uuid::Uuid>, sid: uuid::Uuid) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match revoked.recv().await {
+            Ok(revoked) if revoked == sid => return,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
     }
 }
 

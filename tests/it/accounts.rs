@@ -105,7 +105,7 @@ impl Api {
         self.call(reqwest::Method::GET, "/api/me", Some(access), None).await
     }
 
-    async fn sign_out(&self, access: &str) -> Answer {
+    pub(crate) async fn sign_out(&self, access: &str) -> Answer {
         self.call(reqwest::Method::DELETE, "/api/sessions", Some(access), None).await
     }
 

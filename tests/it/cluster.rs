@@ -107,6 +107,39 @@ pub(crate) async fn smoke(cluster: &DevCluster) {
     assert!(listed.status.success(), "{out}{}", String::from_utf8_lossy(&listed.stderr));
     let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!((&line["username"], &line["sessions_active"]), (&json!("clusterfan"), &json!(1)));
+
+    // Direct messages under the production permissions: the account socket follows its inbox
+    // (a message to nobody is refused as such), and signing out on the other gateway closes it.
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{}/api/me/ws?access_token={access}", cluster.gateway(1));
+    let mut dms = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    for frame in [
+        json!({"type": "dm_sync", "id": "sync", "since": {}}),
+        json!({"type": "dm", "id": uuid::Uuid::new_v4().to_string(), "to": "nobody_here", "text": "hi"}),
+    ] {
+        dms.send(Message::Text(frame.to_string().into())).await.unwrap();
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), dms.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                answers.push(serde_json::from_str::<Value>(&text).unwrap());
+            }
+            other => panic!("the account socket answered {other:?} after {answers:?}"),
+        }
+    }
+    assert_eq!((&answers[0]["type"], &answers[0]["id"]), (&json!("ack"), &json!("sync")));
+    assert_eq!(
+        (&answers[1]["type"], &answers[1]["code"]),
+        (&json!("reject"), &json!("unknown_user"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await; // the revocation watches settle
+    let url = format!("http://{}/api/sessions", cluster.gateway(2));
+    let signed_out = http.delete(url).bearer_auth(access).send().await.unwrap();
+    assert_eq!(signed_out.status().as_u16(), 204);
+    let closed = crate::ws::close_code(&mut dms).await;
+    assert_eq!(closed, Some(4401));
 }
 
 /// The production accounts: only the commands role may publish to room subjects; the gateway

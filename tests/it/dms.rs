@@ -379,6 +379,33 @@ async fn a_sync_reports_delivered_what_the_device_has_and_no_further() {
     assert_eq!(statuses(&frames, &id(2)), ["sent", "delivered"]);
 }
 
+/// Signing out closes the session's account sockets on every gateway at once (4401), not at its
+/// access token's expiry; the account's other sessions keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_closes_the_sessions_account_sockets_everywhere() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let (one, two) = (
+        Chanshare::serve(&nats, &redis, &settings(&[])),
+        Chanshare::serve(&nats, &redis, &settings(&[])),
+    );
+    let api = Api::new(&one);
+    let (kim, _) = two_accounts(&api, "kim", "lou").await;
+    let phone = api.session("kim").await;
+    let mut here = inbox(&one, &kim.access, json!({})).await;
+    let mut there = inbox(&two, &kim.access, json!({})).await;
+    let mut other_session = inbox(&two, &phone.access, json!({})).await;
+    // The revocation watches settle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(api.sign_out(&kim.access).await.status, 204);
+    for (gateway, ws) in [("the same", &mut here), ("another", &mut there)] {
+        assert_eq!(crate::ws::close_code(ws).await, Some(4401), "{gateway} gateway");
+    }
+    send(&mut other_session, json!({"type": "ping", "t": 1})).await;
+    let pong = frame(&mut other_session).await.expect("the other session's socket is open");
+    assert_eq!(pong["type"], "pong");
+}
+
 async fn get(api: &Api, path: &str, access: &str) -> Value {
     let answer = api.call(reqwest::Method::GET, path, Some(access), None).await;
     assert_eq!(answer.status, 200, "{path}: {}", answer.raw);

@@ -35,6 +35,15 @@ pub(crate) async fn next(ws: &mut Ws) -> Result<Value, Option<u16>> {
     }
 }
 
+/// The code the socket closes with, skipping the frames before it (panics after 10 s of nothing).
+pub(crate) async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        if let Err(code) = next(ws).await {
+            return code;
+        }
+    }
+}
+
 pub(crate) async fn send(ws: &mut Ws, frame: Value) {
     ws.send(Message::Text(frame.to_string().into())).await.unwrap();
 }
