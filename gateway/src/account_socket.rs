@@ -362,6 +362,10 @@ impl Session {
                     write(socket, &text(&frame)).await?;
                 }
             }
+            // The account's own read receipt: its other devices clear their unread marks.
+            DmEvent::Receipt { status: Status::Read, read, .. } => {
+                write(socket, &text(&ServerFrame::DmRead { with: partner, up_to: *read })).await?;
+            }
             DmEvent::Receipt { .. } => {}
         }
         Ok(())

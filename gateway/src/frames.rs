@@ -267,6 +267,15 @@ pub mod account {
             /// When it got there.
             at_ms: u64,
         },
+        /// The account read a conversation up to `up_to` (on this device or another): its
+        /// messages from `with` up to there are no longer unread. Sent to the reader's sockets
+        /// (the sender gets `dm_status read`).
+        DmRead {
+            /// The other account of the conversation.
+            with: &'a Username,
+            /// The last seq read.
+            up_to: u64,
+        },
         /// A client frame was done.
         Ack {
             /// The frame's id (empty when it had none).

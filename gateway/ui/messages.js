@@ -255,6 +255,11 @@ const Messages = (() => {
         const m = messages.get(`${state.user}:${f.id}`); // statuses are of one's own messages
         if (m && rank(f.status) > rank(m.status)) { m.status = f.status; refresh(partner); }
       }
+    } else if (f.type === "dm_read") {
+      // Read here or on another device: nothing up to there is unread any more.
+      const c = state.conversations.find((x) => x.with === f.with);
+      if (c && c.unread && (!c.last || (c.last.seq || 0) <= f.up_to)) { c.unread = 0; refresh(f.with); }
+      if (f.up_to > (state.readUpTo[f.with] || 0)) state.readUpTo[f.with] = f.up_to;
     } else if (f.type === "ack" && state.pending.has(f.id)) {
       state.pending.delete(f.id);
     } else if (f.type === "reject" && state.pending.has(f.id)) {

@@ -65,6 +65,8 @@ test("dms: a message from the member list goes sent, delivered, read; a reply; a
   await boPage.waitForSelector(".dm-thread li.theirs");
   await amyPage.waitForFunction(() => document.querySelector(".dm-thread li.mine")?.dataset.status === "read");
   assert.equal(await boPage.textContent("#messages-button .badge.unread"), "0");
+  // Bo's room page, where the conversation is not open, learns of the read: no unread left.
+  await boRoom.waitForFunction(() => document.querySelector("#messages-button .badge.unread")?.textContent === "0", null, { timeout: 5_000 });
 
   // A reply, shown in Amy's open thread.
   await boPage.fill("#messages textarea", "yes!! it was perfect");
