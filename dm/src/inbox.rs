@@ -226,6 +226,23 @@ struct Plan {
     covered: Vec<(u64, uuid::Uuid)>,
 }
 
+/// Conversations an inbox remembers before it forgets the idle ones.
+const CONVERSATIONS: usize = 1024;
+
+/// What the inbox knows of the conversation with `partner`, made when new. An inbox that
+/// remembers [`CONVERSATIONS`] forgets, before making one more, those with nothing unread and no
+/// report running: forgetting costs only a read from the stream at their next report.
+fn known_of<'a>(
+    known: &'a mut HashMap<Username, Known>,
+    partner: &Username,
+    base: u64,
+) -> &'a mut Known {
+    if known.len() >= CONVERSATIONS && !known.contains_key(partner) {
+        known.retain(|_, k| !k.to_me.is_empty() || Arc::strong_count(&k.reporting) > 1);
+    }
+    known.entry(partner.clone()).or_insert_with(|| Known::new(base))
+}
+
 impl Shared {
     /// Learns from `item` and hands it to every socket (dropping those a whole queue behind).
     fn publish(&self, item: FeedItem) {
@@ -238,27 +255,22 @@ impl Shared {
         let Some(partner) = item.conversation.partner(&self.me) else { return };
         let mut known = lock(&self.known);
         match &item.event {
-            DmEvent::Message { id, to, .. } if *to == self.me => known
-                .entry(partner.clone())
-                .or_insert_with(|| Known::new(self.base))
-                .message(item.seq, *id),
+            DmEvent::Message { id, to, .. } if *to == self.me => {
+                known_of(&mut known, partner, self.base).message(item.seq, *id);
+            }
             DmEvent::Message { .. } => {
-                let known = known.entry(partner.clone()).or_insert_with(|| Known::new(self.base));
+                let known = known_of(&mut known, partner, self.base);
                 known.seen_to = known.seen_to.max(item.seq);
             }
-            DmEvent::Receipt { by, .. } if *by == self.me => known
-                .entry(partner.clone())
-                .or_insert_with(|| Known::new(self.base))
-                .receipt(item.seq, &item.event),
+            DmEvent::Receipt { by, .. } if *by == self.me => {
+                known_of(&mut known, partner, self.base).receipt(item.seq, &item.event);
+            }
             _ => {}
         }
     }
 
     fn learn_receipt(&self, partner: &Username, seq: u64, event: &DmEvent) {
-        lock(&self.known)
-            .entry(partner.clone())
-            .or_insert_with(|| Known::new(self.base))
-            .receipt(seq, event);
+        known_of(&mut lock(&self.known), partner, self.base).receipt(seq, event);
     }
 
     fn delivered_mark(&self, partner: &Username) -> u64 {
@@ -370,11 +382,8 @@ impl Inbox {
         let conversation = Conversation::new(me, partner)?;
         let side = conversation.side(me).ok_or(DmRejection::Invalid("not your conversation"))?;
         let receipts_subject = subject(&conversation, Kind::Receipts(side));
-        let reporting = lock(&self.shared.known)
-            .entry(partner.clone())
-            .or_insert_with(|| Known::new(self.shared.base))
-            .reporting
-            .clone();
+        let reporting =
+            known_of(&mut lock(&self.shared.known), partner, self.shared.base).reporting.clone();
         let _one = reporting.lock().await;
         for _ in 0..ROUNDS {
             let plan =
@@ -604,6 +613,28 @@ mod tests {
 
     fn id(n: u128) -> uuid::Uuid {
         uuid::Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn an_inbox_forgets_idle_conversations_past_its_bound() {
+        // Given an inbox that remembers as many conversations as it may, one with an unread
+        // message and one whose report is running,
+        let mut known = HashMap::new();
+        let name = |n: usize| Username::parse(&format!("user{n}")).unwrap();
+        for n in 0..CONVERSATIONS {
+            known_of(&mut known, &name(n), 10);
+        }
+        known_of(&mut known, &name(0), 10).message(15, id(15));
+        let running = known_of(&mut known, &name(1), 10).reporting.clone();
+        // when a conversation it knows comes again, nothing is forgotten;
+        known_of(&mut known, &name(2), 10);
+        assert_eq!(known.len(), CONVERSATIONS);
+        // when a new one comes, the idle ones are forgotten, not those two.
+        known_of(&mut known, &name(CONVERSATIONS), 10);
+        let mut kept: Vec<_> = known.keys().map(|k| k.to_string()).collect();
+        kept.sort();
+        assert_eq!(kept, ["user0", "user1", format!("user{CONVERSATIONS}").as_str()]);
+        drop(running);
     }
 
     #[test]
