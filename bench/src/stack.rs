@@ -112,6 +112,23 @@ impl Stack {
         }
     }
 
+    /// Gives `room` a history up to `version` through the commands service: the host sends
+    /// `command(n)` for n = 0, 1, … (a command that changes nothing makes no commit). The
+    /// version reached.
+    pub(crate) async fn fill(
+        &self,
+        room: &Room,
+        version: u64,
+        command: impl Fn(u64) -> Command,
+    ) -> anyhow::Result<u64> {
+        let (mut reached, mut n) = (1, 0);
+        while reached < version {
+            reached = self.command(room, command(n)).await?;
+            n += 1;
+        }
+        Ok(reached)
+    }
+
     /// Sends `command` as the room's host straight to the commands service; the room version.
     pub(crate) async fn command(&self, room: &Room, command: Command) -> anyhow::Result<u64> {
         self.command_with_id(room, CommandId(uuid::Uuid::new_v4()), command).await

@@ -20,7 +20,7 @@
 //! - **Receipts without reads.** The inbox remembers, per conversation, its side's last receipt
 //!   and the messages to the account after the read mark, so a report decides and appends with
 //!   no read; one that finds it does not know enough, or loses a race to another writer, does
-//!   what the stream says ([`crate::Messages::report`]).
+//!   what the stream says (`Messages::report_from_stream`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -28,13 +28,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use events::Username;
-use events::dm::{Conversation, DmEvent, DmRejection, Kind, MAX_RECEIPT_IDS, Receipts, Status};
+use events::dm::{DmEvent, Kind, MAX_RECEIPT_IDS, Receipts, Status};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::{
-    DmError, FeedItem, Messages, conversation_of, decode, lock, read_range, subject, unavailable,
+    DmError, FeedItem, Messages, conversation_of, decode, lock, read_range, receipts_of, subject,
+    unavailable,
 };
 
 /// The live events' subject prefix.
@@ -105,16 +106,6 @@ impl Inboxes {
         // Read after joining: whatever is stored from now on reaches the queue.
         let head = self.messages.head().await?;
         Ok(Attached { inbox, live, head })
-    }
-
-    /// How many inboxes are open.
-    pub fn len(&self) -> usize {
-        lock(&self.open).values().filter(|inbox| inbox.strong_count() > 0).count()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -303,7 +294,6 @@ impl Inbox {
         let pump = Pump {
             shared: shared.clone(),
             messages: messages.clone(),
-            filters: [format!("chanshare.dm.{me}.*.*"), format!("chanshare.dm.*.{me}.*")],
             last_on: HashMap::new(),
             verified: base,
         };
@@ -379,9 +369,7 @@ impl Inbox {
         up_to: u64,
     ) -> Result<(), DmError> {
         let me = &self.shared.me;
-        let conversation = Conversation::new(me, partner)?;
-        let side = conversation.side(me).ok_or(DmRejection::Invalid("not your conversation"))?;
-        let receipts_subject = subject(&conversation, Kind::Receipts(side));
+        let (_, receipts_subject) = receipts_of(me, partner)?;
         let reporting =
             known_of(&mut lock(&self.shared.known), partner, self.shared.base).reporting.clone();
         let _one = reporting.lock().await;
@@ -442,7 +430,6 @@ struct Pump {
     /// Not a clone of the stream handle: that holds the stream's whole description, and an
     /// account with one device pays for its inbox alone.
     messages: Messages,
-    filters: [String; 2],
     /// Per subject, the last event handed to the sockets.
     last_on: HashMap<String, u64>,
     /// Every event of the account up to here was handed on (or came before the inbox).
@@ -466,46 +453,28 @@ impl Pump {
                     let Some(message) = message else { break };
                     // Back from a reconnect: what was stored meanwhile goes first, before this
                     // event, so a conversation's events stay in order.
-                    let now = connects();
-                    if now != seen_connects {
-                        seen_connects = now;
-                        settled = match Box::pin(self.read_missed()).await {
-                            Ok(()) => true,
-                            Err(error) => {
-                                warn!(account = %self.shared.me, %error, "dm inbox: cannot read what the live events missed; retrying");
-                                false
-                            }
-                        };
+                    if connects() != seen_connects {
+                        seen_connects = connects();
+                        settled = self.read_missed().await;
                         checkpoint = self.handed_max();
                     }
-                    // Boxed, as the reads below: an idle inbox keeps no read's future.
+                    // Boxed, as the reads: an idle inbox keeps no read's future.
                     if let Err(error) = Box::pin(self.live(&message)).await {
                         warn!(account = %self.shared.me, %error, "dm inbox: a gap could not be read; reading again at the next check");
                         settled = false;
                     }
                 }
                 _ = tick.tick() => {
-                    let now = connects();
-                    if settled && now == seen_connects {
+                    if settled && connects() == seen_connects {
                         // Connected all along: every event before the newest handed on at the
                         // last check reached the subscriptions by now (a connection delivers
                         // in order), so reads after a reconnect start there.
                         self.verified = self.verified.max(checkpoint);
-                        checkpoint = self.handed_max();
-                        continue;
+                    } else {
+                        seen_connects = connects();
+                        settled = self.read_missed().await;
                     }
-                    seen_connects = now;
-                    match Box::pin(self.read_missed()).await {
-                        Ok(()) => {
-                            settled = true;
-                            checkpoint = self.handed_max();
-                        }
-                        // Read again at the next check.
-                        Err(error) => {
-                            settled = false;
-                            warn!(account = %self.shared.me, %error, "dm inbox: cannot read what the live events missed; retrying");
-                        }
-                    }
+                    checkpoint = self.handed_max();
                 }
             }
         }
@@ -567,21 +536,28 @@ impl Pump {
     }
 
     /// Reads the account's events after the last point known complete and hands on those not
-    /// seen live (the subscriptions were settling, or the connection was down).
-    async fn read_missed(&mut self) -> Result<(), DmError> {
-        let until = self.messages.head().await?;
-        let mut items = Vec::new();
-        for filter in &self.filters {
-            let stream = &self.messages.shared.stream;
-            items.extend(read_range(stream, filter, self.verified + 1, until).await?);
-        }
-        items.sort_by_key(|item| item.seq);
+    /// seen live (the subscriptions were settling, or the connection was down): whether it
+    /// could (if not, the next check reads again).
+    async fn read_missed(&mut self) -> bool {
+        let read = Box::pin(async {
+            let until = self.messages.head().await?;
+            let items = self.messages.catch_up(&self.shared.me, self.verified + 1, until).await?;
+            Ok::<_, DmError>((until, items))
+        })
+        .await;
+        let (until, items) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                warn!(account = %self.shared.me, %error, "dm inbox: cannot read what the live events missed; retrying");
+                return false;
+            }
+        };
         for item in items {
             let subject = subject(&item.conversation, kind_of(&item));
             self.hand_on(subject, item);
         }
         self.verified = until;
-        Ok(())
+        true
     }
 }
 

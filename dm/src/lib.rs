@@ -17,6 +17,7 @@
 mod inbox;
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -63,6 +64,17 @@ pub fn subject(conversation: &Conversation, kind: Kind) -> String {
         conversation.b(),
         Conversation::kind_token(kind)
     )
+}
+
+/// The conversation of `by` and `partner`, and the subject of `by`'s receipts in it.
+pub(crate) fn receipts_of(
+    by: &Username,
+    partner: &Username,
+) -> Result<(Conversation, String), DmError> {
+    let conversation = Conversation::new(by, partner)?;
+    let side = conversation.side(by).ok_or(DmRejection::Invalid("not your conversation"))?;
+    let subject = subject(&conversation, Kind::Receipts(side));
+    Ok((conversation, subject))
 }
 
 /// Creates the stream and the bucket if they are missing (the commands role does, at start).
@@ -240,9 +252,7 @@ impl Messages {
         status: Status,
         up_to: u64,
     ) -> Result<(Vec<(u64, DmEvent)>, Option<(u64, DmEvent)>), DmError> {
-        let conversation = Conversation::new(by, partner)?;
-        let side = conversation.side(by).ok_or(DmRejection::Invalid("not your conversation"))?;
-        let receipts_subject = subject(&conversation, Kind::Receipts(side));
+        let (conversation, receipts_subject) = receipts_of(by, partner)?;
         let messages_subject = subject(&conversation, Kind::Messages);
         let mut stored = Vec::new();
         let mut conflicts = 0;
@@ -313,24 +323,19 @@ impl Messages {
         to: u64,
     ) -> Result<Vec<(u64, uuid::Uuid)>, DmError> {
         let mut found = Vec::new();
-        let mut seq = from;
-        while seq <= to && found.len() < events::dm::MAX_RECEIPT_IDS {
-            let message =
-                match self.shared.stream.get_first_raw_message_by_subject(subject, seq).await {
-                    Ok(message) => message,
-                    Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
-                    Err(e) => return Err(unavailable(e)),
-                };
-            if message.sequence > to {
-                break;
-            }
-            seq = message.sequence + 1;
-            if let DmEvent::Message { id, to, .. } = decode(&message.payload)?
+        scan(&self.shared.stream, subject, from, to, |item| {
+            if let DmEvent::Message { id, to, .. } = item.event
                 && to == *reader
             {
-                found.push((message.sequence, id));
+                found.push((item.seq, id));
             }
-        }
+            if found.len() < events::dm::MAX_RECEIPT_IDS {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        })
+        .await?;
         Ok(found)
     }
 
@@ -388,12 +393,17 @@ impl Messages {
         Ok(value.is_some_and(|v| !v.is_empty()))
     }
 
-    /// `me`'s conversations' events up to stream sequence `until`, in order (what came before a
-    /// socket joined its inbox: [`Attached::head`]).
-    pub async fn catch_up(&self, me: &Username, until: u64) -> Result<Vec<FeedItem>, DmError> {
+    /// `me`'s conversations' events with sequences in `from..=until`, in order (from 1: what
+    /// came before a socket joined its inbox, [`Attached::head`]).
+    pub async fn catch_up(
+        &self,
+        me: &Username,
+        from: u64,
+        until: u64,
+    ) -> Result<Vec<FeedItem>, DmError> {
         let mut items = Vec::new();
         for filter in [format!("chanshare.dm.{me}.*.*"), format!("chanshare.dm.*.{me}.*")] {
-            items.extend(read_range(&self.shared.stream, &filter, 1, until).await?);
+            items.extend(read_range(&self.shared.stream, &filter, from, until).await?);
         }
         items.sort_by_key(|item| item.seq);
         Ok(items)
@@ -401,8 +411,7 @@ impl Messages {
 
     /// The stream's last sequence (0 when empty).
     pub async fn head(&self) -> Result<u64, DmError> {
-        let mut stream = self.shared.stream.clone();
-        Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
+        last_sequence(&self.shared.stream).await
     }
 }
 
@@ -467,8 +476,7 @@ impl DmLog {
 
     /// Every event from stream sequence `start` to the stream's end as it was when asked.
     pub async fn read_all(&self, start: u64) -> Result<Vec<FeedItem>, DmError> {
-        let mut stream = self.stream.clone();
-        let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
+        let last = last_sequence(&self.stream).await?;
         read_range(&self.stream, "chanshare.dm.*.*.*", start.max(1), last).await
     }
 }
@@ -489,6 +497,23 @@ pub(crate) async fn read_range(
     until: u64,
 ) -> Result<Vec<FeedItem>, DmError> {
     let mut items = Vec::new();
+    scan(stream, filter, from, until, |item| {
+        items.push(item);
+        ControlFlow::Continue(())
+    })
+    .await?;
+    Ok(items)
+}
+
+/// Visits the events on `filter` with sequences in `from..=until`, in order, one leader read
+/// each, until `visit` breaks. An event that cannot be read is left out.
+async fn scan(
+    stream: &stream::Stream,
+    filter: &str,
+    from: u64,
+    until: u64,
+    mut visit: impl FnMut(FeedItem) -> ControlFlow<()>,
+) -> Result<(), DmError> {
     let mut seq = from;
     while seq <= until {
         let message = match stream.get_first_raw_message_by_subject(filter, seq).await {
@@ -502,11 +527,17 @@ pub(crate) async fn read_range(
         seq = message.sequence + 1;
         if let (Some(conversation), Ok(event)) =
             (conversation_of(&message.subject), decode(&message.payload))
+            && visit(FeedItem { seq: message.sequence, conversation, event }).is_break()
         {
-            items.push(FeedItem { seq: message.sequence, conversation, event });
+            break;
         }
     }
-    Ok(items)
+    Ok(())
+}
+
+/// The stream's last sequence (0 when empty).
+async fn last_sequence(stream: &stream::Stream) -> Result<u64, DmError> {
+    Ok(stream.get_info().await.map_err(unavailable)?.state.last_sequence)
 }
 
 fn item(message: &jetstream::Message) -> Result<FeedItem, DmError> {

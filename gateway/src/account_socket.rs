@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apierror::{ApiError, ErrorKind};
@@ -23,12 +23,15 @@ use dm::{Attached, DmError, FeedItem, Inbox, Inboxes, Messages};
 use events::Username;
 use events::dm::{DmEvent, DmRejection, Status};
 
+use futures::StreamExt as _;
 use serde::Deserialize;
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::App;
 use crate::frames::account::{ClientFrame, RejectCode, ServerFrame};
 use crate::frames::{close, text};
+use crate::hub::lock;
 use crate::limits::{Bucket, GatewayLimits};
 
 /// The socket's query string.
@@ -101,7 +104,6 @@ pub(crate) async fn upgrade(
             inboxes,
             me: claims.name,
             sid: claims.sid,
-            since: HashMap::new(),
             written: HashMap::new(),
             inbox: None,
             bucket: Bucket::full(&limits),
@@ -127,9 +129,8 @@ struct Session {
     me: Username,
     /// The session its access token belongs to: signed out, the socket closes.
     sid: uuid::Uuid,
-    /// Per partner, the last seq the client says it has (`dm_sync`): the catch-up skips up to it.
-    since: HashMap<Username, u64>,
-    /// Per partner, the last message this socket wrote (`dm_read` reads no further).
+    /// Per partner, the last seq this socket wrote or its client said it has in `dm_sync` (the
+    /// catch-up skips up to it; `dm_read` reads no further).
     written: HashMap<Username, u64>,
     /// The account's inbox, after `dm_sync`.
     inbox: Option<Arc<Inbox>>,
@@ -147,7 +148,7 @@ struct Closing(u16, &'static str);
 impl Session {
     async fn run(mut self, mut socket: WebSocket) {
         let mut shutdown = self.app.inner.shutdown.clone();
-        let mut revoked = self.app.inner.revoked.subscribe();
+        let mut signed_out = self.app.inner.revocations.watch(self.sid);
         let mut live: Option<Live> = None;
         let mut last_heard = Instant::now();
         let closing = loop {
@@ -172,8 +173,7 @@ impl Session {
                         break Some(Closing(close::SLOW_CONSUMER, "too slow to read"));
                     }
                     if let Some(since) = sync {
-                        self.since = since;
-                        match Box::pin(self.join(&mut socket)).await {
+                        match Box::pin(self.join(&mut socket, since)).await {
                             Ok(joined) => live = Some(joined),
                             Err(closing) => break Some(closing),
                         }
@@ -192,7 +192,7 @@ impl Session {
                 () = tokio::time::sleep_until(self.expires.into()) => {
                     break Some(Closing(close::BAD_TOKEN, "the access token expired: reconnect with a fresh one"));
                 }
-                () = signed_out(&mut revoked, self.sid) => {
+                () = signed_out.wait() => {
                     break Some(Closing(close::BAD_TOKEN, "signed out"));
                 }
                 _ = shutdown.changed() => break Some(Closing(close::GOING_AWAY, "the server is restarting; reconnect")),
@@ -205,7 +205,11 @@ impl Session {
 
     /// After `dm_sync`: joins the account's inbox and writes what the client has not seen of
     /// what came before (from the stream). The live queue, with the head it follows on from.
-    async fn join(&mut self, socket: &mut WebSocket) -> Result<Live, Closing> {
+    async fn join(
+        &mut self,
+        socket: &mut WebSocket,
+        since: HashMap<Username, u64>,
+    ) -> Result<Live, Closing> {
         let me = self.me.clone();
         let unavailable = move |error: DmError| {
             warn!(account = %me, %error, "account socket: cannot follow the messages");
@@ -213,14 +217,14 @@ impl Session {
         };
         let Attached { inbox, live, head } =
             self.inboxes.attach(&self.me).await.map_err(&unavailable)?;
-        // What the client has was written to one of its sockets: delivered. Its gateway may
-        // have died before it said so (the newest conversations; for an inbox that knows them,
-        // this costs nothing).
-        // No claim goes past what the stream holds.
+        // What the client has (no claim goes past what the stream holds) it may report read,
+        // and was written to one of its sockets: delivered. Its gateway may have died before it
+        // said so (the newest conversations; for an inbox that knows them, this costs nothing).
+        self.written = since.into_iter().map(|(partner, seq)| (partner, seq.min(head))).collect();
         let mut claimed: Vec<(&Username, u64)> = self
-            .since
+            .written
             .iter()
-            .map(|(partner, seq)| (partner, (*seq).min(head)))
+            .map(|(partner, seq)| (partner, *seq))
             .filter(|(_, seq)| *seq > 0)
             .collect();
         claimed.sort_by_key(|(_, seq)| std::cmp::Reverse(*seq));
@@ -228,14 +232,10 @@ impl Session {
             inbox.delivered(partner, seq);
         }
         self.inbox = Some(inbox);
-        // What the client has, it may report read.
-        for (partner, seq) in &self.since {
-            self.written.insert(partner.clone(), (*seq).min(head));
-        }
-        let earlier = self.messages.catch_up(&self.me, head).await.map_err(&unavailable)?;
+        let earlier = self.messages.catch_up(&self.me, 1, head).await.map_err(&unavailable)?;
         for item in earlier {
             let Some(partner) = item.conversation.partner(&self.me) else { continue };
-            if item.seq > self.since.get(partner).copied().unwrap_or(0) {
+            if item.seq > self.written.get(partner).copied().unwrap_or(0) {
                 self.on_item(socket, &item).await?;
             }
         }
@@ -372,15 +372,79 @@ impl Session {
     }
 }
 
-/// Resolves when session `sid` is revoked (a missed revocation leaves the socket to its token's
-/// expiry).
-async fn signed_out(revoked: &mut tokio::sync::broadcast::Receiver<uuid::Uuid>, sid: uuid::Uuid) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match revoked.recv().await {
-            Ok(revoked) if revoked == sid => return,
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => std::future::pending().await,
+/// This process's account sockets by session: told when their session is revoked (signed out,
+/// or a refresh token used twice), so they close at once instead of at their token's expiry.
+/// Only the sockets of the revoked session wake.
+#[derive(Debug, Default)]
+pub(crate) struct Revocations(Mutex<HashMap<uuid::Uuid, watch::Sender<bool>>>);
+
+impl Revocations {
+    /// Follows the session bucket's revocations until the process shuts down.
+    pub(crate) async fn follow(
+        self: Arc<Self>,
+        accounts: accounts::Accounts,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            match accounts.revocations().await {
+                Ok(sessions) => {
+                    let mut sessions = std::pin::pin!(sessions);
+                    loop {
+                        tokio::select! {
+                            sid = sessions.next() => match sid {
+                                Some(sid) => self.revoke(sid),
+                                None => break,
+                            },
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                    warn!("the session revocations ended; following them again");
+                }
+                Err(error) => warn!(%error, "cannot follow session revocations; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn revoke(&self, sid: uuid::Uuid) {
+        if let Some(sockets) = lock(&self.0).remove(&sid) {
+            sockets.send_replace(true);
+        }
+    }
+
+    /// What a socket of session `sid` waits on.
+    fn watch(self: &Arc<Self>, sid: uuid::Uuid) -> SignedOut {
+        let revoked =
+            lock(&self.0).entry(sid).or_insert_with(|| watch::channel(false).0).subscribe();
+        SignedOut { sid, revoked, revocations: self.clone() }
+    }
+}
+
+/// A socket's watch on its session.
+struct SignedOut {
+    sid: uuid::Uuid,
+    revoked: watch::Receiver<bool>,
+    revocations: Arc<Revocations>,
+}
+
+impl SignedOut {
+    /// Resolves when the session is revoked.
+    async fn wait(&mut self) {
+        if self.revoked.wait_for(|revoked| *revoked).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for SignedOut {
+    fn drop(&mut self) {
+        let mut sessions = lock(&self.revocations.0);
+        // The session's last socket here (this one's receiver is still alive).
+        if sessions.get(&self.sid).is_some_and(|sockets| sockets.receiver_count() <= 1) {
+            sessions.remove(&self.sid);
         }
     }
 }

@@ -176,7 +176,9 @@ fn forget_private(state: &mut RoomState) {
     state.banned_addresses.clear();
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `mutex`, through a poisoning panic (the data is still consistent: nothing here panics
+/// while holding a lock).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -83,8 +83,8 @@ struct Inner {
     inboxes: Option<dm::Inboxes>,
     /// Per account and minute: direct messages sent through this process.
     dm_sends: PerMinute<String>,
-    /// Sessions revoked (signed out) anywhere, as they are: their account sockets close.
-    revoked: tokio::sync::broadcast::Sender<uuid::Uuid>,
+    /// The account sockets by session, closed when it is revoked anywhere.
+    revocations: Arc<account_socket::Revocations>,
     /// Flips to true when the process shuts down.
     shutdown: watch::Receiver<bool>,
     metrics: Metrics,
@@ -148,9 +148,9 @@ impl App {
             misses: misses.clone(),
             accounts: parts.accounts.clone(),
         });
-        let (revoked, _) = tokio::sync::broadcast::channel(256);
+        let revocations = Arc::new(account_socket::Revocations::default());
         if let Some(accounts) = parts.accounts.clone() {
-            tokio::spawn(follow_revocations(accounts, revoked.clone(), shutdown.clone()));
+            tokio::spawn(revocations.clone().follow(accounts, shutdown.clone()));
         }
         Ok(App {
             inner: Arc::new(Inner {
@@ -175,7 +175,7 @@ impl App {
                 inboxes: parts.dm.clone().map(dm::Inboxes::new),
                 dm: parts.dm,
                 dm_sends: PerMinute::default(),
-                revoked,
+                revocations,
                 shutdown,
                 metrics: parts.metrics,
             }),
@@ -305,36 +305,4 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Follows the session bucket's revocations (sign-outs, refresh tokens used twice) for the
-/// account sockets of this process, until it shuts down.
-async fn follow_revocations(
-    accounts: accounts::Accounts,
-    revoked: tokio::sync::broadcast::Sender<uuid::Uuid>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    use futures::StreamExt as _;
-    loop {
-        match accounts.revocations().await {
-            Ok(sessions) => {
-                let mut sessions = std::pin::pin!(sessions);
-                loop {
-                    tokio::select! {
-                        sid = sessions.next() => match sid {
-                            Some(sid) => { revoked.send(sid).ok(); }
-                            None => break,
-                        },
-                        _ = shutdown.changed() => return,
-                    }
-                }
-                tracing::warn!("the session revocations ended; following them again");
-            }
-            Err(error) => tracing::warn!(%error, "cannot follow session revocations; retrying"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(2)) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
 }

@@ -28,12 +28,7 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
         let stack = stack.clone();
         writers.spawn(async move {
             let room = stack.create_room().await?;
-            let mut version = 1;
-            let mut n = 0;
-            while version < length {
-                version = stack.command(&room, seek(n)).await?;
-                n += 1;
-            }
+            let version = stack.fill(&room, length, seek).await?;
             anyhow::Ok((length, room, version))
         });
     }

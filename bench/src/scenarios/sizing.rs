@@ -31,18 +31,14 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
         let stack = stack.clone();
         writers.spawn(async move {
             let room = stack.create_room().await?;
-            let mut version = 1;
-            let mut n = 0;
-            while version < commits {
-                let command = match n % 5 {
+            let version = stack
+                .fill(&room, commits, |n| match n % 5 {
                     0 => Command::Play,
                     1 => Command::Chat { text: format!("did you see that? message {n} 🐈") },
                     2 | 3 => seek(n),
                     _ => Command::Pause,
-                };
-                version = stack.command(&room, command).await?;
-                n += 1;
-            }
+                })
+                .await?;
             anyhow::Ok(version)
         });
     }
