@@ -11,6 +11,7 @@ mod browser;
 mod cluster;
 mod commands;
 mod content;
+mod dev;
 mod dms;
 mod documents;
 mod eventlog;
