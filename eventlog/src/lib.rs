@@ -273,8 +273,9 @@ impl EventLog {
 
     /// The room folded while `keep(version, at_ms)` holds for its commits (stops at the first it
     /// refuses), e.g. `|_, _| true` for the current state or `|v, _| v <= 7` for version 7.
-    /// Starts from the room's snapshot when `keep` holds for it, else from the first commit
-    /// ([`LogError::Expired`] if that has left the stream).
+    /// `keep` must hold for a prefix of the history. Starts from the room's snapshot when `keep`
+    /// holds for it, else from the latest checkpoint it holds for, else from the first commit
+    /// ([`LogError::Expired`] if the commits it needs have left the stream).
     pub async fn fold_while(
         &self,
         room: &RoomId,
@@ -285,7 +286,11 @@ impl EventLog {
             Some(snapshot) if keep(snapshot.state.version, snapshot.state.updated_ms) => {
                 (snapshot.state, 0)
             }
-            Some(snapshot) => (events::RoomState::default(), snapshot.state.version),
+            Some(snapshot) => {
+                let below = snapshot.state.version;
+                let start = self.checkpoint_before(room, below, &keep).await?;
+                (start.map(|c| c.state).unwrap_or_default(), below)
+            }
             None => (events::RoomState::default(), 0),
         };
         let mut commits = self.read(room, state.version).await?;
@@ -497,7 +502,7 @@ pub(crate) fn stored(seq: u64, headers: &HeaderMap, payload: &[u8]) -> Result<St
     Ok(Stored { seq, prev_seq, commit, traceparent })
 }
 
-fn version_header(headers: &HeaderMap, seq: u64) -> Result<u64, LogError> {
+pub(crate) fn version_header(headers: &HeaderMap, seq: u64) -> Result<u64, LogError> {
     header_u64(headers, headers::VERSION, seq)
         .ok_or(LogError::MissingHeader { seq, header: headers::VERSION })
 }

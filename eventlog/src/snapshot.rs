@@ -6,6 +6,12 @@
 //! snapshot is only ever the fold of commits that were in the log, so starting from it or from
 //! the first commit gives the same state. Saves are compare-and-set on the snapshot subject: a
 //! snapshot never replaces a newer one.
+//!
+//! Checkpoints: while a refresh folds towards the head, every fold at a multiple of
+//! [`CHECKPOINT_EVERY`] is also kept for good on `chanshare.checkpoint.<room>.<n>` (written once,
+//! never replaced). A fold to any earlier point (`replay state --at`, rewatch) starts from the
+//! nearest one instead of the first commit, and the history after an expired stretch of the log
+//! can still be replayed from the first checkpoint past it.
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
@@ -17,6 +23,9 @@ use tracing::warn;
 use crate::error::LogError;
 use crate::subjects::{self, headers};
 use crate::{Commits, EventLog, Position, header_u64};
+
+/// Every this many versions a room's fold is kept as a checkpoint.
+pub const CHECKPOINT_EVERY: u64 = 500;
 
 /// A room's folded state and where in the room stream its last commit was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +71,21 @@ impl EventLog {
         &self,
         room: &RoomId,
     ) -> Result<Option<(u64, Result<Snapshot, LogError>)>, LogError> {
-        let message =
-            match self.snapshots.direct_get_last_for_subject(subjects::snapshot(room)).await {
-                Ok(message) => message,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(LogError::unavailable(e)),
-            };
+        self.stored_fold(subjects::snapshot(room), room).await
+    }
+
+    /// The fold on `subject` of the snapshot stream: where it is in that stream, and the fold if
+    /// it decodes.
+    async fn stored_fold(
+        &self,
+        subject: String,
+        room: &RoomId,
+    ) -> Result<Option<(u64, Result<Snapshot, LogError>)>, LogError> {
+        let message = match self.snapshots.direct_get_last_for_subject(subject).await {
+            Ok(message) => message,
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LogError::unavailable(e)),
+        };
         let stored_seq = message.sequence;
         let decoded = header_u64(&message.headers, headers::ROOM_SEQUENCE, stored_seq)
             .ok_or(LogError::MissingHeader { seq: stored_seq, header: headers::ROOM_SEQUENCE })
@@ -122,6 +140,9 @@ impl EventLog {
             }
             seq = stored.seq;
             state = state.apply(&stored.commit);
+            if state.version.is_multiple_of(CHECKPOINT_EVERY) {
+                self.save_checkpoint(room, &state, seq).await?;
+            }
         }
         if state.version == 0 {
             return Ok(None);
@@ -138,6 +159,89 @@ impl EventLog {
         seq: u64,
         expected: u64,
     ) -> Result<Option<u64>, LogError> {
+        self.publish_fold(subjects::snapshot(room), state, seq, expected).await
+    }
+
+    /// Keeps `state`, a fold at a multiple of [`CHECKPOINT_EVERY`], as the room's checkpoint; one
+    /// already there (the same fold, by another replica or an earlier refresh) stays.
+    async fn save_checkpoint(
+        &self,
+        room: &RoomId,
+        state: &RoomState,
+        seq: u64,
+    ) -> Result<(), LogError> {
+        let subject = subjects::checkpoint(room, state.version / CHECKPOINT_EVERY);
+        self.publish_fold(subject, state, seq, 0).await.map(drop)
+    }
+
+    /// The room's `n`th checkpoint (its fold at version `n` × [`CHECKPOINT_EVERY`]), `None` when
+    /// it has none (the room never got there, the checkpoint came before checkpoints did, or it
+    /// cannot be decoded).
+    pub async fn checkpoint(&self, room: &RoomId, n: u64) -> Result<Option<Snapshot>, LogError> {
+        Ok(match self.stored_fold(subjects::checkpoint(room, n), room).await? {
+            Some((_, Ok(checkpoint))) => Some(checkpoint),
+            Some((stored_seq, Err(error))) => {
+                warn!(%room, n, stored_seq, %error, "checkpoint ignored");
+                None
+            }
+            None => None,
+        })
+    }
+
+    /// The latest checkpoint of the room below version `below` whose version and time `keep`
+    /// holds for (found by bisection: `keep` holds for a prefix of the room's history). `None`
+    /// when there is none, or the one found is missing (the room is older than checkpoints).
+    pub async fn checkpoint_before(
+        &self,
+        room: &RoomId,
+        below: u64,
+        keep: &impl Fn(u64, u64) -> bool,
+    ) -> Result<Option<Snapshot>, LogError> {
+        let (mut lo, mut hi) = (0, below.saturating_sub(1) / CHECKPOINT_EVERY);
+        let mut best = None;
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            match self.checkpoint(room, mid).await? {
+                Some(found) if keep(found.state.version, found.state.updated_ms) => {
+                    lo = mid;
+                    best = Some(found);
+                }
+                _ => hi = mid - 1,
+            }
+        }
+        Ok(best)
+    }
+
+    /// Where a replay of the whole room can start: the fold it starts from (the empty room while
+    /// the first commit is in the stream; else the first checkpoint past the commits that left,
+    /// or the snapshot when there is none), whose later commits the stream still holds.
+    pub async fn replay_start(&self, room: &RoomId) -> Result<RoomState, LogError> {
+        let first =
+            match self.stream.direct_get_next_for_subject(subjects::room(room), Some(1)).await {
+                Ok(message) => Some(crate::version_header(&message.headers, message.sequence)?),
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
+                Err(e) => return Err(LogError::unavailable(e)),
+            };
+        if first == Some(1) {
+            return Ok(RoomState::default());
+        }
+        if let Some(first) = first {
+            let n = (first - 1).div_ceil(CHECKPOINT_EVERY);
+            if let Some(checkpoint) = self.checkpoint(room, n).await? {
+                return Ok(checkpoint.state);
+            }
+        }
+        Ok(self.snapshot(room).await?.map(|s| s.state).unwrap_or_default())
+    }
+
+    /// Publishes a fold on `subject` if its last message there is `expected` (0: none).
+    async fn publish_fold(
+        &self,
+        subject: String,
+        state: &RoomState,
+        seq: u64,
+        expected: u64,
+    ) -> Result<Option<u64>, LogError> {
         let payload = serde_json::to_vec(state).map_err(|e| LogError::Invalid(e.to_string()))?;
         let publish = PublishMessage::build()
             .payload(payload.into())
@@ -146,7 +250,7 @@ impl EventLog {
             .header(headers::ROOM_SEQUENCE, seq.to_string().as_str());
         // Snapshots are written here and nowhere else (ARCHITECTURE.md invariant 2).
         #[allow(clippy::disallowed_methods)]
-        let ack = match self.js.send_publish(subjects::snapshot(room), publish).await {
+        let ack = match self.js.send_publish(subject, publish).await {
             Ok(pending) => pending.await,
             Err(e) => Err(e),
         };

@@ -12,10 +12,13 @@ pub const LIVE: &str = "chanshare.live.*";
 pub const SNAPSHOT_STREAM: &str = "CHANSHARE_SNAPSHOTS";
 /// Every room's snapshot subject.
 pub const SNAPSHOTS: &str = "chanshare.snapshot.*";
+/// Every room's checkpoint subjects (in the snapshot stream).
+pub const CHECKPOINTS: &str = "chanshare.checkpoint.*.*";
 
 const ROOM_PREFIX: &str = "chanshare.room.";
 const LIVE_PREFIX: &str = "chanshare.live.";
 const SNAPSHOT_PREFIX: &str = "chanshare.snapshot.";
+const CHECKPOINT_PREFIX: &str = "chanshare.checkpoint.";
 
 /// Where room `room`'s commits are appended: `chanshare.room.<room>`.
 pub fn room(room: &RoomId) -> String {
@@ -31,6 +34,12 @@ pub fn live(room: &RoomId) -> String {
 /// Where room `room`'s latest snapshot is kept: `chanshare.snapshot.<room>`.
 pub fn snapshot(room: &RoomId) -> String {
     format!("{SNAPSHOT_PREFIX}{room}")
+}
+
+/// Where room `room`'s `n`th checkpoint is kept for good: `chanshare.checkpoint.<room>.<n>`,
+/// its fold at version `n` × [`crate::snapshot::CHECKPOINT_EVERY`].
+pub fn checkpoint(room: &RoomId, n: u64) -> String {
+    format!("{CHECKPOINT_PREFIX}{room}.{n}")
 }
 
 /// The room of a `chanshare.room.<room>`, `chanshare.live.<room>` or

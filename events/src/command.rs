@@ -162,6 +162,12 @@ pub enum Command {
         #[serde(rename = "loop")]
         looping: bool,
     },
+    /// Lets people rewatch the room's history (its log) after the fact, or stops them (host
+    /// only): off, the rewatch page and the history API refuse.
+    SetRewatch {
+        /// On or off.
+        rewatch: bool,
+    },
 }
 
 /// Why a member leaves.
@@ -208,6 +214,7 @@ impl Command {
             Self::SetImageSeconds { .. } => "set_image_seconds",
             Self::SetShuffle { .. } => "set_shuffle",
             Self::SetLoop { .. } => "set_loop",
+            Self::SetRewatch { .. } => "set_rewatch",
         }
     }
 

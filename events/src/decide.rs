@@ -162,6 +162,10 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         Command::SetLoop { looping } => {
             Ok(changed(state.play_mode.looping != looping, Event::LoopChanged { looping }))
         }
+        Command::SetRewatch { rewatch } => {
+            d.host_only(me)?;
+            Ok(changed(state.rewatch_off == rewatch, Event::RewatchChanged { rewatch }))
+        }
     }
 }
 

@@ -146,6 +146,11 @@ pub enum Event {
         /// Whether the account created the room.
         owner: bool,
     },
+    /// Rewatching the room's history was allowed or stopped.
+    RewatchChanged {
+        /// On or off.
+        rewatch: bool,
+    },
 }
 
 /// Why playback changed.
@@ -228,6 +233,7 @@ impl Event {
             Self::ShuffleChanged { .. } => "shuffle_changed",
             Self::LoopChanged { .. } => "loop_changed",
             Self::AccountBound { .. } => "account_bound",
+            Self::RewatchChanged { .. } => "rewatch_changed",
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`playback`]: the derived playback clock.
 //! - [`commit`], [`codec`]: the unit of storage and its versioned binary form.
 //! - [`json`], [`view`]: the pinned JSON forms.
+//! - [`timeline`]: a session's activity over time, what a rewatch draws.
 //! - [`account`], [`dm`]: accounts and their direct messages.
 
 pub mod account;
@@ -29,6 +30,7 @@ pub mod model;
 pub mod playback;
 pub mod rejection;
 pub mod state;
+pub mod timeline;
 pub mod view;
 
 pub use account::{AccountEvent, AccountRejection, Username};

@@ -68,6 +68,9 @@ pub struct RoomState {
     /// readers of the history (`/events`, `replay`, the archive) show as deleted.
     #[serde(default)]
     pub deleted: VecDeque<MessageId>,
+    /// Whether the host stopped rewatching of the room's history (`rewatch_changed`).
+    #[serde(default)]
+    pub rewatch_off: bool,
 }
 
 /// How many deleted chat messages the room state remembers (older deletions are of messages
@@ -277,6 +280,7 @@ pub fn evolve(mut state: RoomState, event: &Event) -> RoomState {
                 state.owner = Some(member_id.clone());
             }
         }
+        Event::RewatchChanged { rewatch } => state.rewatch_off = !*rewatch,
     }
     state
 }

@@ -48,7 +48,7 @@ pub struct RoomView<'a> {
     pub chat: Vec<&'a ChatMessage>,
 }
 
-/// The room's settings: `{"control", "listed", "image_seconds", "shuffle", "loop"}`.
+/// The room's settings: `{"control", "listed", "image_seconds", "shuffle", "loop", "rewatch"}`.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(rename = "RoomSettings")]
 pub struct SettingsView<'a> {
@@ -62,6 +62,8 @@ pub struct SettingsView<'a> {
     /// Whether the playlist starts again after its end.
     #[serde(rename = "loop")]
     pub looping: bool,
+    /// Whether the room's history may be rewatched (`/r/{id}/rewatch`, `/events`).
+    pub rewatch: bool,
 }
 
 /// A member with their role.
@@ -100,6 +102,7 @@ impl RoomState {
                 image_seconds: self.play_mode.image_seconds,
                 shuffle: self.play_mode.shuffle,
                 looping: self.play_mode.looping,
+                rewatch: !self.rewatch_off,
             },
             playlist: &self.playlist,
             playback: &self.playback,

@@ -22,6 +22,7 @@ use crate::frames::close;
 mod accounts;
 mod dms;
 pub mod documents;
+mod rewatch;
 pub mod wire;
 use crate::socket::{self, Params};
 pub(crate) use accounts::signed_in;
@@ -122,6 +123,12 @@ pub const ROUTES: &[Route] = &[
                 "string",
                 "only rooms whose title contains this text, ignoring case (at most 100 characters)",
             ),
+            (
+                "closed",
+                "boolean",
+                "true: the listed rooms closed most recently that can be rewatched, newest first \
+                 (at most 100; one page, no cursor)",
+            ),
         ],
         request: None,
         reply: Some(schema::<wire::LobbyPage>),
@@ -173,7 +180,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/api/rooms/{id}/events",
-        summary: "The room's commits after a version, in order (deleted chat shown as deleted; at most 1 MiB a page)",
+        summary: "The room's commits after a version, in order (deleted chat shown as deleted; at most 1 MiB a page; refused when the host turned rewatching off)",
         auth: Auth::None,
         query: &[
             ("after", "integer", "the version to start after (default 0)"),
@@ -189,13 +196,62 @@ pub const ROUTES: &[Route] = &[
         responses: &[
             (200, "commits and the version to continue after"),
             (400, "bad parameters"),
-            (403, "an unlisted room, and no member token of it"),
+            (403, "an unlisted room and no member token of it, or the host turned rewatching off"),
             (429, "too many reads from this address"),
             (404, "no such room"),
             (410, "the commits after that version have left the log (the archive holds them)"),
             (503, "unavailable"),
         ],
         handler: || get(events),
+    },
+    Route {
+        method: "get",
+        path: "/api/rooms/{id}/rewatch",
+        summary: "The room's session as a timeline (activity, item changes) for a rewatch",
+        auth: Auth::None,
+        query: &[(
+            "token",
+            "string",
+            "a member token (or `Authorization: Bearer`): required for unlisted rooms",
+        )],
+        request: None,
+        reply: Some(schema::<wire::Rewatch>),
+        responses: &[
+            (200, "the timeline: where the replayable history starts and ends, its activity"),
+            (400, "bad room id"),
+            (403, "an unlisted room and no member token of it, or the host turned rewatching off"),
+            (404, "no such room"),
+            (429, "too many reads from this address"),
+            (503, "unavailable"),
+        ],
+        handler: || get(rewatch::timeline),
+    },
+    Route {
+        method: "get",
+        path: "/api/rooms/{id}/rewatch/state",
+        summary: "The room's state at a point of its history (deleted chat shown as deleted)",
+        auth: Auth::None,
+        query: &[
+            ("version", "integer", "the state after this version"),
+            ("at_ms", "integer", "or: the state at this time (ms since the Unix epoch)"),
+            (
+                "token",
+                "string",
+                "a member token (or `Authorization: Bearer`): required for unlisted rooms",
+            ),
+        ],
+        request: None,
+        reply: Some(schema::<events::view::RoomView<'static>>),
+        responses: &[
+            (200, "the state at that point"),
+            (400, "bad parameters, a version past the head, or a time before the room"),
+            (403, "an unlisted room and no member token of it, or the host turned rewatching off"),
+            (404, "no such room"),
+            (410, "that point has left the log (the timeline's start is the first it can show)"),
+            (429, "too many reads from this address"),
+            (503, "unavailable"),
+        ],
+        handler: || get(rewatch::state),
     },
     Route {
         method: "get",
@@ -455,6 +511,7 @@ pub fn router(app: App) -> Router {
         .iter()
         .fold(Router::new(), |router, route| router.route(route.path, (route.handler)()))
         .layer(axum::extract::DefaultBodyLimit::max(64 << 10))
+        .route("/r/{id}/rewatch", get(rewatch::page))
         .merge(crate::ui::router())
         .with_state(app)
 }
@@ -522,6 +579,8 @@ struct LobbyQuery {
     cursor: Option<String>,
     #[serde(default)]
     q: Option<String>,
+    #[serde(default)]
+    closed: bool,
 }
 
 fn default_lobby_limit() -> usize {
@@ -561,6 +620,14 @@ async fn lobby(
             ApiError::invalid("bad cursor: pass the next_cursor of a previous page")
         })?),
     };
+    if query.closed {
+        if after.is_some() || query.q.is_some() {
+            return Err(ApiError::invalid("closed rooms come in one page: no cursor, no q"));
+        }
+        let rooms =
+            app.inner.views.recently_closed(query.limit).await.map_err(ApiError::unavailable)?;
+        return Ok(axum::Json(wire::LobbyPage { rooms, next_cursor: None }).into_response());
+    }
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if search.is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
         return Err(ApiError::invalid(format!("q is longer than {MAX_SEARCH_CHARS} characters")));
@@ -637,35 +704,10 @@ async fn events(
         return Err(ApiError::invalid("limit must be 1 to 1000"));
     }
     let client = app.client_ip(peer, &headers);
-    app.check_misses(client)?;
-    app.per_minute(|i| &i.reads, client, app.inner.limits.reads_per_minute, "history reads")?;
-    // Log reads are what JetStream pays for (a consumer each, far behind the head): a burst waits
-    // a moment for a turn, then is told to come back.
-    let _turn =
-        tokio::time::timeout(std::time::Duration::from_secs(2), app.inner.log_readers.acquire())
-            .await
-            .map_err(|_| {
-                ApiError::new(ErrorKind::Unavailable, "history reads are busy")
-                    .retry_after(std::time::Duration::from_secs(1))
-            })?
-            .map_err(ApiError::unavailable)?;
+    let state = history_access(&app, &room, page.token.as_deref(), &headers, client).await?;
+    let _turn = log_turn(&app).await?;
     let log = &app.inner.log;
     let unavailable = ApiError::unavailable;
-    if log.is_free(&room).await.map_err(unavailable)? {
-        return Err(app.missed(client));
-    }
-    // The room now: who may read its history, and which of its messages were deleted.
-    let state = app.room_state(&room).await.map_err(unavailable)?;
-    if !state.settings.listed {
-        let token = page.token.as_deref().or_else(|| bearer(&headers));
-        let now_s = crate::now_ms() / 1000;
-        if token.is_none_or(|token| app.inner.signer.verify(token, &room, now_s).is_err()) {
-            return Err(ApiError::new(
-                ErrorKind::Forbidden,
-                "the history of an unlisted room is for its members: pass a member token",
-            ));
-        }
-    }
     let deleted: std::collections::HashSet<&str> =
         state.deleted.iter().map(events::MessageId::as_str).collect();
     let deleted = |id: &str| deleted.contains(id);
@@ -702,6 +744,53 @@ async fn events(
     }
     body.push_str(&format!("],\"next_after\":{next}}}"));
     Ok(json_text(StatusCode::OK, body))
+}
+
+/// Who may read a room's history (`/events`, rewatch): anyone for a listed room, its members
+/// (a member token, as `token` or a bearer header) for an unlisted one, nobody once its host
+/// turned rewatch off. Counts the read against the address; answers the room as it is now.
+pub(crate) async fn history_access(
+    app: &App,
+    room: &RoomId,
+    token: Option<&str>,
+    headers: &HeaderMap,
+    client: std::net::IpAddr,
+) -> Result<events::RoomState, ApiError> {
+    app.check_misses(client)?;
+    app.per_minute(|i| &i.reads, client, app.inner.limits.reads_per_minute, "history reads")?;
+    if app.inner.log.is_free(room).await.map_err(ApiError::unavailable)? {
+        return Err(app.missed(client));
+    }
+    let state = app.room_state(room).await.map_err(ApiError::unavailable)?;
+    if !state.settings.listed {
+        let token = token.or_else(|| bearer(headers));
+        let now_s = crate::now_ms() / 1000;
+        if token.is_none_or(|token| app.inner.signer.verify(token, room, now_s).is_err()) {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "the history of an unlisted room is for its members: pass a member token",
+            ));
+        }
+    }
+    if state.rewatch_off {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "the host turned rewatching off for this room: its history is not shown",
+        ));
+    }
+    Ok(state)
+}
+
+/// A turn to read the log. Log reads are what JetStream pays for (a consumer each, far behind
+/// the head): a burst waits a moment for a turn, then is told to come back.
+pub(crate) async fn log_turn(app: &App) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    tokio::time::timeout(std::time::Duration::from_secs(2), app.inner.log_readers.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::new(ErrorKind::Unavailable, "history reads are busy")
+                .retry_after(std::time::Duration::from_secs(1))
+        })?
+        .map_err(ApiError::unavailable)
 }
 
 /// A socket's buffers and limits. Idle sockets dominate (members listen; clients send small

@@ -9,11 +9,14 @@ use axum::routing::get;
 const ASSETS: &[(&str, &str, &str)] = &[
     ("index.html", "text/html; charset=utf-8", include_str!("../ui/index.html")),
     ("room.html", "text/html; charset=utf-8", include_str!("../ui/room.html")),
+    ("rewatch.html", "text/html; charset=utf-8", include_str!("../ui/rewatch.html")),
     ("app.css", "text/css; charset=utf-8", include_str!("../ui/app.css")),
     ("lobby.js", "text/javascript; charset=utf-8", include_str!("../ui/lobby.js")),
     ("account.js", "text/javascript; charset=utf-8", include_str!("../ui/account.js")),
     ("messages.js", "text/javascript; charset=utf-8", include_str!("../ui/messages.js")),
     ("room.js", "text/javascript; charset=utf-8", include_str!("../ui/room.js")),
+    ("player.js", "text/javascript; charset=utf-8", include_str!("../ui/player.js")),
+    ("rewatch.js", "text/javascript; charset=utf-8", include_str!("../ui/rewatch.js")),
     ("icon.svg", "image/svg+xml", include_str!("../ui/icon.svg")),
     ("docs.js", "text/javascript; charset=utf-8", include_str!("../ui/docs.js")),
     (
@@ -52,6 +55,14 @@ fn asset(name: &str) -> Response {
         Some((_, content_type, body)) => page(body, content_type, PAGE_POLICY),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `/r/{id}/rewatch`: the rewatch page, with the status its room's history answers (200, or the
+/// 403 or 404 the page then explains).
+pub fn rewatch_page(status: StatusCode) -> Response {
+    let mut response = asset("rewatch.html");
+    *response.status_mut() = status;
+    response
 }
 
 /// `/` (the lobby), `/r/{id}` (a room), `/ui/{file}` (their assets) and `/favicon.ico` (the

@@ -246,12 +246,44 @@ searchForm.addEventListener("submit", (event) => {
   reload();
 });
 
+function ago(ms) {
+  const minutes = Math.max(0, Math.round((Date.now() - ms) / 60000));
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  return hours < 48 ? `${hours} h ago` : `${Math.round(hours / 24)} days ago`;
+}
+
+// Public rooms that ended: each can be watched again as it happened.
+async function loadClosed() {
+  try {
+    const response = await fetch("/api/rooms?closed=true&limit=12");
+    if (!response.ok) return;
+    const { rooms } = await response.json();
+    const box = document.getElementById("closed-rooms");
+    box.replaceChildren(...rooms.map((room) => {
+      const element = card({ ...room, closed: true });
+      element.href = `/r/${encodeURIComponent(room.room_id)}/rewatch`;
+      element.classList.add("closed");
+      const [meta, playing] = element.querySelectorAll("span.muted");
+      meta.textContent = `${room.members} ${room.members === 1 ? "member" : "members"} · ended ${ago(room.updated_ms)}`;
+      playing.textContent = "Rewatch the party ▸";
+      return element;
+    }));
+    document.getElementById("closed").hidden = !rooms.length;
+  } catch {
+    // Keep what is shown.
+  }
+}
+
 reload();
+loadClosed();
 setInterval(() => {
   // Not while hidden, loading, or while a card has the focus (a re-render would drop it).
   if (document.hidden || list.busy || roomsBox.contains(document.activeElement)) return;
   reload();
   if (Account.current() && !myRooms.contains(document.activeElement)) loadMine();
 }, 5000);
+setInterval(() => { if (!document.hidden) loadClosed(); }, 30000);
 // The browser tests read the list state.
 window.chanshareLobby = { list, reload, loadMine };

@@ -6,7 +6,7 @@
 const $ = (id) => document.getElementById(id);
 const roomId = decodeURIComponent(location.pathname.split("/")[2] || "");
 const params = new URLSearchParams(location.search);
-const CHAT_TAIL = 50; // what the room state keeps (events::state::CHAT_TAIL)
+const CHAT_TAIL = RoomPlayer.CHAT_TAIL;
 const CHAT_LINES = 200; // what the page shows at most
 
 const session = {
@@ -53,49 +53,9 @@ function onPong(frame) {
 }
 
 // ---------------------------------------------------------------- the fold
-// Mirrors `evolve` (events/src/state.rs) on the pinned state JSON. `render` then patches the
-// page for the same event, so a commit costs what it changed.
-function fold(room, event) {
-  const members = room.members;
-  const byId = (id) => members.find((m) => m.member_id === id);
-  switch (event.type) {
-    case "room_created": Object.assign(room, { room_id: event.room_id, title: event.title, source: event.source }); Object.assign(room.settings, event.settings); break;
-    case "items_added": room.playlist.push(...event.items); break;
-    case "item_removed": room.playlist = room.playlist.filter((i) => i.item_id !== event.item_id); break;
-    case "item_moved": {
-      const at = room.playlist.findIndex((i) => i.item_id === event.item_id);
-      if (at >= 0) { const [item] = room.playlist.splice(at, 1); room.playlist.splice(Math.min(event.to, room.playlist.length), 0, item); }
-      break;
-    }
-    case "playback_changed": room.playback = event.playback; break;
-    case "member_joined": members.push({ member_id: event.member_id, name: event.name, role: event.member_id === session.host ? "host" : "member", online: true }); break;
-    case "member_returned": {
-      const m = byId(event.member_id);
-      if (m) { members.splice(members.indexOf(m), 1); m.online = true; members.push(m); }
-      break;
-    }
-    case "member_went_offline": { const m = byId(event.member_id); if (m) m.online = false; break; }
-    case "member_left": room.members = members.filter((m) => m.member_id !== event.member_id); break;
-    case "member_renamed": { const m = byId(event.member_id); if (m) m.name = event.name; break; }
-    case "account_bound": {
-      const m = byId(event.member_id);
-      if (m) { m.account = event.account.username; if (event.owner) m.owner = true; }
-      break;
-    }
-    case "host_changed":
-      session.host = event.member_id;
-      for (const m of members) m.role = m.member_id === event.member_id ? "host" : "member";
-      break;
-    case "chat_posted": room.chat.push(event.message); if (room.chat.length > CHAT_TAIL) room.chat.shift(); break;
-    case "chat_deleted": room.chat = room.chat.filter((c) => c.id !== event.message_id); break;
-    case "control_changed": room.settings.control = event.control; break;
-    case "listed_changed": room.settings.listed = event.listed; break;
-    case "room_closed": room.closed = true; break;
-    case "image_seconds_changed": room.settings.image_seconds = event.seconds; break;
-    case "shuffle_changed": room.settings.shuffle = event.shuffle; break;
-    case "loop_changed": room.settings.loop = event.loop; break;
-  }
-}
+// RoomPlayer.fold (player.js) mirrors `evolve`; `render` then patches the page for the same
+// event, so a commit costs what it changed.
+const fold = (room, event) => RoomPlayer.fold(room, event, session);
 
 // ---------------------------------------------------------------- the socket and the outbox
 // Every command gets an id and waits in the outbox until the server acks or rejects it. While
@@ -214,7 +174,7 @@ function lost(ws, code) {
     4404: ["This room does not exist", "Check the link, or start a room from the lobby."],
     4410: ["This room is closed", "The party is over."],
   }[code];
-  if (final) { leave(...final); return; }
+  if (final) { leave(...final, code === 4410); return; }
   // 4429: the room (or this address) took all the newcomers it takes for now; it is not the
   // connection that failed, so the banner says what is going on.
   $("reconnecting").textContent = code === 4429
@@ -225,13 +185,22 @@ function lost(ws, code) {
   setTimeout(connect, delay);
 }
 
+// The rewatch page of this room. An unlisted room's history is for its members: the page is
+// handed this member's token (kept in this tab only, never in the link).
+function rewatchUrl() { return `/r/${encodeURIComponent(roomId)}/rewatch`; }
+for (const link of [$("rewatch-link"), $("gone-rewatch")]) {
+  link.addEventListener("click", () => { if (session.token) sessionStorage.setItem(`chanshare:rewatch-token:${roomId}`, session.token); });
+}
+
 // The room is over for this page: say why, and stop everything.
-function leave(title, text) {
+function leave(title, text, rewatch) {
   session.gone = true;
   $("reconnecting").classList.remove("show");
   $("gone-title").textContent = title;
   $("gone-text").textContent = text;
   $("gone").hidden = false;
+  $("gone-rewatch").hidden = !rewatch;
+  if (rewatch) $("gone-rewatch").href = rewatchUrl();
   $("room").hidden = true;
   $("share").hidden = true;
   video.pause();
@@ -253,7 +222,7 @@ function onFrame(frame) {
     case "snapshot":
       session.room = frame.state;
       session.version = frame.version;
-      session.host = (frame.state.members.find((m) => m.role === "host") || {}).member_id || null;
+      session.host = RoomPlayer.hostOf(frame.state);
       render.all();
       goLive();
       break;
@@ -291,135 +260,41 @@ function goLive() {
 
 // ---------------------------------------------------------------- the player
 const video = $("video");
-const image = $("image");
-const preload = document.createElement("video");
-preload.preload = "auto";
-preload.muted = true;
-let loaded = null; // the item on screen: { id, kind }
-let endedSent = null;
-// A newly loaded item (or a resumed play) starts by jumping to the room's position: at an
-// item's start that is no visible jump, and it spares the correction loop the load delay.
-let align = false;
-let outOfSyncSince = null;
 // Our own play/pause/seek, shown at once until the server answers it (never folded in).
 let optimistic = null;
 
 function playback() { return optimistic ? optimistic.playback : session.room.playback; }
-function current() {
-  const room = session.room;
-  if (!room || !room.playback.item_id) return null;
-  return room.playlist.find((i) => i.item_id === room.playback.item_id) || null;
-}
-function imageSeconds() { return (session.room && session.room.settings.image_seconds) || 6; }
-function targetSeconds() {
-  const p = playback();
-  const elapsed = p.playing ? Math.max(0, serverNow() - p.anchor_ms) * p.rate : 0;
-  return (p.position_ms + elapsed) / 1000;
-}
 function isHost() { return !!session.memberId && session.host === session.memberId; }
 function canControl() {
   return !!session.room && !session.room.closed && (session.room.settings.control === "everyone" || isHost());
 }
 
-// Puts `item` on screen. Whatever was there stops: a video that is left is paused and unloaded,
-// so it can neither be heard under an image nor report an end for an item it does not show.
-function load(item) {
-  const leaving = loaded;
-  loaded = item ? { id: item.item_id, kind: item.kind } : null;
-  endedSent = null;
-  align = true;
-  if (leaving && leaving.kind === "video") {
-    video.pause();
-    video.removeAttribute("src");
-    video.load();
-  }
-  video.hidden = image.hidden = true;
-  $("empty").hidden = !!item;
-  if (!item) { image.removeAttribute("src"); return; }
-  if (item.kind === "video") {
-    video.dataset.item = item.item_id;
-    video.src = item.url;
-    video.hidden = false;
-  } else {
-    image.src = item.url;
-    image.hidden = false;
-  }
-  const index = session.room.playlist.indexOf(item);
-  const next = session.room.playlist[index + 1];
-  if (next && next.kind === "video") preload.src = next.url;
-}
+// Every page reports an item's end; the room advances once, and only while that item is still
+// current (the server refuses a stale report as a conflict).
+const player = RoomPlayer.create({
+  video,
+  image: $("image"),
+  empty: $("empty"),
+  now: serverNow,
+  room: () => (session.gone ? null : session.room),
+  playback,
+  on: {
+    ended: (itemId) => command({ type: "next", expected_item_id: itemId }),
+    clock: updateClock,
+    finished: showFinished,
+    muted: () => { $("unmute").hidden = false; },
+    sync(drift, bad) {
+      const text = drift === null ? "" : `sync ${drift >= 0 ? "+" : ""}${Math.round(drift * 1000)} ms`;
+      if ($("sync").textContent !== text) $("sync").textContent = text;
+      $("sync").classList.toggle("bad", bad);
+      $("resync").hidden = !bad;
+    },
+  },
+});
+const tick = player.tick;
+const targetSeconds = player.target;
+const current = player.current;
 
-// Reports that `itemId` reached its end. Every page reports; the room advances once, and only
-// while that item is still current (the server refuses a stale report as a conflict).
-function advance(itemId) {
-  if (endedSent === itemId) return;
-  endedSent = itemId;
-  command({ type: "next", expected_item_id: itemId });
-}
-
-// Runs ten times a second: keeps the player on the room's clock.
-function tick() {
-  if (!session.room || session.gone) return;
-  const item = current();
-  if ((item ? item.item_id : null) !== (loaded ? loaded.id : null)) load(item);
-  if (!item) { $("sync").textContent = ""; updateClock(0, 0); showFinished(false); return; }
-  const p = playback();
-  const target = targetSeconds();
-  if (item.kind === "image") {
-    const due = imageSeconds();
-    showFinished(finished(item, p, target, due));
-    if (p.playing && target >= due) advance(item.item_id);
-    updateClock(Math.min(target, due), due);
-    if ($("sync").textContent) $("sync").textContent = "";
-    return;
-  }
-  if (video.readyState < 1) return;
-  const duration = Number.isFinite(video.duration) ? video.duration : 0;
-  showFinished(finished(item, p, target, duration));
-  if (p.playing && duration && target >= duration - 0.05) {
-    if (!video.paused) video.pause();
-    advance(item.item_id);
-    updateClock(duration, duration);
-    return;
-  }
-  // Starting takes a moment: aim slightly ahead so the first frames land on time.
-  const lead = p.playing && video.paused ? 0.05 * p.rate : 0;
-  if (align || (p.playing && video.paused && Math.abs(video.currentTime - target) > 0.05)) {
-    video.currentTime = Math.max(0, target + lead);
-    video.playbackRate = p.rate;
-    align = false;
-  }
-  if (p.playing && video.paused) {
-    video.play().catch((error) => {
-      if (error.name === "NotAllowedError" && !video.muted) { video.muted = true; $("unmute").hidden = false; video.play().catch(() => {}); }
-    });
-  }
-  if (!p.playing && !video.paused) video.pause();
-  const drift = video.currentTime - target;
-  if (Math.abs(drift) > 1 || (!p.playing && Math.abs(drift) > 0.04)) {
-    video.currentTime = Math.max(0, target);
-    video.playbackRate = p.rate;
-  } else if (p.playing) {
-    // Proportional correction, no dead band: 100 ms behind plays 8 % fast until caught up.
-    const nudge = Math.max(-0.2, Math.min(0.2, drift * 0.8));
-    video.playbackRate = Math.max(0.25, p.rate * (1 - nudge));
-  }
-  const bad = p.playing && Math.abs(drift) > 0.5 && !video.seeking;
-  outOfSyncSince = bad ? outOfSyncSince || Date.now() : null;
-  const showBad = outOfSyncSince && Date.now() - outOfSyncSince > 3000;
-  $("sync").textContent = `sync ${drift >= 0 ? "+" : ""}${Math.round(drift * 1000)} ms`;
-  $("sync").classList.toggle("bad", !!showBad);
-  $("resync").hidden = !showBad;
-  updateClock(video.currentTime, duration);
-}
-
-// The room stopped at the end of its last item (not looping): the party is over unless someone
-// starts it again, and the page says so instead of showing a paused last frame.
-function finished(item, p, target, total) {
-  const room = session.room;
-  const last = room.playlist[room.playlist.length - 1];
-  return !p.playing && !room.settings.loop && item === last && total > 0 && target >= total - 0.1;
-}
 let finishedShown = false;
 function showFinished(on) {
   if (on === finishedShown) return;
@@ -448,10 +323,6 @@ function updateClock(at, total) {
   $("progress-bar").style.width = `${(fraction * 100).toFixed(1)}%`;
 }
 
-// The only `ended` that counts is the one of the video on screen, for the item it was loaded for.
-video.addEventListener("ended", () => {
-  if (loaded && loaded.kind === "video" && video.dataset.item === loaded.id) advance(loaded.id);
-});
 
 // ---------------------------------------------------------------- rendering
 function el(tag, props = {}, ...children) {
@@ -508,7 +379,7 @@ const render = {
       case "playback_changed":
         // A new playback of the same item (a loop, a seek back, play after the end) may end again.
         optimistic = null;
-        endedSent = null;
+        player.rearm();
         render.playback();
         break;
       case "member_joined": $("members").append(memberRow(session.room.members[session.room.members.length - 1])); render.counts(); break;
@@ -546,6 +417,7 @@ const render = {
         break;
       }
       case "control_changed": render.permissions(); render.settings(); break;
+      case "rewatch_changed": render.title(); render.settings(); break;
       case "listed_changed":
       case "image_seconds_changed":
       case "shuffle_changed":
@@ -559,6 +431,10 @@ const render = {
     document.title = `${room.title} — Chanshare`;
     $("title").textContent = room.closed ? `${room.title} (closed)` : room.title;
     $("title").title = room.title;
+    // A closed room lives on as its history: the party can be watched again as it happened.
+    const rewatch = room.closed && room.settings.rewatch !== false;
+    $("rewatch-link").hidden = !rewatch;
+    if (rewatch) $("rewatch-link").href = rewatchUrl();
   },
 
   playback() {
@@ -611,6 +487,7 @@ const render = {
     const s = session.room.settings;
     $("control").value = s.control;
     $("listed").checked = s.listed;
+    $("rewatch").checked = s.rewatch !== false;
     if (document.activeElement !== $("image-seconds")) $("image-seconds").value = s.image_seconds;
     $("shuffle").setAttribute("aria-pressed", String(!!s.shuffle));
     $("loop").setAttribute("aria-pressed", String(!!s.loop));
@@ -786,13 +663,13 @@ function seekTo(seconds) {
 }
 $("seek").onchange = () => {
   const item = current();
-  const total = item && item.kind === "image" ? imageSeconds() : Number.isFinite(video.duration) ? video.duration : 0;
+  const total = item && item.kind === "image" ? player.imageSeconds() : Number.isFinite(video.duration) ? video.duration : 0;
   if (total) seekTo((Number($("seek").value) / 1000) * total);
 };
 $("rate").onchange = () => canControl() && command({ type: "set_rate", rate: Number($("rate").value) });
 $("shuffle").onclick = () => canControl() && command({ type: "set_shuffle", shuffle: !session.room.settings.shuffle });
 $("loop").onclick = () => canControl() && command({ type: "set_loop", loop: !session.room.settings.loop });
-$("resync").onclick = () => { video.currentTime = targetSeconds(); outOfSyncSince = null; };
+$("resync").onclick = () => player.resync();
 $("unmute").onclick = () => { video.muted = false; $("unmute").hidden = true; };
 $("share").onclick = async () => {
   const link = `${location.origin}/r/${encodeURIComponent(roomId)}`;
@@ -815,6 +692,7 @@ $("add").querySelector("textarea").addEventListener("keydown", (event) => {
 });
 $("control").onchange = () => command({ type: "set_control", control: $("control").value });
 $("listed").onchange = () => command({ type: "set_listed", listed: $("listed").checked });
+$("rewatch").onchange = () => command({ type: "set_rewatch", rewatch: $("rewatch").checked });
 $("image-seconds").onchange = () => {
   const seconds = Math.round(Number($("image-seconds").value));
   if (seconds >= 1 && seconds <= 600) command({ type: "set_image_seconds", seconds });
@@ -861,12 +739,12 @@ function askName(why) {
 
 // Test hooks: what the browser tests sample (read-only, but for `cut`).
 const hooks = { commits: 0, durations: {} };
-video.addEventListener("loadedmetadata", () => { if (loaded) hooks.durations[loaded.id] = video.duration; });
+video.addEventListener("loadedmetadata", () => { const loaded = player.loaded(); if (loaded) hooks.durations[loaded.id] = video.duration; });
 window.chanshare = {
   session,
   hooks,
   command,
-  sample: () => ({
+  sample: () => { const loaded = player.loaded(); return {
     item: loaded ? loaded.id : null,
     kind: loaded ? loaded.kind : null,
     time: video.currentTime,
@@ -874,7 +752,7 @@ window.chanshare = {
     playing: !video.paused,
     videoSrc: video.getAttribute("src"),
     drift: session.room && loaded && loaded.kind === "video" ? video.currentTime - targetSeconds() : null,
-  }),
+  }; },
   chat: () => [...document.querySelectorAll("#chat .chat-line:not(.pending) span")].map((s) => s.textContent),
   pending: () => outbox.size,
   cut: () => session.ws && session.ws.close(),

@@ -30,6 +30,7 @@ async fn the_web_client_in_chromium() {
     std::fs::create_dir_all(&shots).unwrap();
     let base = format!("http://{}", chanshare.addr());
     let media = fixture.media_url();
+    let nats_url = nats.url();
     let report = shots.join("browser-tests.txt");
     let mut files: Vec<String> = std::fs::read_dir(&ui)
         .unwrap()
@@ -50,6 +51,9 @@ async fn the_web_client_in_chromium() {
             .env("SCREENSHOTS", &shots)
             // The busy room's members (`bench chatters`); ./dev/test builds it.
             .env("BENCH_BIN", tests::chanshare::binary().with_file_name("bench"))
+            // The rewatch scenario compares the page with `chanshare replay state`.
+            .env("CHANSHARE_BIN", tests::chanshare::binary())
+            .env("CHANSHARE_NATS_URL", nats_url)
             .output()
             .expect("run node (./dev/test installs the browser test tools)")
     })

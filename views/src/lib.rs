@@ -8,6 +8,9 @@
 //!   `status` when the room's projection is parked.
 //! - `chanshare:lobby` — sorted set: listed open rooms by time of last commit (ties by id);
 //!   [`Views::lobby_page`] pages it with a cursor (a position, not an offset).
+//! - `chanshare:lobby:closed` — sorted set: the [`CLOSED_KEPT`] listed rooms closed last, whose
+//!   history may be rewatched, by time of closing; `chanshare:lobby:closed:entries` — hash: their
+//!   lobby entries (kept after their views leave).
 //! - `chanshare:views:applied` — the highest stream sequence whose effect is in the views.
 //! - `chanshare:views:epoch` — present while the views are complete; a flushed or restarted Redis
 //!   loses it, writes then refuse, and the projectors rebuild.
@@ -18,6 +21,7 @@
 
 pub mod dm;
 mod projection;
+mod rewatch;
 
 use events::RoomId;
 use redis::aio::ConnectionManager;
@@ -25,6 +29,10 @@ use redis::aio::ConnectionManager;
 pub use projection::{Card, LobbyEntry, Projection, Rendered, Visited, VisitedRoom};
 
 const LOBBY: &str = "chanshare:lobby";
+const CLOSED: &str = "chanshare:lobby:closed";
+const CLOSED_ENTRIES: &str = "chanshare:lobby:closed:entries";
+/// How many recently closed rooms the lobby keeps.
+pub const CLOSED_KEPT: usize = 100;
 const APPLIED: &str = "chanshare:views:applied";
 const EPOCH: &str = "chanshare:views:epoch";
 const VIEW_PREFIX: &str = "chanshare:view:";
@@ -203,6 +211,8 @@ impl Views {
             .key(LOBBY)
             .key(APPLIED)
             .key(EPOCH)
+            .key(CLOSED)
+            .key(CLOSED_ENTRIES)
             .arg(mode)
             .arg(projection.state.version)
             .arg(projection.seq)
@@ -225,6 +235,7 @@ impl Views {
                     .collect::<Vec<_>>()
                     .join(" "),
             )
+            .arg(rendered.closed.unwrap_or_default())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match (written, reason.as_str()) {
@@ -372,6 +383,23 @@ impl Views {
         }
         // The scan budget is spent: go on from the last room looked at.
         Ok(LobbyPage { rooms, next: position })
+    }
+
+    /// The listed rooms closed last whose history may be rewatched, most recent first.
+    pub async fn recently_closed(&self, limit: usize) -> Result<Vec<LobbyEntry>, ViewError> {
+        let mut conn = self.conn();
+        let rooms: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(CLOSED)
+            .arg(0)
+            .arg(limit.clamp(1, CLOSED_KEPT) - 1)
+            .query_async(&mut conn)
+            .await?;
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries: Vec<Option<String>> =
+            redis::cmd("HMGET").arg(CLOSED_ENTRIES).arg(&rooms).query_async(&mut conn).await?;
+        Ok(entries.into_iter().flatten().filter_map(|j| serde_json::from_str(&j).ok()).collect())
     }
 
     /// Up to `count` lobby positions after `after`, in the lobby's order.

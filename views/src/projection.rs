@@ -4,8 +4,9 @@ use events::{Commit, Event, RoomState};
 use serde::{Deserialize, Serialize};
 
 /// The binary format of a stored fold; a fold of another format is rebuilt from the log.
-/// (3: the longer chat tail, which nothing read, is gone; 4: accounts and the owner.)
-const FOLD_FORMAT: u16 = 4;
+/// (3: the longer chat tail, which nothing read, is gone; 4: accounts and the owner; 5: the
+/// rewatch setting.)
+const FOLD_FORMAT: u16 = 5;
 
 /// A room as the projectors fold it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +135,9 @@ pub struct Rendered {
     pub lobby: Option<String>,
     /// The room as a list entry whatever its listing (its members' "your rooms").
     pub card: Option<String>,
+    /// The room's entry among the recently closed rooms, when it is one (listed, closed, its
+    /// history rewatchable).
+    pub closed: Option<String>,
     /// Accounts that visited the room in the commits rendered, with the time of the visit.
     pub visited: Vec<(uuid::Uuid, u64)>,
 }
@@ -176,6 +180,15 @@ impl Projection {
         self.entry()
     }
 
+    /// The room's entry among the recently closed ones (listed, closed, rewatchable).
+    pub fn closed_entry(&self) -> Option<LobbyEntry> {
+        let state = &self.state;
+        if !state.settings.listed || state.closed.is_none() || state.rewatch_off {
+            return None;
+        }
+        self.entry()
+    }
+
     /// The room as a list shows it (nobody is online in a closed room).
     fn entry(&self) -> Option<LobbyEntry> {
         let state = &self.state;
@@ -202,6 +215,7 @@ impl Projection {
             view: json(&self.state.view())?,
             lobby: self.lobby_entry().map(|entry| json(&entry)).transpose()?,
             card: self.card().map(|card| json(&card)).transpose()?,
+            closed: self.closed_entry().map(|entry| json(&entry)).transpose()?,
             visited: self.visited.clone(),
         })
     }

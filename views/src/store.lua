@@ -1,11 +1,13 @@
 -- Writes a room's view fields if the version check passes, atomically.
--- KEYS: 1 view hash, 2 lobby zset, 3 applied-seq watermark, 4 epoch marker
+-- KEYS: 1 view hash, 2 lobby zset, 3 applied-seq watermark, 4 epoch marker, 5 recently closed
+--       zset, 6 recently closed entries hash
 -- ARGV: 1 mode ("exact": current must be version-1; "newer": current must be below version),
 --       2 version, 3 seq, 4 fold, 5 view, 6 lobby json ("" = not in lobby), 7 room id, 8 updated_ms,
 --       9 ms the view may stay once written (0: no limit; closed rooms' views leave Redis),
 --       10 the room's card (its entry in "your rooms"), 11 the accounts that visited, "<id>:<ms>"
 --       space-separated: each account's list chanshare:account:<id>:rooms gets the room at the time
---       of its visit (newest 200 kept)
+--       of its visit (newest 200 kept), 12 the room's entry among the recently closed rooms ("" =
+--       not there: open, unlisted or not rewatchable; newest 100 kept)
 -- Returns {written (0/1), current version before the call, reason}
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return {0, 0, 'no_epoch'}
@@ -36,6 +38,18 @@ if ARGV[6] == '' then
   redis.call('ZREM', KEYS[2], ARGV[7])
 else
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[7])
+end
+if ARGV[12] == '' then
+  redis.call('ZREM', KEYS[5], ARGV[7])
+  redis.call('HDEL', KEYS[6], ARGV[7])
+else
+  redis.call('ZADD', KEYS[5], ARGV[8], ARGV[7])
+  redis.call('HSET', KEYS[6], ARGV[7], ARGV[12])
+  local old = redis.call('ZRANGE', KEYS[5], 0, -101)
+  if #old > 0 then
+    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -101)
+    redis.call('HDEL', KEYS[6], unpack(old))
+  end
 end
 local applied = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[3]) > applied then

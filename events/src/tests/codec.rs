@@ -76,6 +76,8 @@ pub(super) fn every_event() -> Commit {
             },
             owner: true,
         },
+        // Appended with rewatch (GOLDEN_REWATCH).
+        Event::RewatchChanged { rewatch: false },
     ];
     Commit {
         room: room(),
@@ -116,7 +118,7 @@ fn every_event_round_trips() {
 fn every_event_variant_is_in_the_golden_commit() {
     let names: std::collections::BTreeSet<_> =
         every_event().events.iter().map(Event::name).collect();
-    assert_eq!(names.len(), 21, "add the new event variant to every_event(): {names:?}");
+    assert_eq!(names.len(), 22, "add the new event variant to every_event(): {names:?}");
 }
 
 const GOLDEN: &str = include_str!("golden/schema1.hex");
@@ -124,12 +126,14 @@ const GOLDEN: &str = include_str!("golden/schema1.hex");
 const GOLDEN_ADDITIONS: &str = include_str!("golden/schema1-additions.hex");
 /// The account variant, appended after those.
 const GOLDEN_ACCOUNTS: &str = include_str!("golden/schema1-accounts.hex");
+const GOLDEN_REWATCH: &str = include_str!("golden/schema1-rewatch.hex");
 /// How many events `every_event()` had when schema 1 was frozen, and after the additions.
 const FROZEN_EVENTS: usize = 17;
 const ADDED_EVENTS: usize = 21;
+const ACCOUNT_EVENTS: usize = 22;
 
 /// The commits the golden files hold: schema 1 as frozen, and each batch of variants appended since.
-fn golden_commits() -> [(Commit, &'static str, &'static str); 3] {
+fn golden_commits() -> [(Commit, &'static str, &'static str); 4] {
     let all = every_event();
     let batch = |range: std::ops::Range<usize>| Commit {
         events: all.events[range].to_vec(),
@@ -138,7 +142,8 @@ fn golden_commits() -> [(Commit, &'static str, &'static str); 3] {
     [
         (batch(0..FROZEN_EVENTS), GOLDEN, "schema1.hex"),
         (batch(FROZEN_EVENTS..ADDED_EVENTS), GOLDEN_ADDITIONS, "schema1-additions.hex"),
-        (batch(ADDED_EVENTS..all.events.len()), GOLDEN_ACCOUNTS, "schema1-accounts.hex"),
+        (batch(ADDED_EVENTS..ACCOUNT_EVENTS), GOLDEN_ACCOUNTS, "schema1-accounts.hex"),
+        (batch(ACCOUNT_EVENTS..all.events.len()), GOLDEN_REWATCH, "schema1-rewatch.hex"),
     ]
 }
 

@@ -1075,6 +1075,30 @@ fn playlist_modes() {
             then: Reject(RejectCode::Invalid),
         },
         Case {
+            name: "the host turns rewatch off",
+            given: url_room(),
+            when: (host(), Command::SetRewatch { rewatch: false }),
+            then: EventsAnd(&["rewatch_changed"], |s| s.rewatch_off && !s.view().settings.rewatch),
+        },
+        Case {
+            name: "rewatch is the host's, even with control for everyone",
+            given: url_room(),
+            when: (alice(), Command::SetRewatch { rewatch: false }),
+            then: Reject(RejectCode::Forbidden),
+        },
+        Case {
+            name: "rewatch already on",
+            given: url_room(),
+            when: (host(), Command::SetRewatch { rewatch: true }),
+            then: Events(&[]),
+        },
+        Case {
+            name: "rewatch back on",
+            given: with(vec![(host(), Command::SetRewatch { rewatch: false })]),
+            when: (host(), Command::SetRewatch { rewatch: true }),
+            then: EventsAnd(&["rewatch_changed"], |s| !s.rewatch_off),
+        },
+        Case {
             name: "anyone with control turns loop on",
             given: url_room(),
             when: (alice(), Command::SetLoop { looping: true }),

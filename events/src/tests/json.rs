@@ -61,6 +61,7 @@ fn pinned_command_shapes_parse() {
         ),
         (json!({"type": "set_shuffle", "shuffle": true}), Command::SetShuffle { shuffle: true }),
         (json!({"type": "set_loop", "loop": false}), Command::SetLoop { looping: false }),
+        (json!({"type": "set_rewatch", "rewatch": false}), Command::SetRewatch { rewatch: false }),
     ];
     for (value, expected) in cases {
         let command = parse(value.clone()).unwrap_or_else(|e| panic!("{value}: {e}"));
@@ -127,7 +128,7 @@ fn state_view_has_the_pinned_fields() {
     }
     assert_eq!(
         view["settings"],
-        json!({"control": "everyone", "listed": true, "image_seconds": 6, "shuffle": false, "loop": false})
+        json!({"control": "everyone", "listed": true, "image_seconds": 6, "shuffle": false, "loop": false, "rewatch": true})
     );
     assert_eq!(
         view["members"][0],

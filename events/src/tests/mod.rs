@@ -7,3 +7,4 @@ mod json;
 mod limits;
 mod playback;
 mod props;
+mod timeline;

@@ -44,6 +44,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => Just(Command::Close),
         1 => any::<bool>().prop_map(|shuffle| Command::SetShuffle { shuffle }),
         1 => any::<bool>().prop_map(|looping| Command::SetLoop { looping }),
+        1 => any::<bool>().prop_map(|rewatch| Command::SetRewatch { rewatch }),
         1 => (0..700u32).prop_map(|seconds| Command::SetImageSeconds { seconds }),
     ]
 }
@@ -81,7 +82,7 @@ fn the_event_schema_describes_what_clients_get() {
 #[test]
 fn the_command_schema_describes_what_a_socket_may_send() {
     let types = schema_types();
-    assert_eq!(types.len(), 21, "{types:?}");
+    assert_eq!(types.len(), 22, "{types:?}");
     assert!(!types.contains("create_room") && types.contains("chat"), "{types:?}");
 }
 

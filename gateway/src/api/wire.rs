@@ -118,3 +118,18 @@ pub struct MyRooms {
     /// Rooms the account created or joined, most recently visited first (at most 50).
     pub rooms: Vec<views::VisitedRoom>,
 }
+
+/// `GET /api/rooms/{id}/rewatch` 200: the room's session as a timeline.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Rewatch {
+    /// The room.
+    pub room_id: RoomId,
+    /// Its title now.
+    pub title: String,
+    /// Whether it is closed (an open room's timeline ends at its head, and grows).
+    pub closed: bool,
+    /// Activity and item changes from the first point the history can be replayed from.
+    pub timeline: events::timeline::Timeline,
+    /// The titles of the items the timeline's marks name that are still in the playlist.
+    pub titles: std::collections::BTreeMap<events::ItemId, String>,
+}
