@@ -115,7 +115,13 @@ for (const id of [ROOM, mine]) {
   assert.equal((await call("get", "/api/rooms/{id}", { id })).status, 200);
   assert.equal((await call("get", "/api/rooms/{id}/members", { id })).status, 200);
   assert.equal((await call("get", "/api/rooms/{id}/events", { id, query: { after: "0", limit: "1000" } })).status, 200);
+  assert.equal((await call("get", "/api/rooms/{id}/rewatch", { id })).status, 200);
+  assert.equal((await call("get", "/api/rooms/{id}/rewatch/state", { id, query: { version: "1" } })).status, 200);
+  assert.equal((await call("get", "/api/rooms/{id}/rewatch/state", { id, query: { at_ms: String(Date.now()) } })).status, 200);
 }
+assert.equal((await call("get", "/api/rooms/{id}/rewatch/state", { id: ROOM })).status, 400);
+assert.equal((await call("get", "/api/rooms/{id}/rewatch/state", { id: ROOM, query: { at_ms: "5" } })).status, 400);
+assert.equal((await call("get", "/api/rooms/{id}/rewatch", { id: "no-such-room" })).status, 404);
 assert.equal((await call("get", "/api/rooms/{id}", { id: "BAD_ID" })).status, 400);
 assert.equal((await call("get", "/api/rooms/{id}", { id: "no-such-room" })).status, 404);
 assert.equal((await call("get", "/api/rooms/{id}/events", { id: ROOM, query: { limit: "0" } })).status, 400);
@@ -129,6 +135,8 @@ for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 200));
 }
 assert.equal((await call("get", "/api/rooms", { query: { cursor: "not a cursor" } })).status, 400);
+assert.equal((await call("get", "/api/rooms", { query: { closed: "true" } })).status, 200);
+assert.equal((await call("get", "/api/rooms", { query: { closed: "true", q: "x" } })).status, 400);
 // Direct messages: docs_ann (DM_TOKEN) wrote to docs_ben, who read it.
 const dm = process.env.DM_TOKEN;
 for (;;) {

@@ -507,3 +507,52 @@ async fn a_read_leaves_no_consumer_behind() {
     drop(follow);
     no_consumer_left(&server, "the dropped follow's consumer is deleted").await;
 }
+
+/// The fold of `room`'s commits 1 to `upto` as [`commit`] makes them.
+fn folded(room: &RoomId, upto: u64) -> events::RoomState {
+    (1..=upto)
+        .fold(events::RoomState::default(), |state, v| state.apply(&commit(room, v, new_id())))
+}
+
+#[tokio::test]
+async fn checkpoints_keep_a_fold_every_500_versions_and_outlive_the_commits() {
+    let server = NatsServer::start();
+    let settings =
+        eventlog::StreamSettings { replicas: 1, max_age: Duration::from_secs(5), max_bytes: None };
+    let log = EventLog::connect(server.client().await, settings).await.unwrap().0;
+    let room = room("checkpointed");
+    append_n(&log, &room, 1_000).await;
+    assert_eq!(log.refresh_snapshot(&room).await.unwrap(), Some(1_000));
+    let versions: Vec<_> = futures::future::join_all((1..=3).map(|n| log.checkpoint(&room, n)))
+        .await
+        .into_iter()
+        .map(|c| c.unwrap().map(|c| c.state.version))
+        .collect();
+    assert_eq!(versions, [Some(500), Some(1_000), None]);
+
+    // A fold to a point starts from the checkpoint before it and equals the fold from commit 1.
+    let at_700 = log.fold_while(&room, |v, _| v <= 700).await.unwrap();
+    assert_eq!(at_700, folded(&room, 700));
+    let by_time = log.fold_while(&room, |_, at| at <= 1_700_000_000_000 + 499).await.unwrap();
+    assert_eq!(by_time.version, 499);
+    assert_eq!(log.replay_start(&room).await.unwrap().version, 0, "all of it is replayable");
+
+    // The commits expire; the checkpoints stay, and a replay starts from the last one.
+    tests::eventually(Duration::from_secs(30), "the room's commits expire", || async {
+        log.head(&room).await.unwrap().is_none()
+    })
+    .await;
+    let mut seq = 0;
+    for version in 1_001..=1_020 {
+        seq = log.append(seq, &commit(&room, version, new_id()), None).await.unwrap().position.seq;
+    }
+    let start = log.replay_start(&room).await.unwrap();
+    assert_eq!(start.version, 1_000);
+    assert_eq!(start, folded(&room, 1_000));
+    let after_gap = log.fold_while(&room, |v, _| v <= 1_010).await.unwrap();
+    assert_eq!(after_gap, folded(&room, 1_010), "folded from the checkpoint past the gap");
+    assert!(matches!(log.fold_while(&room, |v, _| v <= 700).await, Err(LogError::Expired { .. })));
+    // A refresh across a checkpoint that exists already leaves it as it was.
+    assert_eq!(log.refresh_snapshot(&room).await.unwrap(), Some(1_020));
+    assert_eq!(log.checkpoint(&room, 2).await.unwrap().unwrap().state, folded(&room, 1_000));
+}

@@ -25,6 +25,7 @@ mod observability;
 mod projectors;
 mod replay;
 mod retention;
+mod rewatch;
 mod serve;
 mod workload;
 mod ws;
