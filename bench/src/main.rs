@@ -108,6 +108,7 @@ pub(crate) enum Scenario {
     Accounts,
     Dms,
     Sizing,
+    Rewatch,
 }
 
 /// Sizes are either the defaults or tiny (`--quick`).

@@ -43,6 +43,7 @@ fn every_scenario_runs_and_reports() {
         "accounts",
         "dms",
         "sizing",
+        "rewatch",
     ];
     for scenario in scenarios {
         let report = report(scenario);

@@ -243,3 +243,89 @@ async fn the_lobby_lists_the_public_rooms_that_ended_and_can_be_rewatched() {
     assert_eq!(get(&gateway, "/api/rooms?closed=true&q=pub").await.0, 400);
     assert_eq!(get(&gateway, "/api/rooms?closed=maybe").await.0, 400);
 }
+
+/// A room's commits made by the real rules: created by `mhost`, then chat, `n` commits in all
+/// after `state` (the empty room for a new one).
+fn chat_commits(
+    room: &events::RoomId,
+    state: &mut events::RoomState,
+    n: u64,
+) -> Vec<events::Commit> {
+    use events::{Actor, Command, CommandId, Commit, Ctx, MemberId, Settings, Source};
+    let host = Actor::Member(MemberId::new("mhost").unwrap());
+    (0..n)
+        .map(|_| {
+            let now_ms =
+                u64::try_from(std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().as_millis())
+                    .unwrap();
+            let command = if state.exists() {
+                Command::Chat { text: format!("line {}", state.version) }
+            } else {
+                Command::CreateRoom {
+                    title: "long gone".into(),
+                    source: Source::Urls(vec!["https://example.com/a.webm".into()]),
+                    settings: Settings::default(),
+                    name: "host".into(),
+                    items: vec![],
+                    account: None,
+                }
+            };
+            let events =
+                events::decide(state, command, &Ctx::new(room.clone(), host.clone(), now_ms))
+                    .unwrap();
+            let commit = Commit {
+                room: room.clone(),
+                version: state.version + 1,
+                command_id: CommandId(uuid::Uuid::new_v4()),
+                actor: host.clone(),
+                at_ms: now_ms,
+                events,
+            };
+            *state = std::mem::take(state).apply(&commit);
+            commit
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn after_retention_the_rewatch_starts_at_the_first_checkpoint_past_the_gap() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let mut env = tests::chanshare::env(&nats, &redis, tests::chanshare::SECRET);
+    env.extend([
+        ("CHANSHARE_STREAM_MAX_AGE_SECS", "5".to_owned()),
+        ("CHANSHARE_SNAPSHOT_INTERVAL_SECS", "1".to_owned()),
+    ]);
+    let gateway = Chanshare::start("serve", &env);
+    let log = eventlog::EventLog::open(nats.client().await).await.unwrap();
+    let room = events::RoomId::new("long-gone-room").unwrap();
+    let mut state = events::RoomState::default();
+    let mut seq = 0;
+    for commit in chat_commits(&room, &mut state, 1_000) {
+        seq = log.append(seq, &commit, None).await.unwrap().position.seq;
+    }
+    eventually(Duration::from_secs(20), "the snapshotter reaches the head", || async {
+        log.snapshot(&room).await.unwrap().is_some_and(|s| s.state.version == 1_000)
+    })
+    .await;
+    eventually(Duration::from_secs(30), "the room's commits expire", || async {
+        log.head(&room).await.unwrap().is_none()
+    })
+    .await;
+    let mut seq = 0;
+    for commit in chat_commits(&room, &mut state, 20) {
+        seq = log.append(seq, &commit, None).await.unwrap().position.seq;
+    }
+
+    let (status, rewatch) = get(&gateway, &format!("/api/rooms/{room}/rewatch")).await;
+    assert_eq!(status, 200, "{rewatch}");
+    assert_eq!(rewatch["timeline"]["start"]["version"], 1_000, "from the checkpoint past the gap");
+    assert_eq!(rewatch["timeline"]["end"]["version"], 1_020);
+    let (status, at) =
+        get(&gateway, &format!("/api/rooms/{room}/rewatch/state?version=1010")).await;
+    assert_eq!((status, at["version"].as_u64()), (200, Some(1_010)), "{at}");
+    assert_eq!(at["chat"].as_array().unwrap().last().unwrap()["text"], "line 1009");
+    let (status, gone) =
+        get(&gateway, &format!("/api/rooms/{room}/rewatch/state?version=700")).await;
+    assert_eq!(status, 410, "{gone}");
+    assert_eq!(get(&gateway, &format!("/api/rooms/{room}/events?after=0")).await.0, 410);
+}

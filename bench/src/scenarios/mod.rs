@@ -9,6 +9,7 @@ mod dms;
 mod fanout;
 mod join;
 mod replay;
+mod rewatch;
 mod sizing;
 
 use crate::report::Report;
@@ -27,5 +28,6 @@ pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report
         Scenario::Accounts => accounts::run(size).await,
         Scenario::Dms => dms::run(size).await,
         Scenario::Sizing => sizing::run(size).await,
+        Scenario::Rewatch => rewatch::run(size).await,
     }
 }
