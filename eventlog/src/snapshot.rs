@@ -189,8 +189,10 @@ impl EventLog {
     }
 
     /// The latest checkpoint of the room below version `below` whose version and time `keep`
-    /// holds for (found by bisection: `keep` holds for a prefix of the room's history). `None`
-    /// when there is none, or the one found is missing (the room is older than checkpoints).
+    /// holds for, `None` when there is none. Found by bisection: `keep` holds for a prefix of the
+    /// room's history, and the checkpoints a room lacks are a prefix too (those of its history
+    /// before checkpoints existed: a refresh that fails is retried from the same snapshot, so it
+    /// leaves no hole later on).
     pub async fn checkpoint_before(
         &self,
         room: &RoomId,
@@ -202,36 +204,66 @@ impl EventLog {
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
             match self.checkpoint(room, mid).await? {
+                // Missing: below the first checkpoint the room has; look later.
+                None => lo = mid,
                 Some(found) if keep(found.state.version, found.state.updated_ms) => {
                     lo = mid;
                     best = Some(found);
                 }
-                _ => hi = mid - 1,
+                Some(_) => hi = mid - 1,
             }
         }
-        Ok(best)
+        Ok(best.filter(|found| found.state.version / CHECKPOINT_EVERY == lo))
+    }
+
+    /// The room's first checkpoint from the `n`th on, up to version `upto` (bisection over the
+    /// missing prefix); `None` when it has none there.
+    async fn first_checkpoint_from(
+        &self,
+        room: &RoomId,
+        n: u64,
+        upto: u64,
+    ) -> Result<Option<Snapshot>, LogError> {
+        let (mut lo, mut hi) = (n.max(1), upto / CHECKPOINT_EVERY + 1);
+        let mut found = None;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.checkpoint(room, mid).await? {
+                Some(checkpoint) => {
+                    hi = mid;
+                    found = Some(checkpoint);
+                }
+                None => lo = mid + 1,
+            }
+        }
+        Ok(found.filter(|checkpoint| checkpoint.state.version / CHECKPOINT_EVERY == lo))
+    }
+
+    /// The version of the room's first commit the stream still holds, `None` when it holds none.
+    pub async fn first_version(&self, room: &RoomId) -> Result<Option<u64>, LogError> {
+        match self.stream.direct_get_next_for_subject(subjects::room(room), Some(1)).await {
+            Ok(message) => Ok(Some(crate::version_header(&message.headers, message.sequence)?)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LogError::unavailable(e)),
+        }
     }
 
     /// Where a replay of the whole room can start: the fold it starts from (the empty room while
     /// the first commit is in the stream; else the first checkpoint past the commits that left,
     /// or the snapshot when there is none), whose later commits the stream still holds.
     pub async fn replay_start(&self, room: &RoomId) -> Result<RoomState, LogError> {
-        let first =
-            match self.stream.direct_get_next_for_subject(subjects::room(room), Some(1)).await {
-                Ok(message) => Some(crate::version_header(&message.headers, message.sequence)?),
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
-                Err(e) => return Err(LogError::unavailable(e)),
-            };
+        let first = self.first_version(room).await?;
         if first == Some(1) {
             return Ok(RoomState::default());
         }
-        if let Some(first) = first {
+        let snapshot = self.snapshot(room).await?.map(|s| s.state);
+        if let (Some(first), Some(head)) = (first, snapshot.as_ref().map(|s| s.version)) {
             let n = (first - 1).div_ceil(CHECKPOINT_EVERY);
-            if let Some(checkpoint) = self.checkpoint(room, n).await? {
+            if let Some(checkpoint) = self.first_checkpoint_from(room, n, head).await? {
                 return Ok(checkpoint.state);
             }
         }
-        Ok(self.snapshot(room).await?.map(|s| s.state).unwrap_or_default())
+        Ok(snapshot.unwrap_or_default())
     }
 
     /// Publishes a fold on `subject` if its last message there is `expected` (0: none).

@@ -90,7 +90,16 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         };
     }
     if state.closed.is_some() {
-        return Err(Rejection::new(RejectCode::Closed, "room is closed"));
+        // A closed room lives on as its history: its host, or the account that created it, may
+        // still decide whether others rewatch it.
+        return match (&ctx.actor, command) {
+            (Actor::Member(me), Command::SetRewatch { rewatch })
+                if state.host.as_ref() == Some(me) || state.owner.as_ref() == Some(me) =>
+            {
+                Ok(changed(state.rewatch_off == rewatch, Event::RewatchChanged { rewatch }))
+            }
+            _ => Err(Rejection::new(RejectCode::Closed, "room is closed")),
+        };
     }
     let me = match &ctx.actor {
         Actor::System => {

@@ -227,6 +227,30 @@ pub const ROUTES: &[Route] = &[
         handler: || get(rewatch::timeline),
     },
     Route {
+        method: "put",
+        path: "/api/rooms/{id}/rewatch",
+        summary: "The host turns rewatching of the room on or off: {rewatch} (also once it closed)",
+        auth: Auth::Optional,
+        query: &[],
+        request: Some(schema::<wire::SetRewatch>),
+        reply: None,
+        responses: &[
+            (204, "set"),
+            (400, "bad room id or body"),
+            (
+                401,
+                "no credentials: send the host's member token, or the creator account's access \
+                 token, as Authorization: Bearer",
+            ),
+            (403, "not the room's host (nor the account that created it)"),
+            (404, "no such room"),
+            (415, "the body is not application/json"),
+            (429, "too many lookups of rooms that do not exist from this address"),
+            (503, "unavailable"),
+        ],
+        handler: || axum::routing::put(rewatch::set),
+    },
+    Route {
         method: "get",
         path: "/api/rooms/{id}/rewatch/state",
         summary: "The room's state at a point of its history (deleted chat shown as deleted)",
@@ -762,15 +786,11 @@ pub(crate) async fn history_access(
         return Err(app.missed(client));
     }
     let state = app.room_state(room).await.map_err(ApiError::unavailable)?;
-    if !state.settings.listed {
-        let token = token.or_else(|| bearer(headers));
-        let now_s = crate::now_ms() / 1000;
-        if token.is_none_or(|token| app.inner.signer.verify(token, room, now_s).is_err()) {
-            return Err(ApiError::new(
-                ErrorKind::Forbidden,
-                "the history of an unlisted room is for its members: pass a member token",
-            ));
-        }
+    if !state.settings.listed && member_of(app, room, &state, token, headers).await.is_none() {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "the history of an unlisted room is for its members: pass a member token, or sign in",
+        ));
     }
     if state.rewatch_off {
         return Err(ApiError::new(
@@ -779,6 +799,27 @@ pub(crate) async fn history_access(
         ));
     }
     Ok(state)
+}
+
+/// The member of `room` a request speaks for: a member token of the room (`token`, or a bearer
+/// header), or a signed-in account's access token (bearer) whose member is in the room; `None`
+/// for neither.
+pub(crate) async fn member_of(
+    app: &App,
+    room: &RoomId,
+    state: &events::RoomState,
+    token: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<events::MemberId> {
+    let now_s = crate::now_ms() / 1000;
+    if let Some(token) = token.or_else(|| bearer(headers))
+        && let Ok(claims) = app.inner.signer.verify(token, room, now_s)
+    {
+        return Some(claims.member);
+    }
+    let account = signed_in(app, headers).await.ok()?;
+    let member = app.inner.signer.account_member(room, &account.sub);
+    state.accounts.contains_key(&member).then_some(member)
 }
 
 /// A turn to read the log. Log reads are what JetStream pays for (a consumer each, far behind

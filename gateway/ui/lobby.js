@@ -266,7 +266,7 @@ async function loadClosed() {
       element.href = `/r/${encodeURIComponent(room.room_id)}/rewatch`;
       element.classList.add("closed");
       const [meta, playing] = element.querySelectorAll("span.muted");
-      meta.textContent = `${room.members} ${room.members === 1 ? "member" : "members"} · ended ${ago(room.updated_ms)}`;
+      meta.textContent = room.members ? `${room.members} ${room.members === 1 ? "member" : "members"} · ended ${ago(room.updated_ms)}` : `ended ${ago(room.updated_ms)}`;
       playing.textContent = "Rewatch the party ▸";
       return element;
     }));
@@ -284,6 +284,8 @@ setInterval(() => {
   reload();
   if (Account.current() && !myRooms.contains(document.activeElement)) loadMine();
 }, 5000);
-setInterval(() => { if (!document.hidden) loadClosed(); }, 30000);
+setInterval(() => {
+  if (!document.hidden && !document.getElementById("closed-rooms").contains(document.activeElement)) loadClosed();
+}, 30000);
 // The browser tests read the list state.
 window.chanshareLobby = { list, reload, loadMine };

@@ -6,6 +6,7 @@
 
 const RoomPlayer = (() => {
   const CHAT_TAIL = 50; // what the room state keeps (events::state::CHAT_TAIL)
+  const MAX_RATE = 16; // the fastest a browser plays a video (a 4× room rewatched at 4×)
 
   // Mirrors `evolve` (events/src/state.rs) on the pinned state JSON. `roles.host` is the host's
   // member id, which the state JSON only holds as a member's role.
@@ -157,7 +158,7 @@ const RoomPlayer = (() => {
       const lead = p.playing && video.paused ? 0.05 * rate : 0;
       if (align || (p.playing && video.paused && Math.abs(video.currentTime - at) > 0.05)) {
         video.currentTime = Math.max(0, at + lead);
-        video.playbackRate = rate;
+        video.playbackRate = Math.min(MAX_RATE, rate);
         align = false;
       }
       if (p.playing && video.paused) {
@@ -167,13 +168,13 @@ const RoomPlayer = (() => {
       }
       if (!p.playing && !video.paused) video.pause();
       const drift = video.currentTime - at;
-      if (Math.abs(drift) > Math.max(1, rate / 2) || (!p.playing && Math.abs(drift) > 0.04)) {
+      if (Math.abs(drift) > 1 || (!p.playing && Math.abs(drift) > 0.04)) {
         video.currentTime = Math.max(0, at);
-        video.playbackRate = rate;
+        video.playbackRate = Math.min(MAX_RATE, rate);
       } else if (p.playing) {
         // Proportional correction, no dead band: 100 ms behind plays 8 % fast until caught up.
         const nudge = Math.max(-0.2, Math.min(0.2, drift * 0.8));
-        video.playbackRate = Math.max(0.25, rate * (1 - nudge));
+        video.playbackRate = Math.min(MAX_RATE, Math.max(0.25, rate * (1 - nudge)));
       }
       const bad = p.playing && Math.abs(drift) > 0.5 && !video.seeking;
       outOfSyncSince = bad ? outOfSyncSince || Date.now() : null;

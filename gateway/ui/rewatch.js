@@ -12,9 +12,12 @@ const CHAT_LINES = 200;
 const PAGE = 1000; // commits per /events page
 const QUIET_MS = 8000; // a stretch with nothing playing and nothing said is skipped past this
 
-// An unlisted room's history is for its members: their member token (from the link, the room
-// page's hand-over, or this browser's membership).
-const token = params.get("token") || sessionStorage.getItem(`chanshare:rewatch-token:${roomId}`) || localStorage.getItem(`chanshare:token:${roomId}`);
+// An unlisted room's history is for its members: the member token this browser joined with (or
+// one a link carries), else the signed-in account's access token (its member of the room).
+const memberToken = params.get("token") || localStorage.getItem(`chanshare:token:${roomId}`);
+async function credentials() {
+  return memberToken || (await Account.token().catch(() => null));
+}
 
 const rw = {
   info: null, // GET /rewatch: the timeline
@@ -25,6 +28,9 @@ const rw = {
   fetched: 0, // the last version in or before the buffer
   end: 0, // the last version of the history
   fetching: null,
+  going: false, // a scrub is on its way: no page is fetched for the point it leaves
+  pending: null, // where a scrub about to start points
+  scrubTimer: null,
   retryAt: 0,
   epoch: 0, // a scrub makes every read begun before it stale
   clock: { at: 0, real: 0, speed: 1, paused: false },
@@ -42,90 +48,120 @@ function setClock(at, change = {}) {
 }
 
 // ---------------------------------------------------------------- reading the history
-async function api(path, query = {}) {
+async function api(path, query = {}, { method = "GET", body } = {}) {
   const search = new URLSearchParams(query);
-  if (token) search.set("token", token);
-  const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}${path}?${search}`);
-  const body = await response.json().catch(() => ({}));
+  const token = await credentials();
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  if (body) headers["content-type"] = "application/json";
+  const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}${path}?${search}`, { method, headers, body: body && JSON.stringify(body) });
+  const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error((body.error && body.error.message) || `HTTP ${response.status}`);
+    const error = new Error((answer.error && answer.error.message) || `HTTP ${response.status}`);
     error.status = response.status;
+    error.retryAfter = Number(response.headers.get("retry-after")) || 0;
     throw error;
   }
-  return body;
+  return answer;
 }
 
 // The commits after the buffer's last, a page at a time, while the playhead is near them.
 async function fill() {
-  if (rw.fetching || rw.fetched >= rw.end || Date.now() < rw.retryAt) return;
+  if (rw.going || rw.fetching || rw.fetched >= rw.end || Date.now() < rw.retryAt) return;
   const last = rw.buffer.length ? rw.buffer[rw.buffer.length - 1].at_ms : 0;
   if (rw.buffer.length > PAGE / 2 && last > now() + 60000 * rw.clock.speed) return;
+  // A page answers for the point it was asked from: a scrub meanwhile makes it stale.
   const epoch = rw.epoch;
-  rw.fetching = api("/events", { after: rw.fetched, limit: PAGE })
+  const after = rw.fetched;
+  const request = api("/events", { after, limit: PAGE })
     .then((page) => {
-      if (epoch !== rw.epoch) return;
+      if (epoch !== rw.epoch || after !== rw.fetched) return;
       rw.buffer.push(...page.commits);
-      rw.fetched = page.next_after;
-      if (!page.commits.length) rw.fetched = rw.end;
+      rw.fetched = page.commits.length ? page.next_after : rw.end;
+      // An open room has gone on since its timeline was read: the history ends later.
+      const newest = page.commits[page.commits.length - 1];
+      if (newest && newest.version > rw.end) {
+        rw.end = newest.version;
+        rw.info.timeline.end = { version: newest.version, at_ms: newest.at_ms };
+      }
     })
     .catch((error) => { if (epoch === rw.epoch) failed(error); })
-    .finally(() => { rw.fetching = null; });
-  await rw.fetching;
+    .finally(() => { if (rw.fetching === request) rw.fetching = null; });
+  rw.fetching = request;
+  await request;
 }
 
 // A read of the history failed: say so, and try again in a while (a 429 says when).
 function failed(error) {
   toast(`Could not read the history: ${error.message}`);
-  rw.retryAt = Date.now() + 3000;
+  rw.retryAt = Date.now() + Math.max(3, error.retryAfter || 0) * 1000;
 }
 
-// Goes to the moment `at` (ms): the state there, then the commits after it.
+// Goes to the moment `at` (ms): the state there, then the commits after it. Answers whether it
+// got there (a newer scrub wins over an older one still on its way).
 async function goTo(at, version) {
   const epoch = ++rw.epoch;
-  const start = rw.info.timeline.start;
-  const startAt = start.version ? start.at_ms : firstCommitAt();
-  at = Math.max(startAt, Math.min(at, rw.info.timeline.end.at_ms));
-  let room;
+  rw.going = true;
   try {
-    room = await api("/rewatch/state", version ? { version } : { at_ms: Math.round(at) });
-  } catch (error) {
-    if (epoch !== rw.epoch) return;
-    if (error.status === 410 || error.status === 400) {
+    const start = rw.info.timeline.start;
+    const startAt = start.at_ms;
+    at = Math.max(startAt, Math.min(at, rw.info.timeline.end.at_ms));
+    let room;
+    try {
+      room = await api("/rewatch/state", version ? { version } : { at_ms: Math.round(at) });
+    } catch (error) {
+      if (error.status !== 410 && error.status !== 400) throw error;
       // Before what the log still holds (or before the room): its first moment instead.
+      if (epoch !== rw.epoch) return false;
       room = await api("/rewatch/state", { version: Math.max(1, start.version) });
       at = startAt;
-    } else { toast(error.message); return; }
-  }
-  if (epoch !== rw.epoch) return;
-  // The commits that follow come before the clock runs: nothing due is missing when it does.
-  let page = null;
-  try {
-    page = await api("/events", { after: room.version, limit: PAGE });
+    }
+    if (epoch !== rw.epoch) return false;
+    // The commits that follow come before the clock runs: nothing due is missing when it does.
+    const page = await api("/events", { after: room.version, limit: PAGE });
+    if (epoch !== rw.epoch) return false;
+    rw.room = room;
+    rw.version = room.version;
+    rw.roles.host = RoomPlayer.hostOf(room);
+    rw.buffer = page.commits;
+    rw.fetched = page.commits.length ? page.next_after : rw.end;
+    rw.fetching = null;
+    rw.pending = null;
+    setClock(at);
+    render.all();
+    apply();
+    player.realign();
+    player.tick();
+    return true;
   } catch (error) {
     if (epoch === rw.epoch) failed(error);
+    return false;
+  } finally {
+    if (epoch === rw.epoch) rw.going = false;
   }
-  if (epoch !== rw.epoch) return;
-  rw.room = room;
-  rw.version = room.version;
-  rw.roles.host = RoomPlayer.hostOf(room);
-  rw.buffer = page ? page.commits : [];
-  rw.fetched = !page ? room.version : page.commits.length ? page.next_after : rw.end;
-  rw.fetching = null;
-  setClock(at);
-  render.all();
-  apply();
-  player.realign();
-  player.tick();
 }
-function firstCommitAt() { return rw.info.timeline.start.at_ms; }
+
+// A scrub: the clicks and key presses of a moment make one trip, to where the last one points.
+function scrub(at) {
+  rw.pending = at;
+  clearTimeout(rw.scrubTimer);
+  rw.scrubTimer = setTimeout(() => goTo(rw.pending), 150);
+}
+// Where the playhead is, or is about to be.
+function aim() { return rw.pending ?? now(); }
+
 
 // Applies every buffered commit whose time has come.
 function apply() {
   const at = now();
   let changed = false;
   while (rw.buffer.length && rw.buffer[0].at_ms <= at) {
+    if (rw.buffer[0].version !== rw.version + 1) {
+      // Not the next commit (never expected): read on from what the page has.
+      rw.buffer = [];
+      rw.fetched = rw.version;
+      break;
+    }
     const commit = rw.buffer.shift();
-    if (commit.version !== rw.version + 1) continue;
     for (const event of commit.events) {
       const said = saying(event); // before the fold: who left is gone after it
       RoomPlayer.fold(rw.room, event, rw.roles);
@@ -139,7 +175,7 @@ function apply() {
   if (changed) player.tick();
   // Nothing plays and nobody speaks for a while: go on to the next thing that happens.
   const next = rw.buffer[0];
-  if (next && !rw.clock.paused && !rw.room.playback.playing && next.at_ms - at > QUIET_MS) {
+  if (next && !rw.going && !rw.clock.paused && !rw.room.playback.playing && next.at_ms - at > QUIET_MS) {
     setClock(next.at_ms - 1000);
     note(`Skipped ${fmt((next.at_ms - at) / 1000)} where nothing played.`);
   }
@@ -309,7 +345,7 @@ function drawTimeline() {
   const t = rw.info.timeline;
   const { from, to } = span();
   const width = to - from;
-  const buckets = Math.max(1, Math.ceil(width / t.bucket_ms));
+  const buckets = Math.max(1, t.buckets.length, Math.ceil(width / t.bucket_ms));
   const counts = Array.from({ length: buckets }, (_, i) => t.buckets[i] || { commits: 0, chat: 0, items: 0, joins: 0 });
   const most = Math.max(1, ...counts.map((b) => b.commits));
   const chats = counts.map((b) => b.chat).filter((n) => n > 0);
@@ -358,12 +394,13 @@ function atFraction(fraction) {
 }
 $("timeline").addEventListener("pointerdown", (event) => {
   const box = $("timeline").getBoundingClientRect();
-  goTo(atFraction((event.clientX - box.left) / box.width));
+  scrub(atFraction((event.clientX - box.left) / box.width));
 });
 $("timeline").addEventListener("keydown", (event) => {
   const step = event.shiftKey ? 60000 : 10000;
-  if (event.key === "ArrowRight") { event.preventDefault(); goTo(now() + step); }
-  else if (event.key === "ArrowLeft") { event.preventDefault(); goTo(now() - step); }
+  if (event.key === "ArrowRight") { event.preventDefault(); scrub(aim() + step); }
+  else if (event.key === "ArrowLeft") { event.preventDefault(); scrub(aim() - step); }
+  else if (event.code === "Space") { event.preventDefault(); togglePlay(); }
 });
 
 // ---------------------------------------------------------------- controls
@@ -390,6 +427,22 @@ $("share").onclick = async () => {
   try { await navigator.clipboard.writeText(link); toast("Link to this moment copied"); } catch { prompt("Link to this moment", link); }
 };
 
+// The host (or the room's creator account) may stop everyone rewatching, and undo it.
+async function setRewatch(rewatch) {
+  try {
+    await api("/rewatch", {}, { method: "PUT", body: { rewatch } });
+  } catch (error) { toast(error.message); return false; }
+  return true;
+}
+$("rewatch-off").onclick = async () => {
+  if (!confirm("Stop everyone from rewatching this party? You can turn it back on.")) return;
+  if (!(await setRewatch(false))) return;
+  video.pause();
+  refuse("Rewatch is off", "Nobody can rewatch this party now, you included.");
+  $("rewatch-on").hidden = false;
+};
+$("rewatch-on").onclick = async () => { if (await setRewatch(true)) location.reload(); };
+
 let noteTimer = null;
 function note(text) {
   $("note").textContent = text;
@@ -405,6 +458,8 @@ function toast(message) {
   toastTimer = setTimeout(() => $("toast").classList.remove("show"), 4000);
 }
 function refuse(title, text) {
+  rw.room = null; // nothing plays on behind the message
+  video.pause();
   $("gone-title").textContent = title;
   $("gone-text").textContent = text ? text[0].toUpperCase() + text.slice(1) : "";
   $("gone").hidden = false;
@@ -427,6 +482,7 @@ async function start() {
   $("title").textContent = `Rewatch: ${rw.info.title}`;
   $("title").title = rw.info.title;
   $("live").hidden = rw.info.closed;
+  $("rewatch-off").hidden = !rw.info.host;
   $("live").href = `/r/${encodeURIComponent(roomId)}`;
   $("room").hidden = false;
   if (!t.end.version) { refuse("Nothing to rewatch yet", "This room has no history yet."); return; }
@@ -434,8 +490,14 @@ async function start() {
   // A deep link: a time (RFC 3339) or a version; else the start of the session.
   const at = Date.parse(params.get("t") || "");
   const version = Number(params.get("v"));
-  if (Number.isInteger(version) && version > 0) await goToVersion(version);
-  else await goTo(Number.isFinite(at) ? at : t.start.at_ms, Number.isFinite(at) ? undefined : Math.max(1, t.start.version));
+  // The first load is tried again while the server is busy; then the page says it cannot.
+  for (let attempt = 0; !rw.room; attempt += 1) {
+    if (Number.isInteger(version) && version > 0) await goToVersion(version);
+    else await goTo(Number.isFinite(at) ? at : t.start.at_ms, Number.isFinite(at) ? undefined : Math.max(1, t.start.version));
+    if (rw.room) break;
+    if (attempt === 4) { refuse("The history cannot be read right now", "Try again in a minute."); return; }
+    await new Promise((resolve) => setTimeout(resolve, Math.max(1000, rw.retryAt - Date.now())));
+  }
   showToggle();
   setInterval(() => { if (rw.room) { apply(); player.tick(); } }, 100);
   const frame = () => { if (rw.room) drawHead(); requestAnimationFrame(frame); };
@@ -447,7 +509,9 @@ async function goToVersion(version) {
   try {
     const page = await api("/events", { after: version - 1, limit: 1 });
     if (page.commits.length) { await goTo(page.commits[0].at_ms, version); return; }
-  } catch (error) { toast(error.message); }
+  } catch (error) {
+    if (error.status !== 410) { failed(error); return; }
+  }
   await goTo(rw.info.timeline.start.at_ms);
 }
 

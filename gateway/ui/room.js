@@ -185,12 +185,9 @@ function lost(ws, code) {
   setTimeout(connect, delay);
 }
 
-// The rewatch page of this room. An unlisted room's history is for its members: the page is
-// handed this member's token (kept in this tab only, never in the link).
+// The rewatch page of this room. (An unlisted room's history is for its members: that page
+// finds this browser's member token, or the signed-in account, itself.)
 function rewatchUrl() { return `/r/${encodeURIComponent(roomId)}/rewatch`; }
-for (const link of [$("rewatch-link"), $("gone-rewatch")]) {
-  link.addEventListener("click", () => { if (session.token) sessionStorage.setItem(`chanshare:rewatch-token:${roomId}`, session.token); });
-}
 
 // The room is over for this page: say why, and stop everything.
 function leave(title, text, rewatch) {
@@ -199,8 +196,15 @@ function leave(title, text, rewatch) {
   $("gone-title").textContent = title;
   $("gone-text").textContent = text;
   $("gone").hidden = false;
-  $("gone-rewatch").hidden = !rewatch;
-  if (rewatch) $("gone-rewatch").href = rewatchUrl();
+  $("gone-rewatch").hidden = true;
+  // A closed room can be rewatched unless its host turned that off.
+  if (rewatch) {
+    fetch(`/api/rooms/${encodeURIComponent(roomId)}`).then((r) => (r.ok ? r.json() : null)).then((room) => {
+      if (!room || room.settings.rewatch === false) return;
+      $("gone-rewatch").href = rewatchUrl();
+      $("gone-rewatch").hidden = false;
+    }).catch(() => {});
+  }
   $("room").hidden = true;
   $("share").hidden = true;
   video.pause();

@@ -122,6 +122,12 @@ for (const id of [ROOM, mine]) {
 assert.equal((await call("get", "/api/rooms/{id}/rewatch/state", { id: ROOM })).status, 400);
 assert.equal((await call("get", "/api/rooms/{id}/rewatch/state", { id: ROOM, query: { at_ms: "5" } })).status, 400);
 assert.equal((await call("get", "/api/rooms/{id}/rewatch", { id: "no-such-room" })).status, 404);
+// The account that created a room decides on its rewatch.
+assert.equal((await call("put", "/api/rooms/{id}/rewatch", { id: mine, body: { rewatch: false } })).status, 401);
+assert.equal((await call("put", "/api/rooms/{id}/rewatch", { id: mine, token: access, body: { rewatch: false } })).status, 204);
+assert.equal((await call("get", "/api/rooms/{id}/rewatch", { id: mine })).status, 403);
+assert.equal((await call("put", "/api/rooms/{id}/rewatch", { id: mine, token: access, body: { rewatch: true } })).status, 204);
+assert.equal((await call("put", "/api/rooms/{id}/rewatch", { id: mine, token: access, body: { rewatch: "yes" } })).status, 400);
 assert.equal((await call("get", "/api/rooms/{id}", { id: "BAD_ID" })).status, 400);
 assert.equal((await call("get", "/api/rooms/{id}", { id: "no-such-room" })).status, 404);
 assert.equal((await call("get", "/api/rooms/{id}/events", { id: ROOM, query: { limit: "0" } })).status, 400);

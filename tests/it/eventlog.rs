@@ -556,3 +556,41 @@ async fn checkpoints_keep_a_fold_every_500_versions_and_outlive_the_commits() {
     assert_eq!(log.refresh_snapshot(&room).await.unwrap(), Some(1_020));
     assert_eq!(log.checkpoint(&room, 2).await.unwrap().unwrap().state, folded(&room, 1_000));
 }
+
+#[tokio::test]
+async fn a_room_older_than_checkpoints_finds_the_ones_it_has() {
+    let server = NatsServer::start();
+    let settings =
+        eventlog::StreamSettings { replicas: 1, max_age: Duration::from_secs(5), max_bytes: None };
+    let client = server.client().await;
+    let log = EventLog::connect(client.clone(), settings).await.unwrap().0;
+    let room = room("older-than-checkpoints");
+    let positions = append_n(&log, &room, 1_000).await;
+    // Its snapshot, as a version without checkpoints saved it: none below version 1 000.
+    let js = async_nats::jetstream::new(client);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(subjects::headers::VERSION, "1000");
+    headers.insert(subjects::headers::ROOM_SEQUENCE, positions[999].seq.to_string().as_str());
+    let payload = serde_json::to_vec(&folded(&room, 1_000)).unwrap();
+    // The test plays an older version's snapshotter.
+    #[allow(clippy::disallowed_methods)]
+    js.publish_with_headers(subjects::snapshot(&room), headers, payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    tests::eventually(Duration::from_secs(30), "the room's commits expire", || async {
+        log.head(&room).await.unwrap().is_none()
+    })
+    .await;
+    let mut seq = 0;
+    for version in 1_001..=2_100 {
+        seq = log.append(seq, &commit(&room, version, new_id()), None).await.unwrap().position.seq;
+    }
+    assert_eq!(log.refresh_snapshot(&room).await.unwrap(), Some(2_100));
+    assert!(log.checkpoint(&room, 2).await.unwrap().is_none(), "none before its snapshot");
+    // A fold below the first checkpoint it has starts there; a replay starts at it.
+    let at_1700 = log.fold_while(&room, |v, _| v <= 1_700).await.unwrap();
+    assert_eq!(at_1700, folded(&room, 1_700));
+    assert_eq!(log.replay_start(&room).await.unwrap().version, 1_500);
+}

@@ -329,3 +329,57 @@ async fn after_retention_the_rewatch_starts_at_the_first_checkpoint_past_the_gap
     assert_eq!(status, 410, "{gone}");
     assert_eq!(get(&gateway, &format!("/api/rooms/{room}/events?after=0")).await.0, 410);
 }
+
+async fn put_rewatch(gateway: &Chanshare, room: &str, token: Option<&str>, body: &str) -> u16 {
+    let mut request = reqwest::Client::new()
+        .put(format!("http://{}/api/rooms/{room}/rewatch", gateway.addr()))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_host_decides_on_rewatch_even_after_the_room_closed() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway =
+        Chanshare::start("serve", &tests::chanshare::env(&nats, &redis, tests::chanshare::SECRET));
+    let (room, host_token) = create(&gateway, json!({"title": "over", "source": urls()})).await;
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let mut seen = welcome(&mut host).await;
+    let mut guest = connect(&gateway, &room, "name=guest").await;
+    let guest_token = welcome(&mut guest).await.welcome["token"].as_str().unwrap().to_owned();
+    send(&mut host, command(json!({"type": "close"}))).await;
+    await_answers(&mut host, &mut seen, 1).await;
+
+    let off = r#"{"rewatch": false}"#;
+    assert_eq!(put_rewatch(&gateway, &room, None, off).await, 401);
+    assert_eq!(put_rewatch(&gateway, &room, Some("forged.token.here"), off).await, 401);
+    assert_eq!(put_rewatch(&gateway, &room, Some(&guest_token), off).await, 403);
+    assert_eq!(put_rewatch(&gateway, &room, Some(&host_token), r#"{"rewatch": "no"}"#).await, 400);
+    assert_eq!(put_rewatch(&gateway, "no-such-room", Some(&host_token), off).await, 404);
+    let (_, before) = get(&gateway, &format!("/api/rooms/{room}/rewatch?token={host_token}")).await;
+    assert_eq!(before["host"], true, "the page offers the host the switch");
+    let (_, guest_view) =
+        get(&gateway, &format!("/api/rooms/{room}/rewatch?token={guest_token}")).await;
+    assert_eq!(guest_view["host"], false);
+
+    eventually(Duration::from_secs(10), "the room is among the recently ended", || async {
+        get(&gateway, "/api/rooms?closed=true").await.1["rooms"]
+            .as_array()
+            .is_some_and(|rooms| rooms.len() == 1)
+    })
+    .await;
+    assert_eq!(put_rewatch(&gateway, &room, Some(&host_token), off).await, 204);
+    assert_eq!(get(&gateway, &format!("/api/rooms/{room}/rewatch")).await.0, 403);
+    eventually(Duration::from_secs(10), "the room leaves the recently ended", || async {
+        get(&gateway, "/api/rooms?closed=true").await.1["rooms"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert_eq!(put_rewatch(&gateway, &room, Some(&host_token), r#"{"rewatch": true}"#).await, 204);
+    assert_eq!(get(&gateway, &format!("/api/rooms/{room}/rewatch")).await.0, 200);
+}

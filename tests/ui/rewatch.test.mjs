@@ -187,6 +187,14 @@ test("an unlisted room is rewatched by its members only; a host can turn rewatch
   await stranger.page.context().close();
   const member = await rewatchPage(room.room_id, { query: `?token=${encodeURIComponent(room.host_token)}` });
   await waitFor(member.page, () => window.rewatch && window.rewatch.state.room, undefined, "a member rewatches");
+  // The host may stop it from the rewatch page, and undo that.
+  member.page.on("dialog", (dialog) => dialog.accept());
+  await member.page.click("#rewatch-off");
+  await member.page.waitForSelector("#rewatch-on:not([hidden])");
+  assert.match(await member.page.locator("#gone-title").innerText(), /Rewatch is off/);
+  assert.equal((await api("GET", `/api/rooms/${room.room_id}`)).body.settings.rewatch, false);
+  await member.page.click("#rewatch-on");
+  await waitFor(member.page, () => window.rewatch && window.rewatch.state.room, undefined, "rewatch back on");
   await member.page.context().close();
 
   // Off: the page answers 403 and says why; the history API refuses too.
@@ -201,5 +209,16 @@ test("an unlisted room is rewatched by its members only; a host can turn rewatch
   await off.page.context().close();
   const events = await fetch(`${BASE}/api/rooms/${room.room_id}/events?token=${encodeURIComponent(room.host_token)}`);
   assert.equal(events.status, 403);
+  // Closed, its page offers no rewatch, neither to the host nor to someone coming later.
+  await send(host, { type: "close" });
+  await host.waitForFunction(() => window.chanshare.session.room.closed);
+  await sleep(300);
+  assert.ok(await host.locator("#rewatch-link").isHidden(), "no rewatch link in the host's closed room");
+  const late = await (await browser.newContext({ viewport: PHONE })).newPage();
+  await late.goto(`${BASE}/r/${room.room_id}?name=late`);
+  await late.waitForSelector("#gone:not([hidden])");
+  await sleep(500);
+  assert.ok(await late.locator("#gone-rewatch").isHidden(), "no rewatch link for a room whose host turned it off");
+  await late.context().close();
   await host.context().close();
 });

@@ -236,6 +236,7 @@ impl Views {
                     .join(" "),
             )
             .arg(rendered.closed.unwrap_or_default())
+            .arg(CLOSED_KEPT)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match (written, reason.as_str()) {
@@ -494,6 +495,10 @@ impl Views {
         }
         redis::pipe()
             .del(LOBBY)
+            .ignore()
+            .del(CLOSED)
+            .ignore()
+            .del(CLOSED_ENTRIES)
             .ignore()
             .del(APPLIED)
             .ignore()

@@ -1093,6 +1093,24 @@ fn playlist_modes() {
             then: Events(&[]),
         },
         Case {
+            name: "the host of a closed room turns rewatch off",
+            given: with(vec![(host(), Command::Close)]),
+            when: (host(), Command::SetRewatch { rewatch: false }),
+            then: EventsAnd(&["rewatch_changed"], |s| s.rewatch_off && s.closed.is_some()),
+        },
+        Case {
+            name: "a member of a closed room may not",
+            given: with(vec![(host(), Command::Close)]),
+            when: (alice(), Command::SetRewatch { rewatch: false }),
+            then: Reject(RejectCode::Closed),
+        },
+        Case {
+            name: "nothing else changes a closed room",
+            given: with(vec![(host(), Command::Close)]),
+            when: (host(), Command::SetListed { listed: false }),
+            then: Reject(RejectCode::Closed),
+        },
+        Case {
             name: "rewatch back on",
             given: with(vec![(host(), Command::SetRewatch { rewatch: false })]),
             when: (host(), Command::SetRewatch { rewatch: true }),

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tracing::warn;
 
-use super::{history_access, json_text, log_turn, room_id, wire};
+use super::{history_access, json_text, log_turn, member_of, require_json, room_id, wire};
 use crate::App;
 use apierror::{ApiError, ErrorKind};
 
@@ -53,7 +53,11 @@ pub(super) async fn timeline(
         .filter(|item| timeline.marks.iter().any(|m| m.item_id.as_ref() == Some(&item.item_id)))
         .map(|item| (item.item_id.clone(), item.media.title.clone()))
         .collect();
+    let member = member_of(&app, &room, &state, query.token.as_deref(), &headers).await;
+    let host =
+        member.is_some_and(|m| state.host.as_ref() == Some(&m) || state.owner.as_ref() == Some(&m));
     let body = wire::Rewatch {
+        host,
         room_id: room,
         title: state.title.clone(),
         closed: state.closed.is_some(),
@@ -72,6 +76,10 @@ async fn session_timeline(app: &App, room: &RoomId) -> Result<Timeline, ApiError
         warn!(%room, %error, "rewatch timeline cache unreadable");
         None
     });
+    // A timeline that starts before what the log still holds (retention removed its first
+    // commits since) is folded again from where a replay can start now.
+    let first = log.first_version(room).await.map_err(ApiError::unavailable)?;
+    let cached = cached.filter(|t| first.is_some_and(|first| t.start.version + 1 >= first));
     if let Some(cached) = &cached
         && cached.end.version >= head
     {
@@ -181,15 +189,76 @@ enum At {
 
 /// `/r/{id}/rewatch`: the page, answered with the status its room's history would get: 404
 /// for no such room, 403 once the host turned rewatching off (the page then says why).
-pub(crate) async fn page(State(app): State<App>, Path(id): Path<String>) -> Response {
+/// Lookups of rooms that do not exist count against the address, as the API's do.
+pub(crate) async fn page(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let client = app.client_ip(peer, &headers);
+    if let Err(error) = app.check_misses(client) {
+        return error.into_response();
+    }
     let status = match RoomId::new(&id) {
         Err(_) => StatusCode::NOT_FOUND,
         Ok(room) => match app.room_state(&room).await {
-            Ok(state) if !state.exists() => StatusCode::NOT_FOUND,
+            Ok(state) if !state.exists() => {
+                app.missed(client);
+                StatusCode::NOT_FOUND
+            }
             Ok(state) if state.rewatch_off => StatusCode::FORBIDDEN,
             // Unknown for now: the page's own reads will tell.
             _ => StatusCode::OK,
         },
     };
     crate::ui::rewatch_page(status)
+}
+
+/// `PUT /api/rooms/{id}/rewatch`: the host (or the account that created the room) turns
+/// rewatching on or off, also once the room closed (when no socket can reach it any more). The
+/// command goes to the commands service like a socket's, as the member the credentials name.
+pub(super) async fn set(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_id(&id)?;
+    require_json(&headers)?;
+    let wire::SetRewatch { rewatch } = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("bad body, expected {{\"rewatch\": bool}}: {e}")))?;
+    let client = app.client_ip(peer, &headers);
+    app.check_misses(client)?;
+    let state = app.room_state(&room).await.map_err(ApiError::unavailable)?;
+    if !state.exists() {
+        return Err(app.missed(client));
+    }
+    let member = member_of(&app, &room, &state, None, &headers).await.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Unauthorized,
+            "send the host's member token, or the creator account's access token, as \
+             Authorization: Bearer",
+        )
+    })?;
+    let request = protocol::CommandRequest {
+        id: events::CommandId(uuid::Uuid::new_v4()),
+        actor: events::Actor::Member(member),
+        command: events::Command::SetRewatch { rewatch },
+        traceparent: telemetry::current_traceparent(),
+    };
+    match app.inner.services.command(&room, &request).await {
+        Ok(protocol::CommandReply::Accepted { .. }) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(protocol::CommandReply::Rejected { code, message }) => Err(match code {
+            events::RejectCode::Forbidden | events::RejectCode::Closed => ApiError::new(
+                ErrorKind::Forbidden,
+                "only the room's host, or the account that created it, decides on rewatching",
+            ),
+            events::RejectCode::NotFound => ApiError::not_found(message),
+            _ => ApiError::invalid(message),
+        }),
+        Ok(protocol::CommandReply::Error { message, .. }) => Err(ApiError::unavailable(message)),
+        Err(error) => Err(ApiError::unavailable(error)),
+    }
 }

@@ -119,6 +119,14 @@ pub struct MyRooms {
     pub rooms: Vec<views::VisitedRoom>,
 }
 
+/// `PUT /api/rooms/{id}/rewatch`: `{rewatch}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRewatch {
+    /// Whether others may rewatch the room's history.
+    pub rewatch: bool,
+}
+
 /// `GET /api/rooms/{id}/rewatch` 200: the room's session as a timeline.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Rewatch {
@@ -132,4 +140,7 @@ pub struct Rewatch {
     pub timeline: events::timeline::Timeline,
     /// The titles of the items the timeline's marks name that are still in the playlist.
     pub titles: std::collections::BTreeMap<events::ItemId, String>,
+    /// Whether the credentials sent are the host's (or the creator account's): they may turn
+    /// rewatching off (`PUT`).
+    pub host: bool,
 }
