@@ -455,6 +455,7 @@ async fn the_http_api_and_its_openapi_document() {
                     .await
                     .unwrap(),
                 "delete" => http.delete(format!("{base}{concrete}")).send().await.unwrap(),
+                "put" => http.put(format!("{base}{concrete}")).send().await.unwrap(),
                 other => panic!("undocumented method {other}"),
             };
             let status = response.status().as_u16();
