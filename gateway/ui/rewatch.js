@@ -348,8 +348,8 @@ function drawTimeline() {
   const buckets = Math.max(1, t.buckets.length, Math.ceil(width / t.bucket_ms));
   const counts = Array.from({ length: buckets }, (_, i) => t.buckets[i] || { commits: 0, chat: 0, items: 0, joins: 0 });
   const most = Math.max(1, ...counts.map((b) => b.commits));
-  const chats = counts.map((b) => b.chat).filter((n) => n > 0);
-  const busy = Math.max(3, 2 * (chats.reduce((a, b) => a + b, 0) / Math.max(1, chats.length)));
+  // A burst: twice the session's average chat per bucket, and at least four messages.
+  const busy = Math.max(4, (2 * counts.reduce((sum, b) => sum + b.chat, 0)) / counts.length);
   $("bars").replaceChildren(...counts.map((b, i) => {
     const bar = el("div", { title: `${fmt((i * t.bucket_ms) / 1000)}: ${b.commits} actions, ${b.chat} chat messages, ${b.joins} joins` });
     bar.style.height = b.commits ? `${Math.max(8, (Math.log1p(b.commits) / Math.log1p(most)) * 100)}%` : "0";
