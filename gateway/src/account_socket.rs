@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apierror::{ApiError, ErrorKind};
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message};
+
+use crate::ws::Socket as WebSocket;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -53,7 +54,7 @@ pub(crate) async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: crate::ws::Upgrade,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
     let ip = app.client_ip(peer, &headers);
@@ -71,10 +72,9 @@ pub(crate) async fn upgrade(
         return Err(ApiError::unavailable("direct messages are not served here"));
     };
     let limits = app.inner.limits;
-    let upgrade = crate::api::tuned(upgrade, &limits);
     app.per_minute(|i| &i.sockets_opened, ip, limits.sockets_per_minute, "new sockets")?;
     let slot = app.inner.connections.open(ip, limits.connections_per_ip);
-    Ok(upgrade.on_upgrade(move |mut socket| async move {
+    Ok(upgrade.on_upgrade(crate::api::socket_config(&limits), move |mut socket| async move {
         let Some(_slot) = slot else {
             closing(&mut socket, close::TOO_MANY, "too many connections from this address").await;
             return;

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -837,15 +836,15 @@ pub(crate) async fn log_turn(app: &App) -> Result<tokio::sync::SemaphorePermit<'
 /// A socket's buffers and limits. Idle sockets dominate (members listen; clients send small
 /// commands and pings): a 1 KiB read chunk instead of 4 KiB is what brings an idle socket under
 /// 8 KiB (`connections` benchmark); larger frames are read in several chunks, up to the limit.
-pub(crate) fn tuned(
-    upgrade: WebSocketUpgrade,
+/// Nothing is buffered on the way out (large messages go in pieces: [`crate::ws`]).
+pub(crate) fn socket_config(
     limits: &crate::limits::GatewayLimits,
-) -> WebSocketUpgrade {
-    upgrade
+) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(0)
-        .max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes)
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_frame_size(Some(limits.max_frame_bytes))
 }
 
 /// Refuses a body that is not declared JSON: a form post from another site (text/plain, no
@@ -875,7 +874,7 @@ async fn ws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: crate::ws::Upgrade,
 ) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
@@ -888,11 +887,10 @@ async fn ws(
         ));
     }
     let limits = app.inner.limits;
-    let upgrade = tuned(upgrade, &limits);
     app.per_minute(|i| &i.sockets_opened, ip, limits.sockets_per_minute, "new sockets")?;
     // The slot lives in the callback: a failed upgrade drops it unrun, and the slot with it.
     let slot = app.inner.connections.open(ip, limits.connections_per_ip);
-    Ok(upgrade.on_upgrade(move |mut socket| async move {
+    Ok(upgrade.on_upgrade(socket_config(&limits), move |mut socket| async move {
         let Some(_slot) = slot else {
             let frame = axum::extract::ws::CloseFrame {
                 code: close::TOO_MANY,

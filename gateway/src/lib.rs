@@ -13,6 +13,7 @@
 //! - [`rooms`]: what a session needs from the rest of the service.
 //! - [`hub`]: per-room fan-out.
 //! - [`frames`]: the WebSocket wire shapes and close codes.
+//! - [`ws`]: the WebSocket upgrade, and a socket that sends large messages in pieces.
 //! - [`limits`]: rate limits.
 //! - [`client_ip`]: the client's address behind trusted reverse proxies.
 
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod rooms;
 pub mod socket;
 pub mod ui;
+pub mod ws;
 
 use std::net::IpAddr;
 use std::sync::Arc;

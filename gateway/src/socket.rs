@@ -1,14 +1,14 @@
 //! The room WebSocket: join (or rejoin), the initial snapshot or resume, then commits in
 //! version order exactly once, commands forwarded with the member's verified identity.
 //!
-//! A session runs over any [`Transport`] (the axum WebSocket, or in-memory channels in the fast
+//! A session runs over any [`Transport`] (the gateway's WebSocket, or in-memory channels in the fast
 //! tier) against any [`Rooms`] (the service, or the domain alone in memory).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use events::{AccountRef, Command, MemberId, RejectCode, RoomId};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -152,7 +152,7 @@ impl Sessions {
     }
 }
 
-/// A client connection a session runs over: the axum WebSocket, or channels in tests.
+/// A client connection a session runs over: the gateway's WebSocket ([`crate::ws`]), or channels in tests.
 pub trait Transport: Send {
     /// The client's next message; `None` once the connection is gone.
     fn recv(&mut self) -> impl Future<Output = Option<Result<Message, axum::Error>>> + Send;
@@ -160,13 +160,13 @@ pub trait Transport: Send {
     fn send(&mut self, message: Message) -> impl Future<Output = Result<(), axum::Error>> + Send;
 }
 
-impl Transport for WebSocket {
+impl Transport for crate::ws::Socket {
     fn recv(&mut self) -> impl Future<Output = Option<Result<Message, axum::Error>>> + Send {
-        WebSocket::recv(self)
+        crate::ws::Socket::recv(self)
     }
 
     fn send(&mut self, message: Message) -> impl Future<Output = Result<(), axum::Error>> + Send {
-        WebSocket::send(self, message)
+        crate::ws::Socket::send(self, message)
     }
 }
 

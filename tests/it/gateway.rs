@@ -1157,3 +1157,85 @@ async fn foreign_pages_cannot_post_open_sockets_or_frame() {
     let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
 }
+
+/// One frame as it crossed the wire: FIN, opcode, payload (server frames are not masked).
+async fn raw_frame(stream: &mut tokio::net::TcpStream) -> (bool, u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).await.unwrap();
+    let len = match head[1] & 0x7f {
+        126 => u64::from(stream.read_u16().await.unwrap()),
+        127 => stream.read_u64().await.unwrap(),
+        n => u64::from(n),
+    };
+    let mut payload = vec![0; usize::try_from(len).unwrap()];
+    stream.read_exact(&mut payload).await.unwrap();
+    (head[0] & 0x80 != 0, head[0] & 0x0f, payload)
+}
+
+/// A large message (a join snapshot of a big room) crosses the wire in pieces of at most 1 KiB,
+/// so no socket keeps a write buffer the size of the largest message it sent; a client gets it
+/// whole.
+#[tokio::test]
+async fn a_large_snapshot_is_sent_in_pieces() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "big state");
+    let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
+    let mut seen = welcome(&mut host).await;
+    let long = "x".repeat(300);
+    let urls: Vec<String> =
+        (0..60).map(|n| format!("https://example.com/{long}/clip{n}.webm")).collect();
+    // (A client's frame is at most 16 KiB: two commands.)
+    for half in urls.chunks(30) {
+        send(&mut host, command(json!({"type": "add_items", "urls": half}))).await;
+        await_answers(&mut host, &mut seen, 1).await;
+    }
+
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr()).await.unwrap();
+    let request = format!(
+        "GET /api/rooms/{room}/ws?name=raw HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        gateway.addr()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        response.push(stream.read_u8().await.unwrap());
+    }
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    // RFC 6455's own example key and answer.
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{response}"
+    );
+    let (fin, opcode, welcome_frame) = raw_frame(&mut stream).await;
+    assert!(fin && opcode == 1, "the welcome is one frame");
+    assert!(String::from_utf8(welcome_frame).unwrap().contains("\"welcome\""));
+    let (mut fin, opcode, mut message) = raw_frame(&mut stream).await;
+    assert_eq!((fin, opcode), (false, 1), "the snapshot starts a fragmented text message");
+    assert!(message.len() <= 1024);
+    let mut pieces = 1;
+    while !fin {
+        let (last, opcode, piece) = raw_frame(&mut stream).await;
+        assert_eq!(opcode, 0, "continuations");
+        assert!(piece.len() <= 1024 && !piece.is_empty());
+        message.extend(piece);
+        pieces += 1;
+        fin = last;
+    }
+    let snapshot: Value = serde_json::from_slice(&message).unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["state"]["playlist"].as_array().unwrap().len(), 62);
+    assert!(pieces >= 20, "a state of {} bytes in {pieces} pieces", message.len());
+
+    // A WebSocket library puts it back together.
+    let mut client = connect(&gateway, &room, "name=whole").await;
+    let joined = welcome(&mut client).await;
+    assert_eq!(joined.snapshot.unwrap()["state"]["playlist"].as_array().unwrap().len(), 62);
+}
