@@ -171,8 +171,11 @@ pub fn decide(state: &RoomState, command: Command, ctx: &Ctx) -> Result<Vec<Even
         Command::SetLoop { looping } => {
             Ok(changed(state.play_mode.looping != looping, Event::LoopChanged { looping }))
         }
+        // The account that created the room decides too, host or not (as once it closed).
         Command::SetRewatch { rewatch } => {
-            d.host_only(me)?;
+            if state.owner.as_ref() != Some(me) {
+                d.host_only(me)?;
+            }
             Ok(changed(state.rewatch_off == rewatch, Event::RewatchChanged { rewatch }))
         }
     }

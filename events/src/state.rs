@@ -71,6 +71,10 @@ pub struct RoomState {
     /// Whether the host stopped rewatching of the room's history (`rewatch_changed`).
     #[serde(default)]
     pub rewatch_off: bool,
+    /// When the room closed (0: open, or closed before this was kept). A closed room still
+    /// takes `set_rewatch`, which moves `updated_ms` but not this.
+    #[serde(default)]
+    pub closed_ms: u64,
 }
 
 /// How many deleted chat messages the room state remembers (older deletions are of messages
@@ -125,9 +129,13 @@ impl RoomState {
 
     /// Folds one commit in: its events, then its version and time.
     pub fn apply(self, commit: &Commit) -> RoomState {
+        let was_open = self.closed.is_none();
         let mut state = commit.events.iter().fold(self, evolve);
         state.version = commit.version;
         state.updated_ms = commit.at_ms;
+        if was_open && state.closed.is_some() {
+            state.closed_ms = commit.at_ms;
+        }
         state
     }
 

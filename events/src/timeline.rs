@@ -79,6 +79,10 @@ pub struct Timeline {
     /// The item playing at `end`.
     #[serde(default)]
     pub playing: Option<ItemId>,
+    /// Whether the session ended (`room_closed`): `end` is then its end for good, whatever the
+    /// host changes in the closed room later (rewatch on or off).
+    #[serde(default)]
+    pub closed: bool,
 }
 
 impl Timeline {
@@ -92,12 +96,14 @@ impl Timeline {
             buckets: Vec::new(),
             marks: Vec::new(),
             playing: start.playback.item_id.clone(),
+            closed: start.closed.is_some(),
         }
     }
 
-    /// Folds the next commit in (its version must follow `end`'s; others are ignored).
+    /// Folds the next commit in (its version must follow `end`'s, and the session must not have
+    /// ended; others are ignored).
     pub fn add(&mut self, commit: &Commit) {
-        if commit.version != self.end.version + 1 {
+        if commit.version != self.end.version + 1 || self.closed {
             return;
         }
         if self.start.version == 0 && self.end.version == 0 {
@@ -109,6 +115,7 @@ impl Timeline {
             match event {
                 Event::ChatPosted { .. } => bucket.chat += 1,
                 Event::MemberJoined { .. } | Event::MemberReturned { .. } => bucket.joins += 1,
+                Event::RoomClosed { .. } => self.closed = true,
                 Event::PlaybackChanged { playback, .. } if playback.item_id != self.playing => {
                     self.playing = playback.item_id.clone();
                     bucket.items += 1;

@@ -818,7 +818,9 @@ pub(crate) async fn member_of(
     }
     let account = signed_in(app, headers).await.ok()?;
     let member = app.inner.signer.account_member(room, &account.sub);
-    state.accounts.contains_key(&member).then_some(member)
+    // The creator's account stays the room's even after its member left.
+    (state.accounts.contains_key(&member) || state.owner.as_ref() == Some(&member))
+        .then_some(member)
 }
 
 /// A turn to read the log. Log reads are what JetStream pays for (a consumer each, far behind

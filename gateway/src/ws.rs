@@ -125,11 +125,12 @@ impl Socket {
     pub async fn send(&mut self, message: Message) -> Result<(), axum::Error> {
         let result = match message {
             Message::Text(text) if text.len() > PIECE => self.send_pieces(Bytes::from(text)).await,
-            // The same bytes (a commit frame is shared by every socket of its room), not a copy.
-            Message::Text(text) => match ts::Utf8Bytes::try_from(Bytes::from(text)) {
-                Ok(text) => self.stream.send(ts::Message::Text(text)).await,
-                Err(error) => Err(ts::Error::Utf8(error.to_string())),
-            },
+            // The same bytes (a commit frame is shared by every socket of its room), neither
+            // copied nor checked again: it is text already.
+            Message::Text(text) => {
+                let frame = Frame::message(Bytes::from(text), OpCode::Data(Data::Text), true);
+                self.stream.send(ts::Message::Frame(frame)).await
+            }
             Message::Binary(bytes) => self.stream.send(ts::Message::Binary(bytes)).await,
             Message::Ping(bytes) => self.stream.send(ts::Message::Ping(bytes)).await,
             Message::Pong(bytes) => self.stream.send(ts::Message::Pong(bytes)).await,

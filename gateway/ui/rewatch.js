@@ -13,11 +13,9 @@ const PAGE = 1000; // commits per /events page
 const QUIET_MS = 8000; // a stretch with nothing playing and nothing said is skipped past this
 
 // An unlisted room's history is for its members: the member token this browser joined with (or
-// one a link carries), else the signed-in account's access token (its member of the room).
+// one a link carries), and the signed-in account's access token (its member of the room). Both
+// go: the server takes whichever it knows (an old member token may have expired).
 const memberToken = params.get("token") || localStorage.getItem(`chanshare:token:${roomId}`);
-async function credentials() {
-  return memberToken || (await Account.token().catch(() => null));
-}
 
 const rw = {
   info: null, // GET /rewatch: the timeline
@@ -50,8 +48,9 @@ function setClock(at, change = {}) {
 // ---------------------------------------------------------------- reading the history
 async function api(path, query = {}, { method = "GET", body } = {}) {
   const search = new URLSearchParams(query);
-  const token = await credentials();
-  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  if (memberToken) search.set("token", memberToken);
+  const access = await Account.token().catch(() => null);
+  const headers = access ? { authorization: `Bearer ${access}` } : {};
   if (body) headers["content-type"] = "application/json";
   const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}${path}?${search}`, { method, headers, body: body && JSON.stringify(body) });
   const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
@@ -75,7 +74,7 @@ async function fill() {
   const request = api("/events", { after, limit: PAGE })
     .then((page) => {
       if (epoch !== rw.epoch || after !== rw.fetched) return;
-      rw.buffer.push(...page.commits);
+      rw.buffer.push(...within(page.commits));
       rw.fetched = page.commits.length ? page.next_after : rw.end;
       // An open room has gone on since its timeline was read: the history ends later.
       const newest = page.commits[page.commits.length - 1];
@@ -90,6 +89,12 @@ async function fill() {
   await request;
 }
 
+// The commits of the session: a closed room's ends at its closing (what its host changed in it
+// later, rewatch on or off, is not part of the party).
+function within(commits) {
+  return rw.info.closed ? commits.filter((c) => c.version <= rw.end) : commits;
+}
+
 // A read of the history failed: say so, and try again in a while (a 429 says when).
 function failed(error) {
   toast(`Could not read the history: ${error.message}`);
@@ -101,6 +106,7 @@ function failed(error) {
 async function goTo(at, version) {
   const epoch = ++rw.epoch;
   rw.going = true;
+  rw.pending = null;
   try {
     const start = rw.info.timeline.start;
     const startAt = start.at_ms;
@@ -122,7 +128,7 @@ async function goTo(at, version) {
     rw.room = room;
     rw.version = room.version;
     rw.roles.host = RoomPlayer.hostOf(room);
-    rw.buffer = page.commits;
+    rw.buffer = within(page.commits);
     rw.fetched = page.commits.length ? page.next_after : rw.end;
     rw.fetching = null;
     rw.pending = null;
@@ -406,9 +412,13 @@ $("timeline").addEventListener("keydown", (event) => {
 // ---------------------------------------------------------------- controls
 function showToggle() { $("toggle").textContent = rw.clock.paused ? "Play" : "Pause"; }
 function togglePlay() {
+  if (!rw.room) return;
   const at = now();
   const over = at >= rw.info.timeline.end.at_ms && rw.fetched >= rw.end && !rw.buffer.length;
-  if (rw.clock.paused && over) { goTo(span().from).then(() => { setClock(now(), { paused: false }); showToggle(); }); return; }
+  if (rw.clock.paused && over) {
+    goTo(span().from).then((there) => { if (there) { setClock(now(), { paused: false }); showToggle(); } });
+    return;
+  }
   setClock(at, { paused: !rw.clock.paused });
   showToggle();
   apply(); // what happened up to the moment paused at is on the page
@@ -458,6 +468,7 @@ function toast(message) {
   toastTimer = setTimeout(() => $("toast").classList.remove("show"), 4000);
 }
 function refuse(title, text) {
+  rw.epoch += 1; // a scrub on its way lands nowhere
   rw.room = null; // nothing plays on behind the message
   video.pause();
   $("gone-title").textContent = title;
@@ -474,6 +485,12 @@ async function start() {
   } catch (error) {
     const titles = { 403: "This party cannot be rewatched", 404: "This room does not exist" };
     refuse(titles[error.status] || "The history cannot be read right now", error.message);
+    // Turned off: its host (or its creator's account) may turn it back on from here.
+    const off = error.status === 403 && /rewatching off/.test(error.message);
+    if (off && (memberToken || Account.current())) {
+      $("rewatch-on").textContent = "I am the host: turn rewatch back on";
+      $("rewatch-on").hidden = false;
+    }
     return;
   }
   const t = rw.info.timeline;

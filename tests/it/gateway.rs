@@ -1184,7 +1184,8 @@ async fn a_large_snapshot_is_sent_in_pieces() {
     let (room, host_token) = tests::chanshare::create_url_room(&gateway.addr(), "big state");
     let mut host = connect(&gateway, &room, &format!("token={host_token}")).await;
     let mut seen = welcome(&mut host).await;
-    let long = "x".repeat(300);
+    // Two-byte characters: some pieces end inside one.
+    let long = "é".repeat(150);
     let urls: Vec<String> =
         (0..60).map(|n| format!("https://example.com/{long}/clip{n}.webm")).collect();
     // (A client's frame is at most 16 KiB: two commands.)

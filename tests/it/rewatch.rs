@@ -372,6 +372,10 @@ async fn the_host_decides_on_rewatch_even_after_the_room_closed() {
             .is_some_and(|rooms| rooms.len() == 1)
     })
     .await;
+    let (_, closed_list) = get(&gateway, "/api/rooms?closed=true").await;
+    let ended_ms = closed_list["rooms"][0]["updated_ms"].as_u64().unwrap();
+    let (_, timeline) = get(&gateway, &format!("/api/rooms/{room}/rewatch")).await;
+    let end = timeline["timeline"]["end"].clone();
     assert_eq!(put_rewatch(&gateway, &room, Some(&host_token), off).await, 204);
     assert_eq!(get(&gateway, &format!("/api/rooms/{room}/rewatch")).await.0, 403);
     eventually(Duration::from_secs(10), "the room leaves the recently ended", || async {
@@ -380,6 +384,19 @@ async fn the_host_decides_on_rewatch_even_after_the_room_closed() {
             .is_some_and(Vec::is_empty)
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(put_rewatch(&gateway, &room, Some(&host_token), r#"{"rewatch": true}"#).await, 204);
     assert_eq!(get(&gateway, &format!("/api/rooms/{room}/rewatch")).await.0, 200);
+    // Changing it moves neither the session's end nor when the room ended.
+    let (_, timeline) = get(&gateway, &format!("/api/rooms/{room}/rewatch")).await;
+    assert_eq!(timeline["timeline"]["end"], end);
+    assert_eq!(timeline["timeline"]["closed"], true);
+    eventually(Duration::from_secs(10), "back among the recently ended", || async {
+        get(&gateway, "/api/rooms?closed=true").await.1["rooms"]
+            .as_array()
+            .is_some_and(|rooms| rooms.len() == 1)
+    })
+    .await;
+    let (_, closed_list) = get(&gateway, "/api/rooms?closed=true").await;
+    assert_eq!(closed_list["rooms"][0]["updated_ms"].as_u64().unwrap(), ended_ms);
 }

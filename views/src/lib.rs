@@ -237,6 +237,10 @@ impl Views {
             )
             .arg(rendered.closed.unwrap_or_default())
             .arg(CLOSED_KEPT)
+            .arg(match projection.state.closed_ms {
+                0 => projection.state.updated_ms,
+                closed => closed,
+            })
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match (written, reason.as_str()) {

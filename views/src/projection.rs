@@ -186,7 +186,9 @@ impl Projection {
         if !state.settings.listed || state.closed.is_none() || state.rewatch_off {
             return None;
         }
-        self.entry()
+        // "Ended": when it closed, not when its host last changed something in it.
+        let ended = if state.closed_ms > 0 { state.closed_ms } else { state.updated_ms };
+        self.entry().map(|entry| LobbyEntry { updated_ms: ended, ..entry })
     }
 
     /// The room as a list shows it (nobody is online in a closed room).

@@ -7,7 +7,8 @@
 --       10 the room's card (its entry in "your rooms"), 11 the accounts that visited, "<id>:<ms>"
 --       space-separated: each account's list chanshare:account:<id>:rooms gets the room at the time
 --       of its visit (newest 200 kept), 12 the room's entry among the recently closed rooms ("" =
---       not there: open, unlisted or not rewatchable), 13 how many of those are kept (the newest)
+--       not there: open, unlisted or not rewatchable), 13 how many of those are kept (the newest),
+--       14 its score there (when it closed)
 -- Returns {written (0/1), current version before the call, reason}
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return {0, 0, 'no_epoch'}
@@ -43,7 +44,7 @@ if ARGV[12] == '' then
   redis.call('ZREM', KEYS[5], ARGV[7])
   redis.call('HDEL', KEYS[6], ARGV[7])
 else
-  redis.call('ZADD', KEYS[5], ARGV[8], ARGV[7])
+  redis.call('ZADD', KEYS[5], ARGV[14], ARGV[7])
   redis.call('HSET', KEYS[6], ARGV[7], ARGV[12])
   local beyond = -1 - tonumber(ARGV[13])
   local old = redis.call('ZRANGE', KEYS[5], 0, beyond)

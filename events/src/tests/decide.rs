@@ -1099,6 +1099,14 @@ fn playlist_modes() {
             then: EventsAnd(&["rewatch_changed"], |s| s.rewatch_off && s.closed.is_some()),
         },
         Case {
+            name: "a closed room keeps the time it closed when its host changes rewatch",
+            given: with(vec![(host(), Command::Close)]),
+            when: (host(), Command::SetRewatch { rewatch: false }),
+            then: EventsAnd(&["rewatch_changed"], |s| {
+                s.closed_ms == T0 + 2_000 && s.updated_ms > s.closed_ms
+            }),
+        },
+        Case {
             name: "a member of a closed room may not",
             given: with(vec![(host(), Command::Close)]),
             when: (alice(), Command::SetRewatch { rewatch: false }),

@@ -97,6 +97,18 @@ fn timeline_cases() {
             },
         },
         Case {
+            name: "a closed room's session ends at its close, whatever its host changes later",
+            given: with(vec![
+                (host(), Command::Play),
+                (host(), Command::Close),
+                (host(), Command::SetRewatch { rewatch: false }),
+                (host(), Command::SetRewatch { rewatch: true }),
+            ]),
+            gap_ms: 3_600_000,
+            from: 0,
+            then: |t| t.closed && t.end.version == 4 && t.end.at_ms == T0 + 3 * 3_600_000,
+        },
+        Case {
             name: "from a later fold (a checkpoint): only what came after it",
             given: with(vec![
                 (host(), Command::Play),
