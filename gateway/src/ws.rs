@@ -139,7 +139,14 @@ impl Socket {
                     code: CloseCode::from(frame.code),
                     reason: frame.reason.as_str().into(),
                 });
-                self.stream.send(ts::Message::Close(frame)).await
+                match self.stream.send(ts::Message::Close(frame)).await {
+                    // The client closed first: the answer to its close is queued, and goes
+                    // out with a flush (our own close would be one too many).
+                    Err(ts::Error::Protocol(ts::error::ProtocolError::SendAfterClosing)) => {
+                        self.stream.flush().await
+                    }
+                    sent => sent,
+                }
             }
         };
         result.map_err(axum::Error::new)

@@ -1240,3 +1240,33 @@ async fn a_large_snapshot_is_sent_in_pieces() {
     let joined = welcome(&mut client).await;
     assert_eq!(joined.snapshot.unwrap()["state"]["playlist"].as_array().unwrap().len(), 62);
 }
+
+/// A client that closes its socket gets the closing handshake's answer (RFC 6455 §5.5.1), not a
+/// dropped connection (which browsers report as 1006, not clean).
+#[tokio::test]
+async fn a_client_that_closes_gets_the_close_answered() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway = Chanshare::serve(&nats, &redis, &[]);
+    let (room, _) = tests::chanshare::create_url_room(&gateway.addr(), "closing");
+    let mut client = connect(&gateway, &room, "name=leaving").await;
+    welcome(&mut client).await;
+    let bye = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "bye".into(),
+    };
+    client.send(Message::Close(Some(bye))).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(frame))) => return Ok(frame),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error.to_string()),
+                None => return Err("the connection ended without an answer".into()),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 5 s");
+    let frame = answer.unwrap();
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
+}
