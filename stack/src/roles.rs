@@ -285,9 +285,24 @@ pub async fn projector(
         projectors::Metrics::new(registry).context("failed to register projector metrics")?;
     let views = views::Views::new(redis(config).await?)
         .with_closed_ttl(Duration::from_secs(config.closed_view_ttl_secs));
-    projectors::Projector::new(client, log, views, metrics)
-        .await
-        .context("failed to open the projector consumer")
+    // A stream just made on a cluster may not take a consumer for a moment (its leader is being
+    // elected): the role waits for it rather than exiting.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let opened =
+            projectors::Projector::new(client.clone(), log.clone(), views.clone(), metrics.clone())
+                .await;
+        match opened {
+            Ok(projector) => return Ok(projector),
+            Err(error @ eventlog::LogError::Unavailable(_))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                warn!(%error, "the projector consumer cannot be opened yet; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error).context("failed to open the projector consumer"),
+        }
+    }
 }
 
 /// The DM projector's stream and views (the stream is made by the commands role; waited for).

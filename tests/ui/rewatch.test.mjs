@@ -104,6 +104,17 @@ test("a recorded party rewatched equals the log at every moment looked at", asyn
   await sleep(2000);
   await send(host, { type: "close" });
   await sleep(1500);
+  // The host's page of the closed room stops where the room was (closing pauses it): nothing
+  // plays on, no item ends into a refused "next".
+  await host.waitForFunction(() => window.chanshare.session.room.closed);
+  const atClose = await host.evaluate(() => window.chanshare.sample());
+  await sleep(2500);
+  const later = await host.evaluate(() => window.chanshare.sample());
+  assert.equal(later.target, atClose.target, "the closed room's clock stands still");
+  assert.ok(!later.playing, "the closed room's player is paused");
+  assert.equal(await host.evaluate(() => window.chanshare.pending()), 0, "no command left waiting");
+  assert.ok(!(await host.locator("#toast").isVisible()), "no refusal shown");
+  await host.screenshot({ path: `${SHOTS}/rewatch-host-closed.png` });
 
   // The closed room's page says so, and leads to its rewatch.
   const late = await browser.newContext({ viewport: DESKTOP });
