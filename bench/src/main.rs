@@ -109,6 +109,7 @@ pub(crate) enum Scenario {
     Dms,
     Sizing,
     Rewatch,
+    Bigroom,
 }
 
 /// Sizes are either the defaults or tiny (`--quick`).

@@ -100,16 +100,7 @@ impl Stack {
 
     /// Creates a room with two direct media URLs, as the API would.
     pub(crate) async fn create_room(&self) -> anyhow::Result<Room> {
-        let request = json!({"source": {"urls": [
-            "https://media.example/a.webm", "https://media.example/b.webm"
-        ]}});
-        let reply = self.client.request(CREATE_SUBJECT, request.to_string().into()).await?;
-        match serde_json::from_slice(&reply.payload)? {
-            CreateReply::Created { room_id, member_id, host_token, .. } => {
-                Ok(Room { id: room_id, host: member_id, token: host_token })
-            }
-            other => bail!("room not created: {other:?}"),
-        }
+        create_room(&self.client).await
     }
 
     /// Gives `room` a history up to `version` through the commands service: the host sends
@@ -141,18 +132,38 @@ impl Stack {
         id: CommandId,
         command: Command,
     ) -> anyhow::Result<u64> {
-        let request = CommandRequest {
-            id,
-            actor: Actor::Member(room.host.clone()),
-            command,
-            traceparent: None,
-        };
-        let payload = serde_json::to_vec(&request)?;
-        let reply = self.client.request(command_subject(&room.id), payload.into()).await?;
-        match serde_json::from_slice(&reply.payload)? {
-            CommandReply::Accepted { version } => Ok(version),
-            other => bail!("command refused: {other:?}"),
+        command_with_id(&self.client, room, id, command).await
+    }
+}
+
+/// Creates a room with two direct media URLs through the commands service on `client`'s NATS.
+pub(crate) async fn create_room(client: &async_nats::Client) -> anyhow::Result<Room> {
+    let request = json!({"source": {"urls": [
+        "https://media.example/a.webm", "https://media.example/b.webm"
+    ]}});
+    let reply = client.request(CREATE_SUBJECT, request.to_string().into()).await?;
+    match serde_json::from_slice(&reply.payload)? {
+        CreateReply::Created { room_id, member_id, host_token, .. } => {
+            Ok(Room { id: room_id, host: member_id, token: host_token })
         }
+        other => bail!("room not created: {other:?}"),
+    }
+}
+
+/// Sends `command` with id `id` as `room`'s host straight to the commands service; the version.
+pub(crate) async fn command_with_id(
+    client: &async_nats::Client,
+    room: &Room,
+    id: CommandId,
+    command: Command,
+) -> anyhow::Result<u64> {
+    let request =
+        CommandRequest { id, actor: Actor::Member(room.host.clone()), command, traceparent: None };
+    let payload = serde_json::to_vec(&request)?;
+    let reply = client.request(command_subject(&room.id), payload.into()).await?;
+    match serde_json::from_slice(&reply.payload)? {
+        CommandReply::Accepted { version } => Ok(version),
+        other => bail!("command refused: {other:?}"),
     }
 }
 

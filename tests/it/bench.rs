@@ -44,6 +44,7 @@ fn every_scenario_runs_and_reports() {
         "dms",
         "sizing",
         "rewatch",
+        "bigroom",
     ];
     for scenario in scenarios {
         let report = report(scenario);

@@ -179,8 +179,8 @@ async fn measure(
 }
 
 /// One member: joins, reports ready, then notes the arrival of every commit frame until told
-/// to stop.
-async fn client(
+/// to stop (`bigroom`'s members too).
+pub(super) async fn client(
     server: SocketAddr,
     n: usize,
     path: String,

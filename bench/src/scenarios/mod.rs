@@ -2,6 +2,7 @@
 
 mod abuse;
 mod accounts;
+mod bigroom;
 mod commands;
 mod connections;
 mod content;
@@ -29,5 +30,6 @@ pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report
         Scenario::Dms => dms::run(size).await,
         Scenario::Sizing => sizing::run(size).await,
         Scenario::Rewatch => rewatch::run(size).await,
+        Scenario::Bigroom => bigroom::run(size).await,
     }
 }
