@@ -164,7 +164,8 @@ test("a recorded party rewatched equals the log at every moment looked at", asyn
   await waitFor(deep, () => window.rewatch && window.rewatch.state.room, undefined, "the deep link opens");
   await deep.evaluate(() => window.rewatch.pause());
   const atLink = await deep.evaluate(() => window.rewatch.sample());
-  assert.ok(atLink.at >= moments.secondItem && atLink.at < moments.secondItem + 2000, `opened at the linked time: ${atLink.at - moments.secondItem}`);
+  // (It plays from there until paused: slack for a busy machine, where that takes a while.)
+  assert.ok(atLink.at >= moments.secondItem && atLink.at < moments.secondItem + 10_000, `opened at the linked time: ${atLink.at - moments.secondItem}`);
   await expectSameAsLog(deep, room.room_id, "deep link by time");
   await deep.screenshot({ path: `${SHOTS}/rewatch-phone.png`, fullPage: true });
   await deep.context().close();
