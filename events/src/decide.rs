@@ -19,7 +19,8 @@ pub struct Limits {
     pub max_name_chars: usize,
     /// Characters in a room title.
     pub max_title_chars: usize,
-    /// Listed members (online or not); the longest-offline one is pruned to make room.
+    /// Listed members (online or not); the longest-offline one is pruned to make room
+    /// (`CHANSHARE_MAX_MEMBERS`).
     pub max_members: usize,
     /// URLs in one `add_items`.
     pub max_urls_per_command: usize,
@@ -30,8 +31,8 @@ pub struct Limits {
     /// The longest an image may be shown.
     pub max_image_seconds: u32,
     /// Bytes of text in a playlist (URLs, titles, thumbnails, post links, hashes). With the
-    /// other limits this bounds the encoded room state well under the 1 MiB a NATS message
-    /// (a snapshot) may carry: `tests::limits` builds the largest state they allow.
+    /// other limits this bounds the encoded room state under the 8 MiB a snapshot message may
+    /// carry (`infra/jetstream`): `tests::limits` builds the largest state they allow.
     pub max_playlist_bytes: usize,
     /// Kicked members a room remembers (each also bans an address fingerprint).
     pub max_bans: usize,
@@ -44,7 +45,7 @@ impl Default for Limits {
             max_chat_chars: 500,
             max_name_chars: 32,
             max_title_chars: 120,
-            max_members: 500,
+            max_members: 10_000,
             max_urls_per_command: 100,
             max_url_bytes: 2048,
             max_position_ms: 24 * 3600 * 1000,

@@ -42,8 +42,15 @@ pub struct RoomView<'a> {
     pub playlist: &'a [Item],
     /// Playback anchor.
     pub playback: &'a Playback,
-    /// Members in join order.
+    /// Members in (re)join order: all of them up to [`MEMBER_PAGE`]; in a bigger room the
+    /// latest [`MEMBER_PAGE`] to (re)join, after the host and the chat tail's authors when
+    /// those are not among them (the rest: `GET /api/rooms/{id}/members` pages, and the commits
+    /// that follow).
     pub members: Vec<MemberView<'a>>,
+    /// How many members are listed (online or not).
+    pub member_count: usize,
+    /// How many of them are online.
+    pub online_count: usize,
     /// The chat tail, oldest first.
     pub chat: Vec<&'a ChatMessage>,
 }
@@ -88,9 +95,32 @@ pub struct MemberView<'a> {
     pub owner: bool,
 }
 
+/// The most members a view lists: what a joining socket, the room's JSON and its Redis view
+/// carry of a big room's member list.
+pub const MEMBER_PAGE: usize = 100;
+
 impl RoomState {
-    /// The state in its pinned JSON shape.
+    /// The state in its pinned JSON shape, with the room's latest [`MEMBER_PAGE`] members and,
+    /// before them, the host and the chat tail's authors when they joined earlier (a client
+    /// names what it shows).
     pub fn view(&self) -> RoomView<'_> {
+        let start = self.members.len().saturating_sub(MEMBER_PAGE);
+        let (earlier, page) = self.members.split_at(start);
+        let named = |m: &&crate::model::Member| {
+            self.host.as_ref() == Some(&m.member_id)
+                || self.chat.iter().any(|c| c.member_id == m.member_id)
+        };
+        let members = earlier.iter().filter(named).chain(page).map(|m| self.member_view(m));
+        self.view_with(members.collect())
+    }
+
+    /// The state in its pinned JSON shape with every member (developers' tools: `replay`).
+    pub fn full_view(&self) -> RoomView<'_> {
+        let members = self.members.iter().map(|m| self.member_view(m)).collect();
+        self.view_with(members)
+    }
+
+    fn view_with<'a>(&'a self, members: Vec<MemberView<'a>>) -> RoomView<'a> {
         RoomView {
             room_id: self.room_id.as_ref(),
             version: self.version,
@@ -106,7 +136,9 @@ impl RoomState {
             },
             playlist: &self.playlist,
             playback: &self.playback,
-            members: self.members.iter().map(|m| self.member_view(m)).collect(),
+            members,
+            member_count: self.members.len(),
+            online_count: if self.closed.is_some() { 0 } else { self.online_count() },
             chat: self.chat.iter().collect(),
         }
     }

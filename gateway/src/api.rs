@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use events::{RejectCode, RoomId};
+use events::{MemberId, RejectCode, RoomId};
 use futures::StreamExt;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
@@ -162,14 +162,22 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/api/rooms/{id}/members",
-        summary: "The room's members with name, role and online state",
+        summary: "The room's members with name, role and online state, a page at a time (in (re)join order)",
         auth: Auth::None,
-        query: &[],
+        query: &[
+            ("offset", "integer", "how many members to skip (default 0)"),
+            ("limit", "integer", "how many members, 1 to 1000 (default 1000)"),
+            (
+                "ids",
+                "string",
+                "comma-separated member ids (up to 100): just those, whatever offset and limit say",
+            ),
+        ],
         request: None,
-        reply: Some(schema::<wire::MembersPage>),
+        reply: Some(schema::<wire::MembersPage<'static>>),
         responses: &[
             (200, "members"),
-            (400, "bad room id"),
+            (400, "bad room id, paging or ids"),
             (404, "no such room"),
             (429, "too many lookups of rooms that do not exist from this address"),
             (503, "unavailable"),
@@ -287,6 +295,11 @@ pub const ROUTES: &[Route] = &[
             ("resume", "integer", "the last version the client has"),
             ("epoch", "string", "the epoch of that version"),
             ("access_token", "string", "an account's access token: join signed in"),
+            (
+                "batch",
+                "integer",
+                "1: the client takes `commits` frames (a big room's membership changes, together)",
+            ),
         ],
         request: None,
         reply: None,
@@ -686,17 +699,81 @@ async fn members(
     Path(id): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    page: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let room = room_id(&id)?;
+    let Query(page) = page.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if !(1..=MEMBERS_PAGE_MAX).contains(&page.limit) {
+        return Err(ApiError::invalid(format!("limit must be 1 to {MEMBERS_PAGE_MAX}")));
+    }
+    let ids = match &page.ids {
+        None => None,
+        Some(ids) => Some(member_ids(ids)?),
+    };
     let client = app.client_ip(peer, &headers);
     app.check_misses(client)?;
-    let (version, state) = app.state_json(&room).await.map_err(ApiError::unavailable)?;
-    if version == 0 {
+    // A room with sockets here: the state its hub keeps (a big room's fold is megabytes);
+    // else the view's fold and the commits after it.
+    let hub = app.inner.hubs.get(&room).and_then(|hub| hub.feed.state());
+    let state = match hub {
+        Some(state) => state,
+        None => app.room_state(&room).await.map_err(ApiError::unavailable)?,
+    };
+    if !state.exists() {
         return Err(app.missed(client));
     }
-    let mut state: Value = serde_json::from_str(&state).map_err(ApiError::unavailable)?;
-    let members = state["members"].take();
-    Ok(axum::Json(wire::MembersPage { version, members }).into_response())
+    let (listed, next_offset) = match ids {
+        // Those asked for that are listed, in (re)join order.
+        Some(ids) => {
+            let listed: Vec<_> =
+                state.members.iter().filter(|m| ids.contains(&m.member_id)).collect();
+            (listed, None)
+        }
+        None => {
+            let end = page.offset.saturating_add(page.limit).min(state.members.len());
+            let listed = state.members.get(page.offset..end).unwrap_or_default();
+            (listed.iter().collect(), (end < state.members.len()).then_some(end))
+        }
+    };
+    let body = wire::MembersPage {
+        version: state.version,
+        member_count: state.members.len(),
+        online_count: if state.closed.is_some() { 0 } else { state.online_count() },
+        members: listed.into_iter().map(|m| state.member_view(m)).collect(),
+        next_offset,
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+/// The most members one `GET /api/rooms/{id}/members` lists.
+const MEMBERS_PAGE_MAX: usize = 1000;
+
+/// The most members one `GET /api/rooms/{id}/members?ids=` names.
+const MEMBERS_BY_ID_MAX: usize = 100;
+
+#[derive(Debug, Deserialize)]
+struct MembersQuery {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "members_page_max")]
+    limit: usize,
+    /// Comma-separated member ids: just those members.
+    ids: Option<String>,
+}
+
+/// `a,b,c` as member ids: 1 to [`MEMBERS_BY_ID_MAX`] valid ones.
+fn member_ids(ids: &str) -> Result<std::collections::HashSet<MemberId>, ApiError> {
+    let ids: Vec<&str> = ids.split(',').collect();
+    if ids.len() > MEMBERS_BY_ID_MAX {
+        return Err(ApiError::invalid(format!("at most {MEMBERS_BY_ID_MAX} ids")));
+    }
+    ids.into_iter()
+        .map(|id| MemberId::new(id).map_err(|_| ApiError::invalid("ids must be member ids")))
+        .collect()
+}
+
+fn members_page_max() -> usize {
+    MEMBERS_PAGE_MAX
 }
 
 #[derive(Debug, Deserialize)]

@@ -119,6 +119,32 @@ impl<'a> CommitFrame<'a> {
     }
 }
 
+/// `commits`: consecutive commits in one frame, for clients that connect with `batch=1`. A big
+/// room's membership commits (joins, returns, leaves, presence) are held for a moment and sent
+/// together (`hub`), so a burst of joins reaches each socket as a few frames.
+pub fn commits<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut text = String::from(r#"{"type":"commits","commits":["#);
+    for (n, part) in parts.into_iter().enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push_str(part);
+    }
+    text.push_str("]}");
+    text
+}
+
+/// `commits`, described: [`commits`] writes it from the commits' own frames.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Commits")]
+pub struct CommitsFrame<'a> {
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "commits"))]
+    kind: &'static str,
+    /// The commits, in version order, consecutive, each a `commit` frame.
+    pub commits: Vec<CommitFrame<'a>>,
+}
+
 /// `ack` / `reject` / `pong`.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]

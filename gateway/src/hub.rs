@@ -27,59 +27,118 @@ use crate::frames::{CommitFrame, text};
 pub const RING: usize = 512;
 const HEAD_CHECK: Duration = Duration::from_secs(2);
 
-/// One serialized commit.
+/// One serialized commit, or consecutive commits sent together (a big room's membership
+/// changes, held for [`COALESCE`]).
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// Its version.
+    /// The version of its first commit.
+    pub first: u64,
+    /// The version of its last commit.
     pub version: u64,
-    /// When it was decided (server time).
+    /// When its last commit was decided (server time).
     pub at_ms: u64,
-    /// The `commit` frame's text, shared.
+    /// The `commit` frame's text, or for several commits their `commits` frame; shared.
     pub text: Utf8Bytes,
-    /// Members the commit kicked: their sockets close after it.
+    /// For several commits, each one's version and `commit` frame (what a socket without
+    /// `batch=1` is sent, and what a socket already past the first commit is sent of it).
+    pub parts: Option<Arc<[(u64, Utf8Bytes)]>>,
+    /// Members the commits kicked: their sockets close after it.
     pub kicked: Option<Arc<[events::MemberId]>>,
-    /// Members the commit shows offline: a socket of theirs that is still open says it is back.
+    /// Members the commits show offline: a socket of theirs that is still open says it is back.
     pub offline: Option<Arc<[events::MemberId]>>,
 }
 
 impl Frame {
     /// Serializes `stored` once.
     pub fn of(stored: &Stored) -> Frame {
-        Frame {
-            version: stored.commit.version,
-            at_ms: stored.commit.at_ms,
-            text: text(&CommitFrame::new(&stored.commit)).into(),
-            kicked: members(&stored.commit, |event| match event {
-                events::Event::MemberLeft { member_id, reason: events::RemovalReason::Kicked } => {
-                    Some(member_id)
-                }
-                _ => None,
-            }),
-            offline: members(&stored.commit, |event| match event {
-                events::Event::MemberWentOffline { member_id } => Some(member_id),
-                _ => None,
-            }),
-        }
+        Frame::batch(std::slice::from_ref(stored))
     }
 
-    /// Whether the commit kicked `member`.
+    /// Serializes consecutive commits, `batch` not empty, once.
+    fn batch(batch: &[Stored]) -> Frame {
+        let commits = || batch.iter().map(|stored| &stored.commit);
+        let kicked = members(commits(), |event| match event {
+            events::Event::MemberLeft { member_id, reason: events::RemovalReason::Kicked } => {
+                Some(member_id)
+            }
+            _ => None,
+        });
+        let offline = members(commits(), |event| match event {
+            events::Event::MemberWentOffline { member_id } => Some(member_id),
+            _ => None,
+        });
+        let texts: Vec<(u64, Utf8Bytes)> = commits()
+            .map(|commit| (commit.version, text(&CommitFrame::new(commit)).into()))
+            .collect();
+        let (first, version, at_ms) = match (batch.first(), batch.last()) {
+            (Some(first), Some(last)) => {
+                (first.commit.version, last.commit.version, last.commit.at_ms)
+            }
+            _ => (0, 0, 0),
+        };
+        let (text, parts) = match texts.as_slice() {
+            [(_, one)] => (one.clone(), None),
+            many => {
+                let text = crate::frames::commits(many.iter().map(|(_, t)| t.as_str()));
+                (text.into(), Some(texts.into()))
+            }
+        };
+        Frame { first, version, at_ms, text, parts, kicked, offline }
+    }
+
+    /// Whether the commits kicked `member`.
     pub fn kicks(&self, member: &events::MemberId) -> bool {
         self.kicked.as_ref().is_some_and(|kicked| kicked.contains(member))
     }
 
-    /// Whether the commit shows `member` offline.
+    /// Whether the commits show `member` offline.
     pub fn takes_offline(&self, member: &events::MemberId) -> bool {
         self.offline.as_ref().is_some_and(|offline| offline.contains(member))
     }
+
+    /// The `commit` frames after version `last`, for a socket that takes them one by one or
+    /// is already past the first.
+    pub fn after(&self, last: u64) -> Vec<Utf8Bytes> {
+        match &self.parts {
+            Some(parts) => parts
+                .iter()
+                .filter(|(version, _)| *version > last)
+                .map(|(_, t)| t.clone())
+                .collect(),
+            None if self.version > last => vec![self.text.clone()],
+            None => Vec::new(),
+        }
+    }
 }
 
-/// The members `pick` finds in the commit's events (`None` when there are none: most commits).
-fn members(
-    commit: &events::Commit,
-    pick: impl Fn(&events::Event) -> Option<&events::MemberId>,
+/// The members `pick` finds in the commits' events (`None` when there are none: most commits).
+fn members<'a>(
+    commits: impl Iterator<Item = &'a events::Commit>,
+    pick: impl Fn(&'a events::Event) -> Option<&'a events::MemberId>,
 ) -> Option<Arc<[events::MemberId]>> {
-    let found: Vec<_> = commit.events.iter().filter_map(pick).cloned().collect();
+    let found: Vec<_> = commits.flat_map(|c| &c.events).filter_map(pick).cloned().collect();
     (!found.is_empty()).then(|| found.into())
+}
+
+/// How long a big room's membership commits are held so that they reach its sockets together.
+pub const COALESCE: Duration = Duration::from_millis(250);
+/// The most commits one held batch collects.
+const BATCH_MAX: usize = 256;
+
+/// Whether `commit` only changes the member list (joins, returns, leaves other than kicks,
+/// presence, renames): what a big room's sockets may get a moment late, with others like it.
+fn membership_only(commit: &events::Commit) -> bool {
+    use events::Event::*;
+    commit.events.iter().all(|event| match event {
+        MemberLeft { reason, .. } => *reason != events::RemovalReason::Kicked,
+        MemberJoined { .. }
+        | MemberReturned { .. }
+        | MemberWentOffline { .. }
+        | MemberRenamed { .. }
+        | MemberAddressSeen { .. }
+        | AccountBound { .. } => true,
+        _ => false,
+    })
 }
 
 /// A room's fan-out, alive while any local socket holds it.
@@ -147,23 +206,46 @@ impl Feed {
     /// version order; one that does not follow the state makes the state unknown (joins then
     /// read it elsewhere) rather than wrong.
     pub fn publish(&self, stored: &Stored) {
-        {
-            let mut current = lock(&self.current);
-            match current.as_mut() {
-                Some(state) if state.version + 1 == stored.commit.version => {
-                    *state = std::mem::take(state).apply(&stored.commit);
-                    forget_private(state);
-                }
-                // Loaded ahead of the live subject: this commit is in the state already.
-                Some(state) if stored.commit.version <= state.version => {}
-                Some(_) => *current = None,
-                None => {}
-            }
-        }
-        self.tx.send(Frame::of(stored)).ok();
+        self.fold(stored);
+        self.send(std::slice::from_ref(stored));
     }
 
-    /// The room as the last commit sent left it: its version and view JSON.
+    /// Folds a commit into the room's state (joins read it at once, even while its frame is
+    /// held).
+    fn fold(&self, stored: &Stored) {
+        let mut current = lock(&self.current);
+        match current.as_mut() {
+            Some(state) if state.version + 1 == stored.commit.version => {
+                *state = std::mem::take(state).apply(&stored.commit);
+                forget_private(state);
+            }
+            // Loaded ahead of the live subject: this commit is in the state already.
+            Some(state) if stored.commit.version <= state.version => {}
+            Some(_) => *current = None,
+            None => {}
+        }
+    }
+
+    /// Sends consecutive commits, already folded, as one frame.
+    fn send(&self, batch: &[Stored]) {
+        if !batch.is_empty() {
+            self.tx.send(Frame::batch(batch)).ok();
+        }
+    }
+
+    /// Whether the room is big enough that its membership commits are held and sent together
+    /// (more members than a view lists).
+    fn big(&self) -> bool {
+        lock(&self.current).as_ref().is_some_and(|s| s.members.len() > events::view::MEMBER_PAGE)
+    }
+
+    /// The room as its last commit left it (held ones included), when known.
+    pub fn state(&self) -> Option<RoomState> {
+        lock(&self.current).clone()
+    }
+
+    /// The room as its last commit left it (held ones included): its version and view JSON. A
+    /// join starts there and skips, of a held frame, what it already has.
     pub fn snapshot(&self) -> Option<(u64, String)> {
         lock(&self.current).as_ref().map(crate::rooms::view_json)
     }
@@ -200,7 +282,7 @@ impl Hubs {
 
     /// The room's hub, subscribing if it is the first local socket.
     pub async fn join(&self, room: &RoomId) -> Result<Arc<Hub>, async_nats::SubscribeError> {
-        if let Some(hub) = self.lock().get(room).and_then(Weak::upgrade) {
+        if let Some(hub) = self.get(room) {
             return Ok(hub);
         }
         let subscriber = self.client.subscribe(subjects::live(room)).await?;
@@ -218,6 +300,11 @@ impl Hubs {
         hubs.retain(|_, hub| hub.strong_count() > 0);
         hubs.insert(room.clone(), Arc::downgrade(&hub));
         Ok(hub)
+    }
+
+    /// The room's hub, if it has local sockets.
+    pub fn get(&self, room: &RoomId) -> Option<Arc<Hub>> {
+        self.lock().get(room).and_then(Weak::upgrade)
     }
 
     /// Rooms with local sockets and their members (for presence heartbeats).
@@ -293,6 +380,7 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
         tokio::time::Instant::now() + Duration::from_millis(250),
         HEAD_CHECK,
     );
+    let mut held = Held::default();
     loop {
         tokio::select! {
             message = live.next() => {
@@ -301,6 +389,7 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
                     Ok(stored) if stored.commit.version <= last => {}
                     Ok(stored) => {
                         if stored.commit.version > last + 1 {
+                            held.flush(&feed);
                             last = fill(log, room, last, stored.commit.version - 1, &feed).await;
                         }
                         if stored.commit.version == last + 1 {
@@ -308,22 +397,63 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
                             let span = tracing::info_span!("gateway.fanout", %room, version = last);
                             telemetry::continue_trace(&span, stored.traceparent.as_deref());
                             let _entered = span.enter();
-                            feed.publish(&stored);
+                            held.publish(&feed, stored);
                         }
                     }
                     Err(error) => warn!(%room, %error, "undecodable live commit"),
                 }
             }
+            () = due(held.until) => held.flush(&feed),
             _ = checks.tick() => {
                 if let Ok(Some(head)) = log.head(room).await
                     && head.version > last
                 {
                     debug!(%room, last, head = head.version, "filling from the log");
+                    held.flush(&feed);
                     last = fill(log, room, last, head.version, &feed).await;
                 }
                 source.load(&feed, last).await;
             }
         }
+    }
+}
+
+/// A big room's membership commits, held for up to [`COALESCE`] and then sent as one frame.
+#[derive(Default)]
+struct Held {
+    commits: Vec<Stored>,
+    until: Option<tokio::time::Instant>,
+}
+
+impl Held {
+    /// Sends `stored` after what is held; holds it instead when it only changes the member
+    /// list of a big room.
+    fn publish(&mut self, feed: &Feed, stored: Stored) {
+        if !(membership_only(&stored.commit) && feed.big()) {
+            self.flush(feed);
+            feed.publish(&stored);
+            return;
+        }
+        feed.fold(&stored);
+        self.until.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
+        self.commits.push(stored);
+        if self.commits.len() >= BATCH_MAX {
+            self.flush(feed);
+        }
+    }
+
+    /// Sends what is held.
+    fn flush(&mut self, feed: &Feed) {
+        self.until = None;
+        feed.send(&std::mem::take(&mut self.commits));
+    }
+}
+
+/// Resolves at `until`; never without one.
+async fn due(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -358,32 +488,41 @@ mod tests {
 
     use super::*;
 
+    fn create() -> Command {
+        Command::CreateRoom {
+            title: "hub".into(),
+            source: events::Source::Urls(vec!["https://example.com/a.webm".into()]),
+            settings: events::Settings::default(),
+            name: "host".into(),
+            items: vec![],
+            account: None,
+        }
+    }
+
+    fn host() -> Actor {
+        Actor::Member(MemberId::new("mhost").unwrap())
+    }
+
     /// A room's first `n` commits: created, then chat.
     fn commits(n: u64) -> Vec<(Stored, RoomState)> {
+        let chat = |v: u64| (host(), Command::Chat { text: format!("line {v}") });
+        room((1..=n).map(|v| if v == 1 { (host(), create()) } else { chat(v) }))
+    }
+
+    /// The commits of `steps`, decided in order, each with the state after it.
+    fn room(steps: impl IntoIterator<Item = (Actor, Command)>) -> Vec<(Stored, RoomState)> {
         let room = RoomId::new("hub-room").unwrap();
-        let host = Actor::Member(MemberId::new("mhost").unwrap());
         let mut state = RoomState::default();
-        (1..=n)
-            .map(|version| {
-                let command = if version == 1 {
-                    Command::CreateRoom {
-                        title: "hub".into(),
-                        source: events::Source::Urls(vec!["https://example.com/a.webm".into()]),
-                        settings: events::Settings::default(),
-                        name: "host".into(),
-                        items: vec![],
-                        account: None,
-                    }
-                } else {
-                    Command::Chat { text: format!("line {version}") }
-                };
-                let ctx = Ctx::new(room.clone(), host.clone(), 1_000 * version);
+        (1..)
+            .zip(steps)
+            .map(|(version, (actor, command))| {
+                let ctx = Ctx::new(room.clone(), actor.clone(), 1_000 * version);
                 let events = decide(&state, command, &ctx).unwrap();
                 let commit = Commit {
                     room: room.clone(),
                     version,
                     command_id: CommandId(uuid::Uuid::from_u128(u128::from(version))),
-                    actor: host.clone(),
+                    actor,
                     at_ms: ctx.now_ms,
                     events,
                 };
@@ -393,6 +532,79 @@ mod tests {
                 (stored, state.clone())
             })
             .collect()
+    }
+
+    /// A new member's join.
+    fn join(n: usize) -> (Actor, Command) {
+        let member = Actor::Member(MemberId::new(format!("m{n}")).unwrap());
+        (member, Command::Join { name: format!("m{n}"), address: None, account: None })
+    }
+
+    /// Issue 22: a burst of joins in a room of more than a page of members reaches each socket
+    /// as a few frames; anything else is sent at once, after what was held.
+    #[tokio::test(start_paused = true)]
+    async fn a_big_rooms_membership_commits_are_held_and_sent_together() {
+        let chat = (host(), Command::Chat { text: "hi".into() });
+        let steps = std::iter::once((host(), create()))
+            .chain((0..105).map(join))
+            .chain([chat])
+            .chain((105..107).map(join));
+        let commits = room(steps);
+        let (five, chat, two) = (&commits[101..106], &commits[106], &commits[107..109]);
+        let feed = Feed::new();
+        feed.load(commits[100].1.clone()); // 101 members: past the page
+        let mut rx = feed.tx.subscribe();
+        let mut held = Held::default();
+        for (stored, _) in five {
+            held.publish(&feed, stored.clone());
+        }
+        assert!(rx.try_recv().is_err(), "joins are held");
+        assert_eq!(feed.snapshot().map(|(v, _)| v), Some(106), "but folded: joins start past them");
+        held.publish(&feed, chat.0.clone());
+        let batch = rx.try_recv().unwrap();
+        assert_eq!((batch.first, batch.version), (102, 106));
+        let json: serde_json::Value = serde_json::from_str(batch.text.as_str()).unwrap();
+        assert_eq!(json["type"], "commits");
+        let versions: Vec<_> = json["commits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions, [102, 103, 104, 105, 106]);
+        // A socket already at 104 gets the last two, one frame each.
+        let after: Vec<_> = batch.after(104).iter().map(|t| t.as_str().to_owned()).collect();
+        assert_eq!(after.len(), 2);
+        assert!(after[0].contains(r#""type":"commit","version":105"#), "{}", after[0]);
+        let single = rx.try_recv().unwrap();
+        assert_eq!((single.first, single.version, single.parts.is_none()), (107, 107, true));
+        assert_eq!(feed.snapshot().map(|(v, _)| v), Some(107));
+
+        // Held for COALESCE at most.
+        let start = tokio::time::Instant::now();
+        for (stored, _) in two {
+            held.publish(&feed, stored.clone());
+        }
+        due(held.until).await;
+        assert_eq!(start.elapsed(), COALESCE);
+        held.flush(&feed);
+        let batch = rx.try_recv().unwrap();
+        assert_eq!((batch.first, batch.version), (108, 109));
+        assert!(held.until.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_rooms_joins_are_sent_at_once() {
+        let commits = room(std::iter::once((host(), create())).chain((0..3).map(join)));
+        let feed = Feed::new();
+        feed.load(commits[0].1.clone());
+        let mut rx = feed.tx.subscribe();
+        let mut held = Held::default();
+        for (stored, _) in &commits[1..] {
+            held.publish(&feed, stored.clone());
+            assert_eq!(rx.try_recv().unwrap().version, stored.commit.version);
+        }
+        assert!(held.until.is_none());
     }
 
     /// Regression: a busy room's hub read its state while commits kept coming; a state ahead of

@@ -34,6 +34,8 @@ pub struct Params {
     pub resume: Option<u64>,
     /// The epoch that version belongs to.
     pub epoch: Option<String>,
+    /// `1`: the client takes `commits` frames (several commits in one).
+    pub batch: Option<u8>,
 }
 
 /// What every socket session on this process shares. Cheap to clone.
@@ -261,6 +263,7 @@ async fn session(
 ) -> Result<Closing, Closing> {
     // The join runs once; boxed, its futures (NATS requests, log and Redis reads) do not size
     // the state every idle socket keeps for its lifetime (7 KB unboxed, docs/benchmarks.md).
+    let batch = params.batch == Some(1);
     let Joined { member, account, mut last, mut commits, _guard } =
         Box::pin(join(sessions, socket, room, params, ip)).await?;
     let shared = &sessions.0;
@@ -284,7 +287,8 @@ async fn session(
         match wake {
             Wake::Commit(Ok(frame)) => {
                 let offline = frame.takes_offline(&member);
-                last = deliver(sessions, socket, room, &member, last, frame).await?;
+                let to = To { room, member: &member, batch };
+                last = deliver(sessions, socket, &to, last, frame).await?;
                 if offline {
                     // Shown offline while connected (a leave that raced a reconnect, another
                     // tab's clean close, a heartbeat gap): say it is back.
@@ -571,30 +575,52 @@ async fn catch_up(
 /// The close reason of a kicked member's sockets, and of a join the room refuses.
 const REMOVED: &str = "removed from this room";
 
-/// Sends a live frame unless the client has it; fills a gap before it from the log.
+/// Who a live frame goes to.
+struct To<'a> {
+    room: &'a RoomId,
+    member: &'a MemberId,
+    /// Whether the client takes `commits` frames.
+    batch: bool,
+}
+
+/// Sends a live frame unless the client has it (of a batch, the commits it lacks); fills a gap
+/// before it from the log.
 async fn deliver(
     sessions: &Sessions,
     socket: &mut impl Transport,
-    room: &RoomId,
-    member: &MemberId,
+    to: &To<'_>,
     last: u64,
     frame: Frame,
 ) -> Result<u64, Closing> {
     if frame.version <= last {
         return Ok(last);
     }
+    let (room, member) = (to.room, to.member);
     // A gap is rare: its catch-up (a log read) is boxed so that it does not size every socket.
-    let last = if frame.version == last + 1 {
+    let last = if frame.first <= last + 1 {
         last
     } else {
-        Box::pin(catch_up(sessions, socket, room, member, last, frame.version - 1, None)).await?
+        Box::pin(catch_up(sessions, socket, room, member, last, frame.first - 1, None)).await?
     };
-    if frame.version != last + 1 {
+    if frame.first > last + 1 {
         return Err(Closing(close::UNAVAILABLE, "commits missing from the log: reconnect"));
     }
     let age_ms = crate::now_ms().saturating_sub(frame.at_ms);
     sessions.0.metrics.delivery_seconds.observe(age_ms as f64 / 1000.0);
-    send(sessions, socket, frame.text.clone()).await?;
+    if frame.first == last + 1 && (to.batch || frame.parts.is_none()) {
+        send(sessions, socket, frame.text.clone()).await?;
+    } else {
+        // Joined while the frame was held (its state has the first commits), or one at a time.
+        let texts = frame.after(last);
+        if to.batch && texts.len() > 1 {
+            let rest = crate::frames::commits(texts.iter().map(Utf8Bytes::as_str));
+            send(sessions, socket, rest.into()).await?;
+        } else {
+            for text in texts {
+                send(sessions, socket, text).await?;
+            }
+        }
+    }
     if frame.kicks(member) {
         return Err(Closing(close::FORBIDDEN, REMOVED));
     }

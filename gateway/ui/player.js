@@ -23,14 +23,27 @@ const RoomPlayer = (() => {
         break;
       }
       case "playback_changed": room.playback = event.playback; break;
-      case "member_joined": members.push({ member_id: event.member_id, name: event.name, role: event.member_id === roles.host ? "host" : "member", online: true }); break;
+      // A big room's state lists only its latest members (`member_count` says how many there
+      // are): events about the others move the counts alone.
+      case "member_joined":
+        members.push({ member_id: event.member_id, name: event.name, role: event.member_id === roles.host ? "host" : "member", online: true });
+        count(room, 1, 1);
+        break;
       case "member_returned": {
         const m = byId(event.member_id);
         if (m) { members.splice(members.indexOf(m), 1); m.online = true; members.push(m); }
+        count(room, 0, 1);
         break;
       }
-      case "member_went_offline": { const m = byId(event.member_id); if (m) m.online = false; break; }
-      case "member_left": room.members = members.filter((m) => m.member_id !== event.member_id); break;
+      case "member_went_offline": { const m = byId(event.member_id); if (m) m.online = false; count(room, 0, -1); break; }
+      case "member_left": {
+        const m = byId(event.member_id);
+        // Of a member not listed here: the longest-offline one is pruned; the others leave online.
+        const online = m ? m.online : event.reason !== "pruned";
+        room.members = members.filter((x) => x.member_id !== event.member_id);
+        count(room, -1, online ? -1 : 0);
+        break;
+      }
       case "member_renamed": { const m = byId(event.member_id); if (m) m.name = event.name; break; }
       case "account_bound": {
         const m = byId(event.member_id);
@@ -51,6 +64,12 @@ const RoomPlayer = (() => {
       case "loop_changed": room.settings.loop = event.loop; break;
       case "rewatch_changed": room.settings.rewatch = event.rewatch; break;
     }
+  }
+
+  // Moves the state's member counts (absent from states of older servers: then the list is whole).
+  function count(room, members, online) {
+    if (typeof room.member_count === "number") room.member_count = Math.max(0, room.member_count + members);
+    if (typeof room.online_count === "number") room.online_count = Math.max(0, room.online_count + online);
   }
 
   // The host's member id in a state JSON.

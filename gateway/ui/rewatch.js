@@ -306,7 +306,10 @@ const render = {
         m.role === "host" ? el("span", { class: "badge", textContent: "host" }) : null,
       );
     }));
-    const online = room.closed ? 0 : room.members.filter((m) => m.online).length;
+    // A big room's state lists its latest members; the counts are the whole room's.
+    const online = room.closed ? 0
+      : typeof room.online_count === "number" ? room.online_count
+      : room.members.filter((m) => m.online).length;
     $("member-count").textContent = `(${online} online)`;
   },
   playlist() {

@@ -136,6 +136,8 @@ async function connect() {
     if (session.token) query.set("token", session.token);
   }
   if (session.epoch && session.version) { query.set("resume", session.version); query.set("epoch", session.epoch); }
+  // A big room's membership changes come several to a frame.
+  query.set("batch", "1");
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/api/rooms/${encodeURIComponent(roomId)}/ws?${query}`);
   session.ws = ws;
@@ -246,6 +248,7 @@ function onFrame(frame) {
       // The player follows at once: a video the room left must not play on until the next tick.
       tick();
       break;
+    case "commits": for (const commit of frame.commits) onFrame(commit); break;
     case "ack": retries.delete(frame.id); settle(frame.id, false, frame.version); break;
     case "reject":
       if ((frame.code === "rate_limited" || frame.code === "unavailable") && retryLater(frame.id)) break;
@@ -351,6 +354,9 @@ const render = {
     $("playlist").replaceChildren(...room.playlist.map((item) => itemRow(item)));
     rows.members.clear();
     $("members").replaceChildren(...room.members.map((member) => memberRow(member)));
+    session.olderMembers = 0;
+    session.olderShown = 0;
+    render.more();
     const log = $("chat");
     dropDelivered();
     log.replaceChildren(...room.chat.map(chatLine), ...[...pendingLines.values()].map((line) => line.node));
@@ -502,8 +508,20 @@ const render = {
     const room = session.room;
     $("playlist-count").textContent = `(${room.playlist.length})`;
     // A closed room has nobody in it, whatever its last presence said.
-    const online = room.closed ? 0 : room.members.reduce((n, m) => n + (m.online ? 1 : 0), 0);
+    const online = room.closed ? 0
+      : typeof room.online_count === "number" ? room.online_count
+      : room.members.reduce((n, m) => n + (m.online ? 1 : 0), 0);
     $("member-count").textContent = `(${online} online)`;
+    render.more();
+  },
+
+  // A big room's snapshot lists its latest members; the others are a click away.
+  more() {
+    const room = session.room;
+    const hidden = Math.max(0, (room.member_count || 0) - room.members.length);
+    const button = $("more-members");
+    button.hidden = hidden === 0;
+    button.textContent = `Show ${hidden.toLocaleString()} earlier member${hidden === 1 ? "" : "s"}`;
   },
 };
 
@@ -512,6 +530,36 @@ function dropRow(map, id) {
   if (row) row.remove();
   map.delete(id);
 }
+// The members a big room's snapshot left out, a page at a time from the first to join. The list
+// stays in join order: the pages loaded so far, then the latest members the snapshot listed.
+async function showMoreMembers() {
+  const button = $("more-members");
+  button.disabled = true;
+  try {
+    const res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/members?offset=${session.olderMembers || 0}&limit=500`);
+    if (!res.ok) throw new Error(`members: ${res.status}`);
+    const page = await res.json();
+    session.olderMembers = page.next_offset ?? page.member_count;
+    const members = session.room.members;
+    // What the socket brought is newer than the page: keep it for members in both.
+    const live = new Map(members.map((m) => [m.member_id, m]));
+    const paged = new Set(page.members.map((m) => m.member_id));
+    const loaded = members.slice(0, session.olderShown || 0).filter((m) => !paged.has(m.member_id));
+    const head = [...loaded, ...page.members.map((m) => live.get(m.member_id) || m)];
+    const inHead = new Set(head.map((m) => m.member_id));
+    session.room.members = [...head, ...members.filter((m) => !inHead.has(m.member_id))];
+    session.olderShown = head.length;
+    if (page.next_offset == null) session.room.member_count = session.room.members.length;
+    rows.members.clear();
+    $("members").replaceChildren(...session.room.members.map((member) => memberRow(member)));
+    render.more();
+  } catch (error) {
+    toast("could not load more members");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function memberById(id) { return session.room.members.find((m) => m.member_id === id); }
 
 function itemRow(item) {
@@ -604,7 +652,34 @@ function updateMemberRow(row, m) {
   ].filter(Boolean));
 }
 
-const nameOf = (id) => { const m = memberById(id); return m ? m.name : "someone"; };
+// A big room's snapshot lists a page of its members: a name the page lacks (an earlier member
+// who chats) is asked for, up to 100 at a time, and the lines that show it are named then.
+const names = new Map();
+const unnamed = new Set();
+let naming = null;
+const nameOf = (id) => {
+  const m = memberById(id);
+  if (m) return m.name;
+  if (names.has(id)) return names.get(id);
+  unnamed.add(id);
+  naming ??= setTimeout(fetchNames, 100);
+  return "someone";
+};
+async function fetchNames() {
+  const ids = [...unnamed].slice(0, 100);
+  for (const id of ids) unnamed.delete(id);
+  try {
+    const res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/members?ids=${ids.join(",")}`);
+    if (res.ok) for (const m of (await res.json()).members) names.set(m.member_id, m.name);
+  } catch { /* they stay "someone" */ }
+  // Asked once: a member no longer listed (pruned) stays "someone".
+  for (const id of ids) if (!names.has(id)) names.set(id, "someone");
+  const asked = new Set(ids);
+  for (const line of $("chat").querySelectorAll(".chat-line[data-author]")) {
+    if (asked.has(line.dataset.author)) line.querySelector("b").textContent = nameOf(line.dataset.author);
+  }
+  naming = unnamed.size ? setTimeout(fetchNames, 100) : null;
+}
 // One formatter for every line (making one per line costs more than the rest of the line).
 const timeFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
 function chatLine(c) {
@@ -614,6 +689,7 @@ function chatLine(c) {
     el("span", { textContent: c.text }),
   );
   line.dataset.id = c.id;
+  line.dataset.author = c.member_id;
   return line;
 }
 function pendingChat(text) {
@@ -651,6 +727,7 @@ function optimisticCommand(body, change) {
   render.playback();
 }
 $("again").onclick = playAgain;
+$("more-members").onclick = showMoreMembers;
 $("toggle").onclick = () => {
   if (!canControl() || !session.room.playback.item_id) return;
   // Play at the end of the playlist means "again", not another end at once.

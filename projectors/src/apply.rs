@@ -58,7 +58,21 @@ pub async fn apply(
     room: &RoomId,
     stored: &Stored,
 ) -> Result<Applied, ApplyError> {
-    let target = stored.commit.version;
+    apply_all(log, views, room, std::slice::from_ref(stored)).await
+}
+
+/// Brings `room`'s view up to at least the last of `batch`'s versions (the room's commits as
+/// the consumer delivered them, in stream order) with one read and one write of the view: a
+/// burst of commits in one room (a thousand joins) is not a thousand rewrites of its fold.
+pub async fn apply_all(
+    log: &EventLog,
+    views: &Views,
+    room: &RoomId,
+    batch: &[Stored],
+) -> Result<Applied, ApplyError> {
+    let Some(target) = batch.iter().map(|stored| stored.commit.version).max() else {
+        return Ok(Applied::Duplicate);
+    };
     // A competing replica may write the room between our read and our write; the version check
     // in the store refuses that, and we look again.
     for _ in 0..16 {
@@ -69,19 +83,21 @@ pub async fn apply(
             }
             Loaded::At(projection) => (*projection, Expect::Previous),
             // Version 1 over nothing needs no read; anything else is rebuilt from the log.
-            Loaded::Missing if target == 1 => (Projection::default(), Expect::Previous),
+            Loaded::Missing if batch[0].commit.version == 1 => {
+                (Projection::default(), Expect::Previous)
+            }
             Loaded::Missing | Loaded::Unreadable { .. } => (Projection::default(), Expect::Older),
         };
         let from = base.state.version;
-        let projection = if from + 1 == target {
-            let mut next = base;
-            next.apply(&stored.commit, stored.seq);
-            next
+        // A run of commits that follows the view is folded here; a hole is filled from the log.
+        let projection = if reach(from, batch) == target {
+            fold_batch(base, batch)
         } else {
             catch_up(log, room, base).await?
         };
-        // `Previous` only holds for a one-step move; a gap fill writes over what it read (even
-        // when it lands on the target: the store would refuse it, again and again).
+        // `Previous` (the store's check that the view is still at the version before) only
+        // holds for a one-step move; a batch or a gap fill writes over anything older (the fold
+        // at a version is the same whoever made it).
         let expect = if expect == Expect::Previous && projection.state.version != from + 1 {
             Expect::Older
         } else {
@@ -96,6 +112,22 @@ pub async fn apply(
         }
     }
     Err(ApplyError::Views(ViewError::Encode(format!("room {room}: the view kept moving"))))
+}
+
+/// The version `batch`'s commits bring a view at `from` to, taking each that follows the one
+/// before (a hole stops it).
+fn reach(from: u64, batch: &[Stored]) -> u64 {
+    batch.iter().fold(from, |at, stored| if stored.commit.version == at + 1 { at + 1 } else { at })
+}
+
+/// Folds the commits of `batch` that follow `base` into it.
+fn fold_batch(mut base: Projection, batch: &[Stored]) -> Projection {
+    for stored in batch {
+        if stored.commit.version == base.state.version + 1 {
+            base.apply(&stored.commit, stored.seq);
+        }
+    }
+    base
 }
 
 /// Folds the room's commits after `base` from the log, up to its head; from the room's snapshot

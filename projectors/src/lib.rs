@@ -23,7 +23,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use eventlog::{Delivery, Durable, EventLog, LogError};
+use eventlog::{Delivery, Durable, EventLog, LogError, Stored};
 use futures::StreamExt;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use tokio::sync::mpsc;
@@ -34,6 +34,8 @@ pub use apply::{Applied, ApplyError};
 pub use rebuild::{Folded, Progress, Rebuilt, fold_log, rebuild};
 
 const WORKERS: usize = 8;
+/// The most deliveries a worker takes at once (a room's among them are applied together).
+const BATCH: usize = 256;
 
 /// The projectors' metrics.
 #[derive(Debug, Clone)]
@@ -173,37 +175,76 @@ impl Projector {
         Ok(())
     }
 
+    /// Applies what the consumer delivered, a room's waiting commits at once (one read and
+    /// one write of its view for all of them).
     async fn work(self, mut deliveries: mpsc::Receiver<Delivery>) {
-        while let Some(delivery) = deliveries.recv().await {
-            self.handle(delivery).await;
+        let mut waiting = Vec::new();
+        while deliveries.recv_many(&mut waiting, BATCH).await > 0 {
+            let mut rooms: Vec<(Option<events::RoomId>, Vec<Delivery>)> = Vec::new();
+            for delivery in waiting.drain(..) {
+                match rooms.iter_mut().find(|(room, _)| *room == delivery.room) {
+                    Some((_, batch)) => batch.push(delivery),
+                    None => rooms.push((delivery.room.clone(), vec![delivery])),
+                }
+            }
+            for (_, batch) in rooms {
+                self.handle(batch).await;
+            }
         }
     }
 
-    async fn handle(&self, delivery: Delivery) {
-        let Some(room) = delivery.room.clone() else {
-            warn!(seq = delivery.seq, "commit on a subject that names no room");
-            delivery.term().await.ok();
+    /// Applies one room's delivered commits (in stream order) and settles each delivery.
+    async fn handle(&self, batch: Vec<Delivery>) {
+        let Some(room) = batch.first().and_then(|d| d.room.clone()) else {
+            for delivery in batch {
+                warn!(seq = delivery.seq, "commit on a subject that names no room");
+                delivery.term().await.ok();
+            }
             return;
         };
-        let started = std::time::Instant::now();
-        let result = match &delivery.commit {
-            Ok(stored) => {
-                let span =
-                    tracing::info_span!("projector.apply", %room, version = stored.commit.version);
+        // An undecodable commit poisons its room: the commits before it are applied, it is
+        // reported (which parks the room), and what follows it waits for the operator.
+        let bad = batch.iter().position(|d| d.commit.is_err()).unwrap_or(batch.len());
+        let (good, rest) = batch.split_at(bad);
+        if !good.is_empty() {
+            let started = std::time::Instant::now();
+            let stored: Vec<Stored> =
+                good.iter().filter_map(|d| d.commit.as_ref().ok()).cloned().collect();
+            let last = stored.last().map_or(0, |s| s.commit.version);
+            let span = tracing::info_span!("projector.apply", %room, version = last, commits = stored.len());
+            if let Some(stored) = stored.last() {
                 telemetry::continue_trace(&span, stored.traceparent.as_deref());
-                apply::apply(&self.log, &self.views, &room, stored).instrument(span).await
             }
-            Err(error) => Err(match error {
-                LogError::Decode { seq, source } => {
-                    ApplyError::Poison { seq: *seq, reason: source.to_string() }
-                }
-                LogError::MissingHeader { seq, header } => {
-                    ApplyError::Poison { seq: *seq, reason: format!("no {header} header") }
-                }
-                other => ApplyError::Log(LogError::Invalid(other.to_string())),
-            }),
-        };
-        self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
+            let result =
+                apply::apply_all(&self.log, &self.views, &room, &stored).instrument(span).await;
+            self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
+            if let Err(ApplyError::Poison { seq, reason }) = &result {
+                self.dead_letter(&room, *seq, reason).await;
+            }
+            for delivery in good {
+                self.settle(&room, delivery, &result).await;
+            }
+        }
+        if let Some(Err(error)) = rest.first().map(|d| &d.commit) {
+            let (seq, reason) = match error {
+                LogError::Decode { seq, source } => (*seq, source.to_string()),
+                LogError::MissingHeader { seq, header } => (*seq, format!("no {header} header")),
+                other => (rest[0].seq, other.to_string()),
+            };
+            self.dead_letter(&room, seq, &reason).await;
+            for delivery in rest {
+                delivery.term().await.ok();
+            }
+        }
+    }
+
+    /// Acknowledges, parks or retries one delivery after its room's batch was applied.
+    async fn settle(
+        &self,
+        room: &events::RoomId,
+        delivery: &Delivery,
+        result: &Result<Applied, ApplyError>,
+    ) {
         let acked = match result {
             Ok(Applied::Applied) => {
                 self.metrics.applied.inc();
@@ -213,10 +254,8 @@ impl Projector {
                 self.metrics.duplicates.inc();
                 delivery.ack().await
             }
-            Err(ApplyError::Poison { seq, reason }) => {
-                self.dead_letter(&room, seq, &reason).await;
-                delivery.term().await
-            }
+            // Reported (and the room parked) by the batch.
+            Err(ApplyError::Poison { .. }) => delivery.term().await,
             Err(error) => {
                 warn!(%room, seq = delivery.seq, %error, "view not updated; will retry");
                 let delay = Duration::from_millis(500 * delivery.delivered.clamp(1, 10) as u64);

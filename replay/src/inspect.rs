@@ -202,7 +202,7 @@ pub async fn state(
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
     let state = fold(log, room, at).await?;
-    writeln!(out, "{}", serde_json::to_string(&state.view())?)?;
+    writeln!(out, "{}", serde_json::to_string(&state.full_view())?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -235,8 +235,8 @@ pub async fn diff(
     to: u64,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let before = serde_json::to_value(fold(log, room, At::Version(from)).await?.view())?;
-    let after = serde_json::to_value(fold(log, room, At::Version(to)).await?.view())?;
+    let before = serde_json::to_value(fold(log, room, At::Version(from)).await?.full_view())?;
+    let after = serde_json::to_value(fold(log, room, At::Version(to)).await?.full_view())?;
     let mut changes = Vec::new();
     changed("", &before, &after, &mut changes);
     for (path, from, to) in changes {

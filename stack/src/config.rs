@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 
 /// Settings shared by the roles.
 #[derive(Debug, Clone, Args)]
@@ -40,6 +41,12 @@ pub struct Config {
     /// (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
     #[arg(long, env = "CHANSHARE_WORKSAFE_ONLY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub worksafe_only: bool,
+
+    /// The most members a room lists (online or not); the longest-offline one is pruned to make
+    /// room, and a room whose members are all online refuses more (`room is full`).
+    #[arg(long, env = "CHANSHARE_MAX_MEMBERS", default_value_t = events::Limits::default().max_members,
+          value_parser = clap::value_parser!(u32).range(2..=10_000).map(|n| n as usize))]
+    pub max_members: usize,
 
     /// The most threads the deployment follows at once (0: none); rooms beyond it work but do
     /// not gain their thread's new posts.

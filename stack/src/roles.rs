@@ -242,7 +242,7 @@ pub async fn commands(
     until_made("the account stream and session bucket", || accounts::store::setup(&js, replicas))
         .await?;
     until_made("the direct-message stream and blocks bucket", || dm::setup(&js, replicas)).await?;
-    let limits = events::Limits::default();
+    let limits = events::Limits { max_members: config.max_members, ..events::Limits::default() };
     let handler = commands::Handler::new(
         log.clone(),
         limits,

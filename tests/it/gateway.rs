@@ -1270,3 +1270,149 @@ async fn a_client_that_closes_gets_the_close_answered() {
     let frame = answer.unwrap();
     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
 }
+
+/// Issue 22: a room of more than a page of members. A join's snapshot lists a page and counts
+/// them all; `GET /members` pages through the rest; a burst of joins reaches a `batch=1` socket
+/// in a few `commits` frames and any other socket as single commits, each once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_room_lists_a_page_of_members_and_sends_joins_together() {
+    const PAGE: usize = events::view::MEMBER_PAGE;
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let gateway =
+        Chanshare::serve(&nats, &redis, &[("CHANSHARE_CONNECTIONS_PER_IP", "1000".to_owned())]);
+    let (room, _) = tests::chanshare::create_url_room(&gateway.addr(), "a big room");
+    let join_all = |names: std::ops::Range<usize>| {
+        let (addr, room) = (gateway.addr(), room.clone());
+        async move {
+            let joins = names.map(|n| {
+                let (addr, room) = (addr.clone(), room.clone());
+                tokio::spawn(async move {
+                    let mut ws = crate::ws::connect_to(&addr, &room, &format!("name=m{n}")).await;
+                    welcome(&mut ws).await;
+                    ws
+                })
+            });
+            futures::future::join_all(joins)
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut members = join_all(0..PAGE + 10).await;
+    // (The hub folds each join as the live subject brings it: a moment after its welcome.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut batched = connect(&gateway, &room, "name=batched&batch=1").await;
+    let mut seen_batched = welcome(&mut batched).await;
+    let mut single = connect(&gateway, &room, "name=single").await;
+    let mut seen_single = welcome(&mut single).await;
+    let snapshot = seen_single.snapshot.clone().unwrap();
+    let state = &snapshot["state"];
+    // Every commit so far is one member's: the host's creation (over HTTP, online for a while
+    // without a socket), then each join.
+    assert!(snapshot["version"].as_u64().unwrap() > PAGE as u64 + 10, "{snapshot}");
+    assert_eq!(state["member_count"], snapshot["version"], "{state}");
+    assert_eq!(state["online_count"], snapshot["version"]);
+    let listed = state["members"].as_array().unwrap();
+    assert_eq!(listed.len(), PAGE + 1, "the host, then the last page of joins");
+    assert_eq!(listed[0]["role"], "host");
+    assert_eq!(listed.iter().filter(|m| m["role"] == "host").count(), 1);
+    let count = PAGE + 10 + 3;
+
+    // A burst of joins: one frame, or a few, for the batched socket; every commit for both.
+    members.extend(join_all(1000..1040).await);
+    let head = head(&nats, &room).await;
+    read_until(&mut batched, &mut seen_batched, head).await;
+    read_until(&mut single, &mut seen_single, head).await;
+    for seen in [&seen_batched, &seen_single] {
+        let first = start(seen) + 1;
+        assert_eq!(seen.order, (first..=head).collect::<Vec<_>>(), "contiguous, in order, once");
+    }
+    assert!(
+        (1..=10).contains(&seen_batched.batches),
+        "40 joins in {} frames: {:?}",
+        seen_batched.batches,
+        seen_batched.commits.last_key_value()
+    );
+    assert_eq!(seen_single.batches, 0, "a socket without batch=1 never gets a commits frame");
+    let from = start(&seen_single);
+    let both =
+        |seen: &Seen| seen.commits.range(from + 1..).map(|(_, c)| c.clone()).collect::<Vec<_>>();
+    assert_eq!(both(&seen_batched), both(&seen_single), "the same commits either way");
+    // Anything else is not held.
+    send(&mut batched, command(json!({"type": "chat", "text": "hello"}))).await;
+    let chat = loop {
+        let frame = next(&mut single).await.unwrap();
+        if frame["type"] == "commit" {
+            break frame;
+        }
+    };
+    assert_eq!(chat["events"][0]["type"], "chat_posted", "{chat}");
+
+    // The member list, a page at a time, from the hub's state or without one.
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/api/rooms/{room}/members", gateway.addr());
+    let page = |query: String| {
+        let (http, url) = (http.clone(), format!("{base}?{query}"));
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).unwrap())
+        }
+    };
+    let mut names = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let (status, body) = page(format!("offset={at}&limit=50")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["member_count"], count + 40);
+        let listed = body["members"].as_array().unwrap().iter();
+        names.extend(listed.map(|m| m["name"].as_str().unwrap().to_owned()));
+        offset = body["next_offset"].as_u64();
+    }
+    let joined: std::collections::BTreeSet<String> = (0..PAGE + 10)
+        .chain(1000..1040)
+        .map(|n| format!("m{n}"))
+        .chain(["batched".to_owned(), "single".to_owned()])
+        .collect();
+    assert_eq!(names.len(), count + 40, "every member once");
+    assert_eq!(names[1..].iter().cloned().collect::<std::collections::BTreeSet<_>>(), joined);
+    let (_, whole) = page(String::new()).await;
+    assert_eq!(whole["members"].as_array().unwrap().len(), count + 40);
+    assert_eq!(whole["next_offset"], Value::Null);
+    let (_, past) = page("offset=100000".into()).await;
+    assert_eq!(
+        (past["members"].as_array().map(Vec::len), &past["next_offset"]),
+        (Some(0), &Value::Null)
+    );
+    // Members by id (a client naming an earlier member who chats), in join order.
+    let (_, first) = page("limit=3".into()).await;
+    let id = |n: usize| first["members"][n]["member_id"].as_str().unwrap().to_owned();
+    let (status, named) = page(format!("ids={},{},mnosuchmember", id(2), id(0))).await;
+    assert_eq!(status, 200, "{named}");
+    let named: Vec<_> =
+        named["members"].as_array().unwrap().iter().map(|m| m["member_id"].clone()).collect();
+    assert_eq!(named, [json!(id(0)), json!(id(2))]);
+    let too_many = vec![id(1); 101].join(",");
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "offset=-1",
+        "offset=x",
+        "ids=",
+        "ids=NOT-AN-ID",
+        &format!("ids={too_many}"),
+    ] {
+        let (status, body) = page(bad.to_owned()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid", "{bad}: {body}");
+    }
+    // Without sockets here (another gateway): the views and the log give the same pages.
+    let other = Chanshare::serve(&nats, &redis, &[]);
+    let url = format!("http://{}/api/rooms/{room}/members?offset=100&limit=1000", other.addr());
+    let from_views: Value =
+        serde_json::from_slice(&reqwest::get(url).await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(from_views["members"].as_array().unwrap().len(), count + 40 - 100, "{from_views}");
+    drop(members);
+}

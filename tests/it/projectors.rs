@@ -214,6 +214,52 @@ async fn a_commit_after_a_gap_is_applied_at_once() {
     assert_eq!(drift(&log, &views, &[room]).await, Vec::<String>::new());
 }
 
+/// Issue 22: the projector applies what one fetch brought of a room together. A run of commits
+/// lands in one fold; a batch with a hole, or one that starts behind the view, still lands at
+/// its last version; a batch the view already has is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_a_rooms_commits_is_applied_together() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let (log, views) = (log(&nats).await, views(&redis).await);
+    // (A rebuild of the empty log marks the views' epoch, as a projector's start does.)
+    projectors::rebuild(&log, &views, false, |_| {}).await.unwrap();
+    let mut workload = Workload::new("batch", 1, 11);
+    workload.run(&log, 30).await;
+    let room = workload.rooms[0].id.clone();
+    let commits: Vec<_> =
+        log.read(&room, 0).await.unwrap().map(|c| c.unwrap()).collect::<Vec<_>>().await;
+    assert!(commits.len() >= 30);
+    let version = |views: &Views| {
+        let views = views.clone();
+        let room = room.clone();
+        async move {
+            match views.load(&room).await.unwrap() {
+                Loaded::At(projection) => projection.state.version,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let apply = |batch: Vec<eventlog::Stored>| {
+        let (log, views, room) = (&log, &views, &room);
+        async move { projectors::apply::apply_all(log, views, room, &batch).await.unwrap() }
+    };
+    // From nothing, the first ten in one batch; then the next ten, exactly there.
+    assert_eq!(apply(commits[..10].to_vec()).await, projectors::Applied::Applied);
+    assert_eq!(version(&views).await, 10);
+    assert_eq!(apply(commits[10..20].to_vec()).await, projectors::Applied::Applied);
+    assert_eq!(version(&views).await, 20);
+    // Already there.
+    assert_eq!(apply(commits[10..15].to_vec()).await, projectors::Applied::Duplicate);
+    assert_eq!(apply(Vec::new()).await, projectors::Applied::Duplicate);
+    // Overlapping what the view has, with a hole (22 is missing): the log fills it, to its head.
+    let holed: Vec<_> =
+        commits[15..25].iter().filter(|c| c.commit.version != 22).cloned().collect();
+    assert_eq!(apply(holed).await, projectors::Applied::Applied);
+    assert_eq!(version(&views).await, commits.len() as u64);
+    // The view is the log's fold, as if applied one by one.
+    assert_eq!(drift(&log, &views, std::slice::from_ref(&room)).await, Vec::<String>::new());
+}
+
 /// A full rebuild from scratch writes exactly what the incremental projection wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_rebuild_is_byte_identical_to_incremental_views() {

@@ -60,6 +60,8 @@ pub(crate) struct Seen {
     pub(crate) commits: BTreeMap<u64, Value>,
     pub(crate) order: Vec<u64>,
     pub(crate) acks: Vec<Value>,
+    /// How many `commits` frames (several commits together, `batch=1`) brought them.
+    pub(crate) batches: usize,
 }
 
 pub(crate) async fn welcome(ws: &mut Ws) -> Seen {
@@ -79,15 +81,26 @@ pub(crate) async fn read_until(ws: &mut Ws, seen: &mut Seen, version: u64) {
     while seen.order.last().copied().unwrap_or_else(|| start(seen)) < version {
         let frame = next(ws).await.unwrap();
         match frame["type"].as_str() {
-            Some("commit") => {
-                let v = frame["version"].as_u64().unwrap();
-                assert!(seen.commits.insert(v, frame).is_none(), "version {v} twice");
-                seen.order.push(v);
+            Some("commit") => seen.commit(frame),
+            Some("commits") => {
+                seen.batches += 1;
+                let Value::Array(commits) = frame["commits"].clone() else { panic!("{frame}") };
+                assert!(commits.len() > 1, "a batch of one: {frame}");
+                commits.into_iter().for_each(|commit| seen.commit(commit));
             }
             Some("ack" | "reject") => seen.acks.push(frame),
             Some("pong") => {}
             other => panic!("unexpected frame {other:?}"),
         }
+    }
+}
+
+impl Seen {
+    fn commit(&mut self, frame: Value) {
+        assert_eq!(frame["type"], "commit", "{frame}");
+        let v = frame["version"].as_u64().unwrap();
+        assert!(self.commits.insert(v, frame).is_none(), "version {v} twice");
+        self.order.push(v);
     }
 }
 

@@ -19,6 +19,12 @@ pub struct NatsServer {
     dir: TempDir,
 }
 
+/// The path of `infra/jetstream/<file>`.
+fn config(file: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/jetstream");
+    dir.join(file).display().to_string()
+}
+
 /// A JetStream server on loopback `port` with its store in `dir`, after the `config` arguments.
 fn args(config: &[String], port: &str, dir: &TempDir) -> Vec<String> {
     let store = dir.path().join("jetstream").display().to_string();
@@ -29,19 +35,18 @@ fn args(config: &[String], port: &str, dir: &TempDir) -> Vec<String> {
 
 impl NatsServer {
     /// Starts a standalone server on a port it picks itself (`-p -1`, read back from its ports
-    /// file: no race with another test for a "free" port); restarts keep that port. No accounts:
-    /// every client may do anything.
+    /// file: no race with another test for a "free" port); restarts keep that port. The
+    /// production limits (`infra/jetstream/limits.conf`: 8 MiB messages), no accounts: every
+    /// client may do anything.
     pub fn start() -> NatsServer {
-        NatsServer::start_with(&[])
+        NatsServer::start_with(&["-c".to_owned(), config("limits.conf")])
     }
 
     /// Starts a standalone server like [`NatsServer::start`] with the production accounts and
     /// permissions (`infra/jetstream/nats.conf`, which includes `accounts.conf`): connect with
     /// [`NatsServer::client_as`].
     pub fn secured() -> NatsServer {
-        let config =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/jetstream/nats.conf");
-        NatsServer::start_with(&["-c".to_owned(), config.display().to_string()])
+        NatsServer::start_with(&["-c".to_owned(), config("nats.conf")])
     }
 
     fn start_with(config: &[String]) -> NatsServer {

@@ -500,13 +500,38 @@ test("a busy room (200 members, 20 chat lines a second) leaves the page responsi
   const share = longMs / elapsed;
   const rate = (commits - commitsBefore) / (elapsed / 1000);
   console.log(`busy room: ${rate.toFixed(1)} commits/s over ${(elapsed / 1000).toFixed(1)} s, long tasks ${(share * 100).toFixed(1)} % of the main thread, ${lines} chat nodes`);
-  chatters.kill();
   assert.ok(rate >= 15, `the room was busy: ${rate} commits/s`);
   assert.ok(share <= 0.1, `long tasks ${share * 100} % of the time`);
   assert.ok(lines <= 200, `the chat keeps a bounded number of nodes: ${lines}`);
   assert.ok(samples >= 15 && p95 <= 100, `sync while busy: p95 ${p95} ms over ${samples} samples`);
   if (SHOTS) await watched.screenshot({ path: `${SHOTS}/busy-room.png` });
-  await closeAll([watched, other]);
+
+  // Issue 22: a page that joins a room of more than a hundred lists the latest hundred (and the
+  // host) and counts everyone; the earlier members are a click away, in join order.
+  const late = await open(browser, room, "carol", { viewport: PHONE });
+  const total = await late.evaluate(() => window.chanshare.session.room.member_count);
+  assert.ok(total >= 203, `everyone counted: ${total}`);
+  // The page, the host and the chat tail's authors.
+  const listed = await late.locator("#members li").count();
+  assert.ok(listed >= 101 && listed <= 160, `a page of members listed: ${listed}`);
+  const more = late.locator("#more-members");
+  assert.ok(await more.isVisible());
+  assert.match(await more.textContent(), /^Show \d+ earlier members$/);
+  // Every chat line is named, also those of earlier members who were not listed (asked for).
+  await late.waitForFunction(() => document.querySelectorAll("#chat .chat-line").length >= 80);
+  await late.waitForFunction(() => [...document.querySelectorAll("#chat .chat-line")].every((line) => {
+    const from = line.querySelector("span").textContent.match(/from (\S+)$/);
+    return !from || line.querySelector("b").textContent === from[1];
+  }), null, { timeout: 10_000 });
+  chatters.kill();
+  if (SHOTS) await late.screenshot({ path: `${SHOTS}/big-room-members-phone.png`, fullPage: true });
+  await more.click();
+  await late.waitForFunction((n) => document.querySelectorAll("#members li").length >= n, total);
+  assert.ok(await more.isHidden(), "nothing left to show");
+  const names = await late.locator("#members li").allTextContents();
+  assert.equal(new Set(names).size, names.length, "each member once");
+  assert.match(names[0], /alice/, "the host first: the earliest to join");
+  await closeAll([watched, other, late]);
 });
 
 test("the playlist is edited from the page: remove, reorder by keyboard and by drag and drop, add several, shuffle and loop", async () => {

@@ -166,7 +166,7 @@ async fn measure(
     let sent = std::mem::take(&mut *sent.lock().unwrap_or_else(|p| p.into_inner()));
     let mut latencies = Latencies::default();
     while let Some(received) = clients.join_next().await {
-        for (id, at) in received?? {
+        for (id, at) in received??.commits {
             if let Some(sent_at) = sent.get(&id) {
                 latencies.push(at.duration_since(*sent_at));
             }
@@ -178,8 +178,16 @@ async fn measure(
     Ok(Run { sent: sent.len(), delivered, per_s: delivered as f64 / window, latencies, cpu })
 }
 
-/// One member: joins, reports ready, then notes the arrival of every commit frame until told
-/// to stop (`bigroom`'s members too).
+/// What a member received.
+pub(super) struct Received {
+    /// Each commit's command id and arrival (of `commits` frames too).
+    pub commits: Vec<(u128, Instant)>,
+    /// Frames after the welcome.
+    pub frames: usize,
+}
+
+/// One member: joins, reports ready, then notes the arrival of every commit until told to stop
+/// (`bigroom`'s members too, which take `commits` frames).
 pub(super) async fn client(
     server: SocketAddr,
     n: usize,
@@ -187,7 +195,7 @@ pub(super) async fn client(
     gate: Arc<Semaphore>,
     ready: mpsc::Sender<anyhow::Result<()>>,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<Vec<(u128, Instant)>> {
+) -> anyhow::Result<Received> {
     let opened = async {
         let _permit = gate.acquire_owned().await?;
         let mut ws = connect(server, source(n), &path).await?;
@@ -205,16 +213,28 @@ pub(super) async fn client(
             anyhow::bail!(message);
         }
     };
-    let mut received = Vec::new();
+    let mut received = Received { commits: Vec::new(), frames: 0 };
     loop {
         tokio::select! {
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let at = Instant::now();
-                    if field(&text, "type") == Some("commit")
-                        && let Some(id) = field(&text, "command_id").and_then(|id| uuid::Uuid::parse_str(id).ok())
-                    {
-                        received.push((id.as_u128(), at));
+                    received.frames += 1;
+                    match field(&text, "type") {
+                        Some("commit") => {
+                            if let Some(id) = field(&text, "command_id").and_then(|id| uuid::Uuid::parse_str(id).ok()) {
+                                received.commits.push((id.as_u128(), at));
+                            }
+                        }
+                        Some("commits") => {
+                            let frame: serde_json::Value = serde_json::from_str(&text)?;
+                            for commit in frame["commits"].as_array().into_iter().flatten() {
+                                if let Some(id) = commit["command_id"].as_str().and_then(|id| uuid::Uuid::parse_str(id).ok()) {
+                                    received.commits.push((id.as_u128(), at));
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 Some(Ok(_)) => {}

@@ -203,3 +203,38 @@ fn deleted_chat_is_redacted_and_nothing_else() {
     let mut other = json!({"type": "chat_deleted", "message": {"id": "c2", "text": "x"}});
     assert!(!json::redact_event(&mut other, &deleted));
 }
+
+/// Issue 22: a big room's view lists its latest members (after the host), and counts them all.
+#[test]
+fn a_big_rooms_view_lists_a_page_of_members_and_counts_them_all() {
+    use crate::view::MEMBER_PAGE;
+    let joins = (0..MEMBER_PAGE + 50).map(|n| (member(&format!("m{n}")), join(&format!("m{n}"))));
+    let mut steps = url_room();
+    steps.extend(joins);
+    // m0 goes offline: the counts say so, wherever it is listed.
+    steps.push((member("m0"), Command::Leave { reason: LeaveReason::Disconnected }));
+    // m3, listed before the page, says something: the view names it.
+    steps.push((member("m3"), Command::Chat { text: "early".into() }));
+    let (state, _) = fold(&steps);
+    let view = serde_json::to_value(state.view()).unwrap();
+    let total = MEMBER_PAGE + 52; // host, alice and the joiners
+    assert_eq!(view["member_count"], total);
+    assert_eq!(view["online_count"], total - 1);
+    let listed: Vec<&str> = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), MEMBER_PAGE + 2, "the host, the chat's author, the page");
+    assert_eq!(listed[..2], ["mhost", "m3"], "the earlier members named by what is shown");
+    assert_eq!(listed[2], "m50", "then the latest {MEMBER_PAGE} to join, in join order");
+    assert_eq!(listed.last(), Some(&"m149"));
+    // The developers' view lists everyone.
+    let full = serde_json::to_value(state.full_view()).unwrap();
+    assert_eq!(full["members"].as_array().unwrap().len(), total);
+    // A small room's view is whole: nothing changes below the page.
+    let (small, _) = fold(&url_room());
+    let view = serde_json::to_value(small.view()).unwrap();
+    assert_eq!((view["members"].as_array().unwrap().len(), &view["member_count"]), (2, &json!(2)));
+}

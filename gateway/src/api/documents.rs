@@ -203,6 +203,11 @@ pub fn asyncapi() -> Value {
                 "commit",
                 "A change to the room: every commit after the welcome's version, in order",
             ),
+            message::<frames::CommitsFrame<'static>>(
+                &mut writes,
+                "commits",
+                "Consecutive commits in one frame (only to sockets opened with batch=1): a big room's membership changes, sent together",
+            ),
             message::<frames::Reply>(
                 &mut writes,
                 "reply",
@@ -366,12 +371,13 @@ mod tests {
         let document = asyncapi();
         refs_resolve(&document, &document);
         let messages = document["components"]["messages"].as_object().map(|m| m.len());
-        assert_eq!(messages, Some(7));
+        assert_eq!(messages, Some(8));
         let text = document.to_string();
         for tag in [
             "\"welcome\"",
             "\"snapshot\"",
             "\"commit\"",
+            "\"commits\"",
             "\"ack\"",
             "\"reject\"",
             "\"pong\"",

@@ -28,14 +28,19 @@ pub struct LobbyPage {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /api/rooms/{id}/members` 200.
+/// `GET /api/rooms/{id}/members` 200: a page of the member list.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct MembersPage {
+pub struct MembersPage<'a> {
     /// The room version the list is at.
     pub version: u64,
-    /// Members in join order (the pinned state's `members`, copied as stored).
-    #[schemars(with = "Vec<events::view::MemberView<'static>>")]
-    pub members: serde_json::Value,
+    /// How many members are listed.
+    pub member_count: usize,
+    /// How many of them are online.
+    pub online_count: usize,
+    /// Members in (re)join order, from `offset` on.
+    pub members: Vec<events::view::MemberView<'a>>,
+    /// Pass it as `offset` for the next page; null on the last page.
+    pub next_offset: Option<usize>,
 }
 
 /// `GET /api/rooms/{id}/events` 200. The handler writes this shape as it reads the log (a page

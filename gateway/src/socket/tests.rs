@@ -120,6 +120,7 @@ fn params(query: &str) -> Params {
             "token" => params.token = Some(value.into()),
             "resume" => params.resume = value.parse().ok(),
             "epoch" => params.epoch = Some(value.into()),
+            "batch" => params.batch = value.parse().ok(),
             other => panic!("unknown parameter {other}"),
         }
     }
