@@ -58,7 +58,8 @@ const RoomPlayer = (() => {
       case "chat_deleted": room.chat = room.chat.filter((c) => c.id !== event.message_id); break;
       case "control_changed": room.settings.control = event.control; break;
       case "listed_changed": room.settings.listed = event.listed; break;
-      case "room_closed": room.closed = true; break;
+      // A closed room has nobody online, whatever its members' last presence said.
+      case "room_closed": room.closed = true; if (typeof room.online_count === "number") room.online_count = 0; break;
       case "image_seconds_changed": room.settings.image_seconds = event.seconds; break;
       case "shuffle_changed": room.settings.shuffle = event.shuffle; break;
       case "loop_changed": room.settings.loop = event.loop; break;

@@ -1,9 +1,10 @@
 //! `bigroom`: one room of N members in a single `chanshare serve` (every role in one process),
 //! next to the same N members in rooms of 50 (issue 22, item 3). For each layout, on a fresh
-//! process: its resident memory once each room has one member and again once all N have
-//! joined (each join a real command, fanned out to the room) — (after − before) per member
-//! who joined in between is what a member costs the process — then 20 seeks per room from its host, and the time from sending
-//! each seek until every member of the room has its commit frame.
+//! process: its resident memory once each room has one member (its host) and again once all N
+//! have joined (each join a real command, fanned out to the room) — (after − before) per
+//! member who joined in between is what a member costs the process — then 20 seeks per room
+//! from its host, and the time from sending each seek until every member of the room has its
+//! commit frame.
 //!
 //! Members connect with `batch=1`: a room of more than 100 members sends its membership
 //! changes together, every 250 ms at most (`gateway::hub`), and a join snapshot lists the
@@ -119,7 +120,14 @@ async fn measure(n: usize, per_room: usize) -> anyhow::Result<Run> {
     let mut join = |i: usize| {
         let room = rooms[i / per_room].clone();
         let (gate, ready, stop) = (gate.clone(), ready_tx.clone(), stop.clone());
-        let path = format!("/api/rooms/{}/ws?name=m{i}&batch=1", room.id);
+        // The first member of each room is its host (a room of N is its host and N − 1 more:
+        // a host who never connected would be the longest offline, pruned from a full room).
+        let who = if i.is_multiple_of(per_room) {
+            format!("token={}", room.token)
+        } else {
+            format!("name=m{i}")
+        };
+        let path = format!("/api/rooms/{}/ws?{who}&batch=1", room.id);
         members.spawn(super::fanout::client(server, i, path, gate, ready, stop));
     };
     // One member per room first, so that "before" holds what a room costs (its hub, its
