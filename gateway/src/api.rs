@@ -712,15 +712,28 @@ async fn members(
     };
     let client = app.client_ip(peer, &headers);
     app.check_misses(client)?;
-    // A room with sockets here: the state its hub keeps (a big room's fold is megabytes);
-    // else the view's fold and the commits after it.
-    let hub = app.inner.hubs.get(&room).and_then(|hub| hub.feed.state());
-    let state = match hub {
-        Some(state) => state,
-        None => app.room_state(&room).await.map_err(ApiError::unavailable)?,
+    // A room with sockets here: the page is read from the state its hub keeps, in place (a big
+    // room's fold is megabytes); else from the view's fold and the commits after it.
+    let page = |state: &events::RoomState| members_page(state, &page, ids.as_ref());
+    let hub = app.inner.hubs.get(&room).and_then(|hub| hub.feed.with_state(page));
+    let body = match hub {
+        Some(body) => body,
+        None => page(&app.room_state(&room).await.map_err(ApiError::unavailable)?),
     };
+    match body {
+        Some(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+        None => Err(app.missed(client)),
+    }
+}
+
+/// The page of `state`'s members the query asks for, as JSON; `None` when there is no room.
+fn members_page(
+    state: &events::RoomState,
+    page: &MembersQuery,
+    ids: Option<&std::collections::HashSet<MemberId>>,
+) -> Option<String> {
     if !state.exists() {
-        return Err(app.missed(client));
+        return None;
     }
     let (listed, next_offset) = match ids {
         // Those asked for that are listed, in (re)join order.
@@ -742,7 +755,7 @@ async fn members(
         members: listed.into_iter().map(|m| state.member_view(m)).collect(),
         next_offset,
     };
-    Ok(axum::Json(body).into_response())
+    serde_json::to_string(&body).ok()
 }
 
 /// The most members one `GET /api/rooms/{id}/members` lists.

@@ -239,9 +239,10 @@ impl Feed {
         lock(&self.current).as_ref().is_some_and(|s| s.members.len() > events::view::MEMBER_PAGE)
     }
 
-    /// The room as its last commit left it (held ones included), when known.
-    pub fn state(&self) -> Option<RoomState> {
-        lock(&self.current).clone()
+    /// `read` of the room as its last commit left it (held ones included), when known; in
+    /// place (a big room's state is megabytes: no copy per reader).
+    pub fn with_state<R>(&self, read: impl FnOnce(&RoomState) -> R) -> Option<R> {
+        lock(&self.current).as_ref().map(read)
     }
 
     /// The room as its last commit left it (held ones included): its version and view JSON. A
