@@ -14,11 +14,13 @@
 mod baseline;
 mod chatters;
 mod client;
+mod cluster;
 mod history;
 mod report;
 mod scenarios;
 mod soak;
 mod stack;
+mod swarm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +85,9 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// A client process of `scale` and `storm`: sockets steered over stdin/stdout (`swarm.rs`).
+    #[command(hide = true)]
+    Swarm,
     /// The baseline broadcast server `fanout` compares the gateway with (started by it).
     #[command(hide = true)]
     Broadcast {
@@ -110,6 +115,8 @@ pub(crate) enum Scenario {
     Sizing,
     Rewatch,
     Bigroom,
+    Scale,
+    Storm,
 }
 
 /// Sizes are either the defaults or tiny (`--quick`).
@@ -139,6 +146,10 @@ fn main() -> anyhow::Result<ExitCode> {
             let report = runtime.block_on(soak::run(soak))?;
             report.print();
             report.save(&out, Size { quick: false })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Swarm => {
+            runtime.block_on(swarm::serve())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Broadcast { nats, listen } => {

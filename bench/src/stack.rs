@@ -228,17 +228,33 @@ impl CpuMeter {
 
     /// Microseconds of CPU per operation since the start, by process, for `ops` operations;
     /// processes that used none are left out.
+    /// Processes of the same name (several gateways) are added up.
     pub(crate) fn per_op(&self, ops: usize) -> anyhow::Result<String> {
         let mut parts = Vec::new();
         let mut total = 0.0;
-        for &(name, pid, start) in &self.start {
-            let us = (cpu_seconds(pid)? - start) * 1e6 / ops.max(1) as f64;
+        for (name, seconds) in self.seconds()? {
+            let us = seconds * 1e6 / ops.max(1) as f64;
             total += us;
             if us >= 0.5 {
                 parts.push(format!("{name} {us:.0}"));
             }
         }
         Ok(format!("{total:.0} µs ({})", parts.join(", ")))
+    }
+
+    /// CPU seconds since the start by process name (processes of one name added up), in the
+    /// order the names first came.
+    pub(crate) fn seconds(&self) -> anyhow::Result<Vec<(&'static str, f64)>> {
+        let mut by_name: Vec<(&'static str, f64)> = Vec::new();
+        for &(name, pid, start) in &self.start {
+            // A process that has ended (a killed gateway) used nothing more.
+            let used = cpu_seconds(pid).map_or(0.0, |now| now - start);
+            match by_name.iter_mut().find(|(seen, _)| *seen == name) {
+                Some((_, total)) => *total += used,
+                None => by_name.push((name, used)),
+            }
+        }
+        Ok(by_name)
     }
 }
 

@@ -25,7 +25,13 @@ use crate::frames::{CommitFrame, text};
 
 /// Frames a socket may be behind before it is closed as a slow consumer.
 pub const RING: usize = 512;
+/// How soon after a commit arrives the hub checks that none came after it unseen (a core NATS
+/// message can be dropped: a slow subscriber, a reconnect).
 const HEAD_CHECK: Duration = Duration::from_secs(2);
+/// The longest wait between checks: a quiet room is checked less and less often, up to this.
+/// (Every hub checking every 2 s was 5 400 JetStream requests a second for 1 800 rooms on six
+/// gateways with nothing happening: most of nats-server's CPU in the `scale` benchmark.)
+const HEAD_CHECK_MAX: Duration = Duration::from_secs(16);
 
 /// One serialized commit, or consecutive commits sent together (a big room's membership
 /// changes, held for [`COALESCE`]).
@@ -120,10 +126,25 @@ fn members<'a>(
     (!found.is_empty()).then(|| found.into())
 }
 
-/// How long a big room's membership commits are held so that they reach its sockets together.
+/// How long a big room's membership commits are held so that they reach its sockets together
+/// (in a room of up to 1 000 members; see [`hold`]).
 pub const COALESCE: Duration = Duration::from_millis(250);
+/// The hold per member past 1 000 members.
+const HOLD_PER_MEMBER: Duration = Duration::from_micros(250);
+/// The longest hold (a room of 10 000, the most members a room may have).
+const HOLD_MAX: Duration = Duration::from_millis(2_500);
 /// The most commits one held batch collects.
 const BATCH_MAX: usize = 256;
+
+/// How long the membership commits of a room of `members` are held: not at all up to a page
+/// of members, else [`COALESCE`], and longer past 1 000 members, so that the membership churn of
+/// a room costs its sockets together at most 4 000 frames a second whatever its size (a room of
+/// 10 000 filling at 250 ms made 40 000 frames a second, the whole machine in the `scale`
+/// benchmark, and slowed the joins themselves to 20 a second).
+fn hold(members: usize) -> Option<Duration> {
+    let scaled = HOLD_PER_MEMBER.saturating_mul(u32::try_from(members).unwrap_or(u32::MAX));
+    (members > events::view::MEMBER_PAGE).then(|| scaled.clamp(COALESCE, HOLD_MAX))
+}
 
 /// Whether `commit` only changes the member list (joins, returns, leaves other than kicks,
 /// presence, renames): what a big room's sockets may get a moment late, with others like it.
@@ -233,10 +254,10 @@ impl Feed {
         }
     }
 
-    /// Whether the room is big enough that its membership commits are held and sent together
-    /// (more members than a view lists).
-    fn big(&self) -> bool {
-        lock(&self.current).as_ref().is_some_and(|s| s.members.len() > events::view::MEMBER_PAGE)
+    /// How long the room's membership commits are held and sent together, when it is big
+    /// enough for that (more members than a view lists).
+    fn hold(&self) -> Option<Duration> {
+        lock(&self.current).as_ref().and_then(|s| hold(s.members.len()))
     }
 
     /// `read` of the room as its last commit left it (held ones included), when known; in
@@ -377,10 +398,7 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
         }
     };
     source.load(&feed, last).await;
-    let mut checks = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_millis(250),
-        HEAD_CHECK,
-    );
+    let mut check = Check::new();
     let mut held = Held::default();
     loop {
         tokio::select! {
@@ -393,6 +411,7 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
                             held.flush(&feed);
                             last = fill(log, room, last, stored.commit.version - 1, &feed).await;
                         }
+                        check.soon();
                         if stored.commit.version == last + 1 {
                             last = stored.commit.version;
                             let span = tracing::info_span!("gateway.fanout", %room, version = last);
@@ -405,13 +424,16 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
                 }
             }
             () = due(held.until) => held.flush(&feed),
-            _ = checks.tick() => {
-                if let Ok(Some(head)) = log.head(room).await
-                    && head.version > last
-                {
-                    debug!(%room, last, head = head.version, "filling from the log");
-                    held.flush(&feed);
-                    last = fill(log, room, last, head.version, &feed).await;
+            () = check.due() => {
+                match log.head(room).await {
+                    Ok(Some(head)) if head.version > last => {
+                        debug!(%room, last, head = head.version, "filling from the log");
+                        held.flush(&feed);
+                        last = fill(log, room, last, head.version, &feed).await;
+                        check.soon();
+                    }
+                    Ok(_) => check.quiet(),
+                    Err(_) => check.soon(),
                 }
                 source.load(&feed, last).await;
             }
@@ -419,7 +441,38 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
     }
 }
 
-/// A big room's membership commits, held for up to [`COALESCE`] and then sent as one frame.
+/// When a hub next reads its room's head: [`HEAD_CHECK`] after a commit arrived (or a check
+/// found one missing), then twice as long after each check that found nothing, up to
+/// [`HEAD_CHECK_MAX`].
+struct Check {
+    at: tokio::time::Instant,
+    gap: Duration,
+}
+
+impl Check {
+    /// The first check comes soon after the hub starts (its first read of the head may trail).
+    fn new() -> Self {
+        Self { at: tokio::time::Instant::now() + Duration::from_millis(250), gap: HEAD_CHECK }
+    }
+
+    /// Something happened: check again [`HEAD_CHECK`] from now.
+    fn soon(&mut self) {
+        self.gap = HEAD_CHECK;
+        self.at = tokio::time::Instant::now() + HEAD_CHECK;
+    }
+
+    /// Nothing was missing: wait longer next time.
+    fn quiet(&mut self) {
+        self.gap = (self.gap * 2).min(HEAD_CHECK_MAX);
+        self.at = tokio::time::Instant::now() + self.gap;
+    }
+
+    async fn due(&self) {
+        tokio::time::sleep_until(self.at).await;
+    }
+}
+
+/// A big room's membership commits, held for up to [`hold`] and then sent as one frame.
 #[derive(Default)]
 struct Held {
     commits: Vec<Stored>,
@@ -430,13 +483,14 @@ impl Held {
     /// Sends `stored` after what is held; holds it instead when it only changes the member
     /// list of a big room.
     fn publish(&mut self, feed: &Feed, stored: Stored) {
-        if !(membership_only(&stored.commit) && feed.big()) {
+        let hold = feed.hold().filter(|_| membership_only(&stored.commit));
+        let Some(hold) = hold else {
             self.flush(feed);
             feed.publish(&stored);
             return;
-        }
+        };
         feed.fold(&stored);
-        self.until.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
+        self.until.get_or_insert_with(|| tokio::time::Instant::now() + hold);
         self.commits.push(stored);
         if self.commits.len() >= BATCH_MAX {
             self.flush(feed);
@@ -629,5 +683,41 @@ mod tests {
         feed.load(commits[1].1.clone());
         feed.publish(&commits[3].0);
         assert!(feed.snapshot().is_none());
+    }
+
+    /// Issue 22: the bigger the room, the longer its membership commits are held, so that its
+    /// sockets together get at most ~4 000 membership frames a second.
+    #[test]
+    fn a_bigger_room_holds_its_membership_commits_longer() {
+        let ms = |members| hold(members).map(|d| d.as_millis());
+        for (members, held_ms) in [
+            (100, None),
+            (101, Some(250)),
+            (1_000, Some(250)),
+            (2_000, Some(500)),
+            (10_000, Some(2_500)),
+            (1_000_000, Some(2_500)),
+        ] {
+            assert_eq!(ms(members), held_ms, "a room of {members}");
+        }
+    }
+
+    /// A quiet room's head is read less and less often (2, 4, 8, 16, 16 s), and again 2 s after
+    /// anything arrives.
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_rooms_head_is_checked_less_often() {
+        let mut check = Check::new();
+        let wait = |check: &Check| (check.at - tokio::time::Instant::now()).as_secs();
+        check.soon();
+        assert_eq!(wait(&check), 2);
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            check.due().await;
+            check.quiet();
+            waits.push(wait(&check));
+        }
+        assert_eq!(waits, [4, 8, 16, 16, 16]);
+        check.soon();
+        assert_eq!(wait(&check), 2);
     }
 }

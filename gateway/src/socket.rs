@@ -57,7 +57,17 @@ struct Shared {
     misses: Arc<PerMinute<IpAddr>>,
     /// Checks access tokens (`None`: accounts are not served, and access tokens are refused).
     accounts: Option<accounts::Accounts>,
+    /// Join commands this process may have in flight ([`JOINS_IN_FLIGHT`]).
+    join_slots: tokio::sync::Semaphore,
 }
+
+/// Join commands one gateway sends at once; later joins wait for a slot here. When a gateway
+/// dies, its members come back through the others within a second: 15 000 joins at once, which
+/// queued in the commands service past the request timeout and were refused (4503, and the
+/// clients retried) until the gateways took them in turn (`storm` benchmark).
+pub(crate) const JOINS_IN_FLIGHT: usize = 64;
+/// How long a join waits for a slot before it is told to retry.
+const JOIN_WAIT: Duration = Duration::from_secs(20);
 
 /// What [`Sessions`] are made from.
 #[derive(Debug)]
@@ -107,6 +117,7 @@ impl Sessions {
             joins: PerMinute::default(),
             misses,
             accounts,
+            join_slots: tokio::sync::Semaphore::new(JOINS_IN_FLIGHT),
         }))
     }
 
@@ -454,7 +465,13 @@ async fn join(
     let member_guard = MemberGuard::new(hub.clone(), member.clone());
     let address = Some(shared.signer.address_tag(room, ip));
     let join = Command::Join { name, address, account: account.clone() };
+    let slot = tokio::time::timeout(JOIN_WAIT, shared.join_slots.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(Closing(close::UNAVAILABLE, "room unavailable, retry"))?;
     let joined = sessions.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
+    drop(slot);
     if let Reply::Reject { code, message, .. } = &joined {
         return Err(match code {
             RejectCode::NotFound => {
@@ -478,11 +495,10 @@ async fn join(
     shared.rooms.beat(room, &member, crate::now_ms()).await;
 
     // Resume from the client's version when possible, else a snapshot; then the log up to its head.
-    let head = shared
-        .rooms
-        .head(room)
-        .await
-        .map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?;
+    let head = shared.rooms.head(room).await.map_err(|error| {
+        warn!(%room, %error, "cannot read the room head for a join");
+        Closing(close::UNAVAILABLE, "log unavailable")
+    })?;
     let resume = params.resume.filter(|&v| {
         params.epoch.as_deref() == Some(shared.epoch.as_str())
             && v <= head
@@ -493,7 +509,10 @@ async fn join(
         Some(v) if v < head => match shared.rooms.read(room, v).await {
             Ok(commits) => Some((v, Some(commits))),
             Err(eventlog::LogError::Expired { .. }) => None,
-            Err(_) => return Err(Closing(close::UNAVAILABLE, "log unavailable")),
+            Err(error) => {
+                warn!(%room, %error, "cannot read the commits a resume missed");
+                return Err(Closing(close::UNAVAILABLE, "log unavailable"));
+            }
         },
         Some(v) => Some((v, None)),
         None => None,
@@ -550,15 +569,16 @@ async fn catch_up(
     }
     let mut commits = match commits {
         Some(commits) => commits,
-        None => sessions
-            .0
-            .rooms
-            .read(room, last)
-            .await
-            .map_err(|_| Closing(close::UNAVAILABLE, "log unavailable"))?,
+        None => sessions.0.rooms.read(room, last).await.map_err(|error| {
+            warn!(%room, %error, "cannot read the commits a join missed");
+            Closing(close::UNAVAILABLE, "log unavailable")
+        })?,
     };
     while let Some(item) = commits.next().await {
-        let stored = item.map_err(|_| Closing(close::UNAVAILABLE, "log unreadable"))?;
+        let stored = item.map_err(|error| {
+            warn!(%room, %error, "a join's read of the log failed");
+            Closing(close::UNAVAILABLE, "log unreadable")
+        })?;
         if stored.commit.version != last + 1 || stored.commit.version > until {
             break;
         }

@@ -3,9 +3,9 @@
 //! Why not axum's: a WebSocket connection keeps its write buffer at the size of the largest
 //! frame it ever sent (tungstenite's output `Vec` never shrinks), so one join snapshot of a full
 //! room left every idle socket holding tens of KiB for the rest of its life (issue 22).
-//! [`Socket::send`] sends a large text message as a fragmented message, pieces of at most
-//! [`PIECE`] bytes, so what a socket keeps is bounded by the piece, whatever it sent. Clients see
-//! the same messages: browsers and WebSocket libraries put fragments back together.
+//! [`Socket::send`] writes a text message straight to the connection instead: its frame header,
+//! then the message's own bytes (shared by every socket of a room, never copied), in one
+//! vectored write. Tungstenite's buffer then only ever holds control frames (close, pong).
 //!
 //! Messages are axum's types, so the session code (and its in-memory tests) does not change.
 
@@ -15,20 +15,16 @@ use axum::extract::FromRequestParts;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures::{SinkExt as _, StreamExt as _};
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self as ts, handshake::derive_accept_key};
 
 use apierror::ApiError;
-
-/// The largest piece of a message sent in one frame: what a connection's write buffer keeps at
-/// most (a join snapshot of a room of 50 is ~2.5 KB).
-pub const PIECE: usize = 1024;
 
 /// A WebSocket upgrade request, checked: `GET` with `Connection: upgrade`, `Upgrade: websocket`,
 /// `Sec-WebSocket-Version: 13` and a key. Anything else is refused with 400.
@@ -82,7 +78,7 @@ impl Upgrade {
                 Some(config),
             )
             .await;
-            callback(Socket { stream }).await;
+            callback(Socket { stream, torn: false }).await;
         });
         let mut headers = HeaderMap::new();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -95,6 +91,9 @@ impl Upgrade {
 /// A server-side WebSocket.
 pub struct Socket {
     stream: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    /// A text frame's write was cut short (its send was dropped, on a timeout): what follows on
+    /// the connection would not parse, so nothing more is sent.
+    torn: bool,
 }
 
 impl Socket {
@@ -121,16 +120,14 @@ impl Socket {
         }
     }
 
-    /// Sends `message`: a text over [`PIECE`] bytes as a fragmented message.
+    /// Sends `message`; a text is written straight to the connection (see the module).
     pub async fn send(&mut self, message: Message) -> Result<(), axum::Error> {
+        if self.torn {
+            let error = std::io::Error::other("an earlier frame was cut short");
+            return Err(axum::Error::new(error));
+        }
         let result = match message {
-            Message::Text(text) if text.len() > PIECE => self.send_pieces(Bytes::from(text)).await,
-            // The same bytes (a commit frame is shared by every socket of its room), neither
-            // copied nor checked again: it is text already.
-            Message::Text(text) => {
-                let frame = Frame::message(Bytes::from(text), OpCode::Data(Data::Text), true);
-                self.stream.send(ts::Message::Frame(frame)).await
-            }
+            Message::Text(text) => self.send_text(Bytes::from(text)).await,
             Message::Binary(bytes) => self.stream.send(ts::Message::Binary(bytes)).await,
             Message::Ping(bytes) => self.stream.send(ts::Message::Ping(bytes)).await,
             Message::Pong(bytes) => self.stream.send(ts::Message::Pong(bytes)).await,
@@ -152,18 +149,39 @@ impl Socket {
         result.map_err(axum::Error::new)
     }
 
-    /// The text `bytes` as a first frame and continuations, [`PIECE`] bytes each (slices of the
-    /// one buffer; a piece may end inside a character: the message is checked whole). Each piece
-    /// is written out before the next is queued, so a slow reader holds back the sender, not a
-    /// growing buffer.
-    async fn send_pieces(&mut self, bytes: Bytes) -> Result<(), ts::Error> {
-        let pieces = bytes.len().div_ceil(PIECE);
-        for n in 0..pieces {
-            let piece = bytes.slice(n * PIECE..((n + 1) * PIECE).min(bytes.len()));
-            let opcode = OpCode::Data(if n == 0 { Data::Text } else { Data::Continue });
-            let frame = Frame::message(piece, opcode, n + 1 == pieces);
-            self.stream.send(ts::Message::Frame(frame)).await?;
-        }
+    /// Writes `text` (text already: not checked again) as one unmasked text frame, header and
+    /// bytes in one vectored write, after whatever tungstenite has queued (a pong).
+    async fn send_text(&mut self, text: Bytes) -> Result<(), ts::Error> {
+        self.stream.flush().await?;
+        let header = text_header(text.len());
+        let mut frame = Buf::chain(&header[..], text);
+        self.torn = true;
+        self.stream.get_mut().write_all_buf(&mut frame).await?;
+        self.torn = false;
         Ok(())
+    }
+}
+
+/// The header of a final, unmasked text frame of `len` bytes (RFC 6455 §5.2).
+fn text_header(len: usize) -> Vec<u8> {
+    const FIN_TEXT: u8 = 0x81;
+    match len {
+        0..=125 => vec![FIN_TEXT, len as u8],
+        126..=0xffff => [&[FIN_TEXT, 126][..], &(len as u16).to_be_bytes()].concat(),
+        _ => [&[FIN_TEXT, 127][..], &(len as u64).to_be_bytes()].concat(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_header;
+
+    #[test]
+    fn text_headers_carry_the_length_in_the_fewest_bytes() {
+        assert_eq!(text_header(0), [0x81, 0]);
+        assert_eq!(text_header(125), [0x81, 125]);
+        assert_eq!(text_header(126), [0x81, 126, 0, 126]);
+        assert_eq!(text_header(65_535), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(text_header(65_536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
     }
 }

@@ -45,6 +45,8 @@ fn every_scenario_runs_and_reports() {
         "sizing",
         "rewatch",
         "bigroom",
+        "scale",
+        "storm",
     ];
     for scenario in scenarios {
         let report = report(scenario);
@@ -70,19 +72,31 @@ fn every_scenario_runs_and_reports() {
         let bytes: f64 = row["bytes each"].as_str().unwrap().replace(' ', "").parse().unwrap();
         assert!(bytes > 0.0, "sizing: {row}");
     }
-    let content = report("content");
-    let coalesced = content["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "upstream downloads for concurrent misses")
-        .unwrap();
-    assert_eq!(coalesced["measured"], 1.0, "concurrent misses downloaded more than once");
+    let measured = |scenario: &str, target: &str| -> Value {
+        let report = report(scenario);
+        let targets = report["targets"].as_array().unwrap();
+        let found = targets.iter().find(|t| t["name"] == target);
+        found.unwrap_or_else(|| panic!("{scenario}: no target {target:?}"))["measured"].clone()
+    };
+    let coalesced = measured("content", "upstream downloads for concurrent misses");
+    assert_eq!(coalesced, 1.0, "concurrent misses downloaded more than once");
     // Under the flood, nothing of the honest clients' was refused.
     let abuse = report("abuse");
     for row in abuse["rows"].as_array().unwrap() {
         assert_eq!(row["honest refused"], "0", "{row}");
     }
+    // A gateway died: every one of its clients came back, resumed, and no commit was missed
+    // or received twice.
+    let storm = &report("storm")["rows"][0];
+    assert_eq!(storm["lost"], storm["on the killed gateway"], "{storm}");
+    assert_eq!(storm["back"], storm["lost"], "{storm}");
+    assert_eq!(storm["resumed"], storm["back"], "{storm}");
+    for outcome in ["missed", "duplicates", "behind at the end"] {
+        assert_eq!(storm[outcome], "0", "storm: {outcome}: {storm}");
+    }
+    // Over several gateways, every seek in the big room reached every member.
+    let missing = measured("scale", "seek arrivals missing");
+    assert_eq!(missing, 0.0, "a seek did not reach a member of the big room");
     let connections = &report("connections")["rows"][0];
     assert_eq!(connections["sockets"], "200", "every socket was opened and welcomed");
 }

@@ -11,7 +11,9 @@ mod fanout;
 mod join;
 mod replay;
 mod rewatch;
+mod scale;
 mod sizing;
+mod storm;
 
 use crate::report::Report;
 use crate::{Scenario, Size};
@@ -31,5 +33,7 @@ pub(crate) async fn run(scenario: Scenario, size: Size) -> anyhow::Result<Report
         Scenario::Sizing => sizing::run(size).await,
         Scenario::Rewatch => rewatch::run(size).await,
         Scenario::Bigroom => bigroom::run(size).await,
+        Scenario::Scale => scale::run(size).await,
+        Scenario::Storm => storm::run(size).await,
     }
 }

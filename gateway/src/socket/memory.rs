@@ -31,6 +31,9 @@ pub(crate) struct Memory {
     pub(crate) reads: std::sync::atomic::AtomicUsize,
     /// How long the next commands take to be decided, one delay each (then none).
     pub(crate) delays: Mutex<std::collections::VecDeque<std::time::Duration>>,
+    /// Commands being decided now, and the most there ever were at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    pub(crate) most_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// One room: its state and its log.
@@ -122,10 +125,13 @@ impl Rooms for Memory {
         request: CommandRequest,
     ) -> BoxFuture<'a, Result<CommandReply, RequestError>> {
         Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             let delay = lock(&self.delays).pop_front();
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 let timeout = std::time::Duration::from_secs(10);
                 tokio::time::sleep(timeout).await;

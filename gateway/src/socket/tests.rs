@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::memory::Memory;
-use super::{Params, SessionParts, Sessions, Transport, run};
+use super::{JOINS_IN_FLIGHT, Params, SessionParts, Sessions, Transport, run};
 use crate::frames::close;
 use crate::limits::GatewayLimits;
 
@@ -670,4 +670,21 @@ async fn joins_into_a_room_with_a_hub_read_nothing_and_land_at_its_state() {
     world.host_does(Command::Play);
     assert_eq!(bob.frame().await["version"].as_u64(), Some(world.version()));
     assert_nothing_more(&mut bob).await;
+}
+
+/// Issue 22 (`storm`): a crowd joining at once (a dead gateway's members coming back) is taken
+/// in turn, at most [`JOINS_IN_FLIGHT`] join commands at a time; nobody is refused.
+#[tokio::test(start_paused = true)]
+async fn a_crowd_of_joins_waits_its_turn() {
+    let world = World::with(GatewayLimits { joins_per_minute: 1_000, ..GatewayLimits::default() });
+    let crowd = JOINS_IN_FLIGHT * 3;
+    lock(&world.memory.delays).extend(std::iter::repeat_n(Duration::from_secs(1), crowd));
+    let mut clients: Vec<Client> =
+        (0..crowd).map(|n| world.connect(&format!("name=guest{n}"))).collect();
+    for client in &mut clients {
+        let (welcome, snapshot) = client.joined().await;
+        assert!(snapshot.is_some(), "{welcome}");
+    }
+    let most = world.memory.most_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(most, JOINS_IN_FLIGHT, "join commands in flight at once");
 }
