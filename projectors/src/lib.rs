@@ -176,7 +176,9 @@ impl Projector {
     }
 
     /// Applies what the consumer delivered, a room's waiting commits at once (one read and
-    /// one write of its view for all of them).
+    /// one write of its view for all of them), and the rooms of a batch side by side: their
+    /// reads and writes share Redis round trips (the connection pipelines what is sent
+    /// together), instead of one round trip per room after another.
     async fn work(self, mut deliveries: mpsc::Receiver<Delivery>) {
         let mut waiting = Vec::new();
         while deliveries.recv_many(&mut waiting, BATCH).await > 0 {
@@ -187,9 +189,7 @@ impl Projector {
                     None => rooms.push((delivery.room.clone(), vec![delivery])),
                 }
             }
-            for (_, batch) in rooms {
-                self.handle(batch).await;
-            }
+            futures::future::join_all(rooms.into_iter().map(|(_, batch)| self.handle(batch))).await;
         }
     }
 
