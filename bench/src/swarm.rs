@@ -9,7 +9,7 @@
 //! its token, epoch and last version, and when its connection is lost it reconnects with the
 //! web client's jittered backoff (`gateway/ui/room.js`: min(8 s, 300 ms × 2^attempt) × 0.5–1)
 //! to another gateway, at random (a load balancer that dropped the dead one), asking to resume
-//! from its version. Every commit it receives is checked against the last: a version not one
+//! from its version, and gives up on an attempt that has no welcome after 9 s, as the page does. Every commit it receives is checked against the last: a version not one
 //! past it is a missed run or a duplicate, counted for [`Status`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +30,9 @@ use crate::client::{Ws, connect, field, next_text, source};
 
 /// Connection attempts in flight at once, per swarm.
 const IN_FLIGHT: usize = 256;
+/// How long a reconnecting member waits for its welcome before it tries again, as the web
+/// client does (`gateway/ui/room.js`: a ping every 2 s, given up after 7 s without a frame).
+const GIVE_UP: Duration = Duration::from_secs(9);
 
 /// One socket to open: a member of `room` through gateway number `gateway`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -396,7 +399,10 @@ async fn member(
                 let (_, recovered) = welcome(&shared, &held, &mut ws).await?;
                 anyhow::Ok((ws, recovered))
             };
-            match back.await {
+            let back = tokio::time::timeout(GIVE_UP, back).await.unwrap_or_else(|_| {
+                Err(anyhow::anyhow!("no welcome within {} s", GIVE_UP.as_secs()))
+            });
+            match back {
                 Ok((ws, recovered)) => {
                     shared.back.fetch_add(1, Relaxed);
                     if recovered {

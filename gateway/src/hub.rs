@@ -416,6 +416,10 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
     };
     source.load(&feed, last).await;
     let mut check = Check::new();
+    // Loading the state is retried on its own clock: the head check waits for a quiet moment,
+    // and a busy room (the one whose hub most needs its state) may have none.
+    let mut loads = tokio::time::interval(HEAD_CHECK);
+    loads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut held = Held::default();
     loop {
         tokio::select! {
@@ -441,6 +445,7 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
                 }
             }
             () = due(held.until) => held.flush(&feed),
+            _ = loads.tick(), if !feed.loaded() => source.load(&feed, last).await,
             () = check.due() => {
                 match log.head(room).await {
                     Ok(Some(head)) if head.version > last => {

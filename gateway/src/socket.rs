@@ -66,8 +66,9 @@ struct Shared {
 /// queued in the commands service past the request timeout and were refused (4503, and the
 /// clients retried) until the gateways took them in turn (`storm` benchmark).
 pub(crate) const JOINS_IN_FLIGHT: usize = 64;
-/// How long a join waits for a slot before it is told to retry.
-const JOIN_WAIT: Duration = Duration::from_secs(20);
+/// How long a join waits for a slot before it is told to retry: less than the web client waits
+/// for its welcome (7 s), so a join is not still queued after its page gave up on it.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
 
 /// What [`Sessions`] are made from.
 #[derive(Debug)]
@@ -455,6 +456,19 @@ async fn join(
     // Empty keeps a returning member's name; a new member without one is refused by the room.
     let name = params.name.clone().unwrap_or_default();
 
+    // A slot for the join command, taken before subscribing (a socket waiting here must not
+    // fall behind its room's ring), given up once the command is answered.
+    let mut shutdown = shared.shutdown.clone();
+    let slot = tokio::select! {
+        slot = tokio::time::timeout(JOIN_WAIT, shared.join_slots.acquire()) => slot
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(Closing(close::UNAVAILABLE, "room unavailable, retry"))?,
+        () = stopping(&mut shutdown) => {
+            return Err(Closing(close::GOING_AWAY, "server shutting down: reconnect"));
+        }
+    };
+
     // Position first: subscribe before reading anything, so nothing falls between.
     let hub = shared
         .rooms
@@ -465,11 +479,6 @@ async fn join(
     let member_guard = MemberGuard::new(hub.clone(), member.clone());
     let address = Some(shared.signer.address_tag(room, ip));
     let join = Command::Join { name, address, account: account.clone() };
-    let slot = tokio::time::timeout(JOIN_WAIT, shared.join_slots.acquire())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or(Closing(close::UNAVAILABLE, "room unavailable, retry"))?;
     let joined = sessions.command(room, &member, uuid::Uuid::new_v4().to_string(), join).await;
     drop(slot);
     if let Reply::Reject { code, message, .. } = &joined {

@@ -15,7 +15,7 @@ use axum::extract::FromRequestParts;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, Bytes};
+use bytes::{Buf as _, Bytes};
 use futures::{SinkExt as _, StreamExt as _};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
@@ -78,7 +78,7 @@ impl Upgrade {
                 Some(config),
             )
             .await;
-            callback(Socket { stream, torn: false }).await;
+            callback(Socket { stream, unsent: None }).await;
         });
         let mut headers = HeaderMap::new();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -91,9 +91,9 @@ impl Upgrade {
 /// A server-side WebSocket.
 pub struct Socket {
     stream: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
-    /// A text frame's write was cut short (its send was dropped, on a timeout): what follows on
-    /// the connection would not parse, so nothing more is sent.
-    torn: bool,
+    /// What is left of a text frame whose send was dropped (a timeout) before it was all
+    /// written: it goes out before anything else, so the connection stays well framed.
+    unsent: Option<bytes::buf::Chain<Bytes, Bytes>>,
 }
 
 impl Socket {
@@ -122,8 +122,7 @@ impl Socket {
 
     /// Sends `message`; a text is written straight to the connection (see the module).
     pub async fn send(&mut self, message: Message) -> Result<(), axum::Error> {
-        if self.torn {
-            let error = std::io::Error::other("an earlier frame was cut short");
+        if let Err(error) = self.finish_unsent().await {
             return Err(axum::Error::new(error));
         }
         let result = match message {
@@ -153,11 +152,19 @@ impl Socket {
     /// bytes in one vectored write, after whatever tungstenite has queued (a pong).
     async fn send_text(&mut self, text: Bytes) -> Result<(), ts::Error> {
         self.stream.flush().await?;
-        let header = text_header(text.len());
-        let mut frame = Buf::chain(&header[..], text);
-        self.torn = true;
-        self.stream.get_mut().write_all_buf(&mut frame).await?;
-        self.torn = false;
+        let header = Bytes::from(text_header(text.len()));
+        self.unsent = Some(header.chain(text));
+        self.finish_unsent().await
+    }
+
+    /// Writes what is left of the last text frame (all of it, unless an earlier send was
+    /// dropped part way).
+    async fn finish_unsent(&mut self) -> Result<(), ts::Error> {
+        if let Some(frame) = self.unsent.as_mut() {
+            // Advances `frame` as it writes: if this is dropped, the rest stays for next time.
+            self.stream.get_mut().write_all_buf(frame).await?;
+            self.unsent = None;
+        }
         Ok(())
     }
 }

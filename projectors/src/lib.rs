@@ -36,6 +36,9 @@ pub use rebuild::{Folded, Progress, Rebuilt, fold_log, rebuild};
 const WORKERS: usize = 8;
 /// The most deliveries a worker takes at once (a room's among them are applied together).
 const BATCH: usize = 256;
+/// The rooms of a batch a worker applies side by side (bounded: each reads and writes a view
+/// on the one Redis connection, which answers within a second or fails).
+const ROOMS_AT_ONCE: usize = 16;
 
 /// The projectors' metrics.
 #[derive(Debug, Clone)]
@@ -189,7 +192,9 @@ impl Projector {
                     None => rooms.push((delivery.room.clone(), vec![delivery])),
                 }
             }
-            futures::future::join_all(rooms.into_iter().map(|(_, batch)| self.handle(batch))).await;
+            futures::stream::iter(rooms)
+                .for_each_concurrent(ROOMS_AT_ONCE, |(_, batch)| self.handle(batch))
+                .await;
         }
     }
 
