@@ -76,18 +76,23 @@ where
 
 /// Reads the welcome and, unless the client resumed, the snapshot; the snapshot's size.
 pub(crate) async fn welcome(ws: &mut Ws) -> anyhow::Result<usize> {
+    Ok(joined(ws).await?.1.map_or(0, |snapshot| snapshot.len()))
+}
+
+/// The welcome and, unless the client resumed, the snapshot.
+pub(crate) async fn joined(ws: &mut Ws) -> anyhow::Result<(String, Option<String>)> {
     let welcome = next_text(ws).await?;
     if field(&welcome, "type") != Some("welcome") {
         bail!("expected a welcome, got {welcome}");
     }
     if welcome.contains("\"recovered\":true") {
-        return Ok(0);
+        return Ok((welcome, None));
     }
     let snapshot = next_text(ws).await?;
     if field(&snapshot, "type") != Some("snapshot") {
         bail!("expected a snapshot, got {}", &snapshot[..snapshot.len().min(200)]);
     }
-    Ok(snapshot.len())
+    Ok((welcome, Some(snapshot)))
 }
 
 /// Sends a `command` frame.

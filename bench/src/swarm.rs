@@ -26,7 +26,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{Ws, connect, field, next_text, source};
+use crate::client::{Ws, connect, field, joined, source};
 
 /// Connection attempts in flight at once, per swarm.
 const IN_FLIGHT: usize = 256;
@@ -355,7 +355,7 @@ async fn member(
         };
         let path = format!("/api/rooms/{}/ws?{who}&batch=1", seat.room);
         let mut ws = connect(gateways[seat.gateway], source(seat.n), &path).await?;
-        let (member, _) = welcome(&shared, &held, &mut ws).await?;
+        let (member, _) = welcome(&held, &mut ws).await?;
         anyhow::Ok((ws, member, started.elapsed()))
     };
     let (mut ws, member, took) = match first.await {
@@ -396,7 +396,7 @@ async fn member(
             );
             let back = async {
                 let mut ws = connect(gateways[gateway], source(seat.n), &path).await?;
-                let (_, recovered) = welcome(&shared, &held, &mut ws).await?;
+                let (_, recovered) = welcome(&held, &mut ws).await?;
                 anyhow::Ok((ws, recovered))
             };
             let back = tokio::time::timeout(GIVE_UP, back).await.unwrap_or_else(|_| {
@@ -434,28 +434,17 @@ fn refusal(error: &anyhow::Error) -> String {
 
 /// Reads a welcome and, unless the member resumed, its snapshot (which sets its version); the
 /// member's credentials and whether it resumed.
-async fn welcome(shared: &Shared, held: &Held, ws: &mut Ws) -> anyhow::Result<(Member, bool)> {
-    let welcome = next_text(ws).await?;
-    if field(&welcome, "type") != Some("welcome") {
-        bail!("expected a welcome, got {welcome}");
-    }
+async fn welcome(held: &Held, ws: &mut Ws) -> anyhow::Result<(Member, bool)> {
+    let (welcome, snapshot) = joined(ws).await?;
     let member = Member {
         token: field(&welcome, "token").context("no token")?.to_owned(),
         epoch: field(&welcome, "epoch").context("no epoch")?.to_owned(),
     };
-    if welcome.contains("\"recovered\":true") {
-        return Ok((member, true));
-    }
-    // A new member's snapshot, or a returning member whose version could not be resumed.
-    loop {
-        let frame = next_text(ws).await?;
-        if field(&frame, "type") == Some("snapshot") {
-            let version = field(&frame, "version").and_then(|v| v.parse().ok());
-            held.last.store(version.context("a snapshot without a version")?, Relaxed);
-            return Ok((member, false));
-        }
-        shared.on_frame(held, &frame);
-    }
+    // A new member's snapshot, or a returning member's whose version could not be resumed.
+    let Some(snapshot) = snapshot else { return Ok((member, true)) };
+    let version = field(&snapshot, "version").and_then(|v| v.parse().ok());
+    held.last.store(version.context("a snapshot without a version")?, Relaxed);
+    Ok((member, false))
 }
 
 async fn arrivals(shared: &Shared, command_id: &str, room: &str) -> Answer {

@@ -127,6 +127,12 @@ impl RoomState {
         self.members.iter().filter(|m| m.online).count()
     }
 
+    /// How many members are shown online: none once the room is closed, whatever their last
+    /// presence said (views, the lobby, `GET /members`).
+    pub fn shown_online(&self) -> usize {
+        if self.closed.is_some() { 0 } else { self.online_count() }
+    }
+
     /// Folds one commit in: its events, then its version and time.
     pub fn apply(self, commit: &Commit) -> RoomState {
         let was_open = self.closed.is_none();

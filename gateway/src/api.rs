@@ -751,7 +751,7 @@ fn members_page(
     let body = wire::MembersPage {
         version: state.version,
         member_count: state.members.len(),
-        online_count: if state.closed.is_some() { 0 } else { state.online_count() },
+        online_count: state.shown_online(),
         members: listed.into_iter().map(|m| state.member_view(m)).collect(),
         next_offset,
     };

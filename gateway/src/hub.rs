@@ -416,8 +416,9 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
     };
     source.load(&feed, last).await;
     let mut check = Check::new();
-    // Loading the state is retried on its own clock: the head check waits for a quiet moment,
-    // and a busy room (the one whose hub most needs its state) may have none.
+    // Until the state is known, loading it is retried every 2 s on its own clock (the head
+    // check waits for a quiet moment, and a busy room, whose hub most needs its state, may
+    // have none).
     let mut loads = tokio::time::interval(HEAD_CHECK);
     loads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut held = Held::default();
@@ -429,8 +430,8 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
                     Ok(stored) if stored.commit.version <= last => {}
                     Ok(stored) => {
                         if stored.commit.version > last + 1 {
-                            held.flush(&feed);
-                            last = fill(log, room, last, stored.commit.version - 1, &feed).await;
+                            let until = stored.commit.version - 1;
+                            last = fill(log, room, last, until, &feed, &mut held).await;
                         }
                         check.soon();
                         if stored.commit.version == last + 1 {
@@ -450,14 +451,12 @@ async fn pump(source: Source, mut live: async_nats::Subscriber, feed: Arc<Feed>)
                 match log.head(room).await {
                     Ok(Some(head)) if head.version > last => {
                         debug!(%room, last, head = head.version, "filling from the log");
-                        held.flush(&feed);
-                        last = fill(log, room, last, head.version, &feed).await;
+                        last = fill(log, room, last, head.version, &feed, &mut held).await;
                         check.soon();
                     }
                     Ok(_) => check.quiet(),
                     Err(_) => check.soon(),
                 }
-                source.load(&feed, last).await;
             }
         }
     }
@@ -534,8 +533,16 @@ async fn due(until: Option<tokio::time::Instant>) {
     }
 }
 
-/// Sends the room's commits after `last` up to `until` from the log; returns the new last.
-async fn fill(log: &EventLog, room: &RoomId, mut last: u64, until: u64, feed: &Feed) -> u64 {
+/// Sends the room's commits after `last` up to `until` from the log, as live ones are sent
+/// (held with what is held when they only change a big room's members); returns the new last.
+async fn fill(
+    log: &EventLog,
+    room: &RoomId,
+    mut last: u64,
+    until: u64,
+    feed: &Feed,
+    held: &mut Held,
+) -> u64 {
     let mut commits = match log.read(room, last).await {
         Ok(commits) => commits,
         Err(error) => {
@@ -547,7 +554,7 @@ async fn fill(log: &EventLog, room: &RoomId, mut last: u64, until: u64, feed: &F
         match item {
             Ok(stored) if stored.commit.version == last + 1 && stored.commit.version <= until => {
                 last = stored.commit.version;
-                feed.publish(&stored);
+                held.publish(feed, stored);
             }
             Ok(_) => break,
             Err(error) => {

@@ -73,6 +73,14 @@ const RoomPlayer = (() => {
     if (typeof room.online_count === "number") room.online_count = Math.max(0, room.online_count + online);
   }
 
+  // How many members a state shows online: none in a closed room; else the room's count (a big
+  // room's state lists only its latest members), or the listed ones' (states of older servers).
+  function onlineCount(room) {
+    if (room.closed) return 0;
+    if (typeof room.online_count === "number") return room.online_count;
+    return room.members.reduce((n, m) => n + (m.online ? 1 : 0), 0);
+  }
+
   // The host's member id in a state JSON.
   function hostOf(room) { return (room.members.find((m) => m.role === "host") || {}).member_id || null; }
 
@@ -223,5 +231,5 @@ const RoomPlayer = (() => {
     };
   }
 
-  return { fold, hostOf, create, CHAT_TAIL };
+  return { fold, hostOf, onlineCount, create, CHAT_TAIL };
 })();

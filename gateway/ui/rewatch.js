@@ -306,11 +306,7 @@ const render = {
         m.role === "host" ? el("span", { class: "badge", textContent: "host" }) : null,
       );
     }));
-    // A big room's state lists its latest members; the counts are the whole room's.
-    const online = room.closed ? 0
-      : typeof room.online_count === "number" ? room.online_count
-      : room.members.filter((m) => m.online).length;
-    $("member-count").textContent = `(${online} online)`;
+    $("member-count").textContent = `(${RoomPlayer.onlineCount(room)} online)`;
   },
   playlist() {
     const room = rw.room;

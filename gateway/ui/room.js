@@ -507,11 +507,7 @@ const render = {
   counts() {
     const room = session.room;
     $("playlist-count").textContent = `(${room.playlist.length})`;
-    // A closed room has nobody in it, whatever its last presence said.
-    const online = room.closed ? 0
-      : typeof room.online_count === "number" ? room.online_count
-      : room.members.reduce((n, m) => n + (m.online ? 1 : 0), 0);
-    $("member-count").textContent = `(${online} online)`;
+    $("member-count").textContent = `(${RoomPlayer.onlineCount(room)} online)`;
     render.more();
   },
 

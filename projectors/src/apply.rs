@@ -89,11 +89,13 @@ pub async fn apply_all(
             Loaded::Missing | Loaded::Unreadable { .. } => (Projection::default(), Expect::Older),
         };
         let from = base.state.version;
-        // A run of commits that follows the view is folded here; a hole is filled from the log.
-        let projection = if reach(from, batch) == target {
-            fold_batch(base, batch)
+        // The batch's commits that follow the view are folded here; what a hole keeps it from
+        // reaching is read from the log after them.
+        let folded = fold_batch(base, batch);
+        let projection = if folded.state.version == target {
+            folded
         } else {
-            catch_up(log, room, base).await?
+            catch_up(log, room, folded).await?
         };
         // `Previous` (the store's check that the view is still at the version before) only
         // holds for a one-step move; a batch or a gap fill writes over anything older (the fold
@@ -112,12 +114,6 @@ pub async fn apply_all(
         }
     }
     Err(ApplyError::Views(ViewError::Encode(format!("room {room}: the view kept moving"))))
-}
-
-/// The version `batch`'s commits bring a view at `from` to, taking each that follows the one
-/// before (a hole stops it).
-fn reach(from: u64, batch: &[Stored]) -> u64 {
-    batch.iter().fold(from, |at, stored| if stored.commit.version == at + 1 { at + 1 } else { at })
 }
 
 /// Folds the commits of `batch` that follow `base` into it.

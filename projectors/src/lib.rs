@@ -230,13 +230,10 @@ impl Projector {
                 self.settle(&room, delivery, &result).await;
             }
         }
-        if let Some(Err(error)) = rest.first().map(|d| &d.commit) {
-            let (seq, reason) = match error {
-                LogError::Decode { seq, source } => (*seq, source.to_string()),
-                LogError::MissingHeader { seq, header } => (*seq, format!("no {header} header")),
-                other => (rest[0].seq, other.to_string()),
-            };
-            self.dead_letter(&room, seq, &reason).await;
+        if let Some(bad) = rest.first()
+            && let Err(error) = &bad.commit
+        {
+            self.dead_letter(&room, bad.seq, &error.to_string()).await;
             for delivery in rest {
                 delivery.term().await.ok();
             }

@@ -1289,8 +1289,15 @@ async fn a_big_room_lists_a_page_of_members_and_sends_joins_together() {
         }
     };
     let mut members = join_all(0..PAGE + 10).await;
-    // (The hub folds each join as the live subject brings it: a moment after its welcome.)
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The hub folds each join as the live subject brings it, a moment after its welcome; the
+    // members page reads the hub's state.
+    let everyone = PAGE + 11;
+    tests::eventually(Duration::from_secs(30), "the hub has every join", || async {
+        let (_, body) = gateway.get(&format!("/api/rooms/{room}/members?limit=1"));
+        let page: Value = serde_json::from_str(&body).unwrap_or_default();
+        page["member_count"].as_u64() >= Some(everyone as u64)
+    })
+    .await;
 
     let mut batched = connect(&gateway, &room, "name=batched&batch=1").await;
     let mut seen_batched = welcome(&mut batched).await;

@@ -200,7 +200,7 @@ impl Projection {
             room_id: room_id.to_string(),
             title: state.title.clone(),
             members: state.members.len(),
-            online: if state.closed.is_some() { 0 } else { state.online_count() },
+            online: state.shown_online(),
             now_playing: current.map(|m| m.title.clone()),
             thumb_url: current.and_then(|m| m.thumb_url.clone()),
             updated_ms: state.updated_ms,

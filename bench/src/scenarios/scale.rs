@@ -43,7 +43,9 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
         place(seats(room, big + r * PER_ROOM, PER_ROOM, gateways));
     }
     let joined_per_gateway = per_gateway(&rest, gateways);
-    let all_per_gateway = per_gateway(&[first.as_slice(), rest.as_slice()].concat(), gateways);
+    let first_per_gateway = per_gateway(&first, gateways);
+    let all_per_gateway: Vec<usize> =
+        first_per_gateway.iter().zip(&joined_per_gateway).map(|(a, b)| a + b).collect();
 
     let idle = cluster.gateway_rss().await?;
     cluster.open(&first, total).await?;
@@ -59,9 +61,9 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
     let open_now = crate::swarm::status(&mut cluster.swarms).await?.open;
 
     let cpu = CpuMeter::start(&cluster.processes())?;
-    tokio::time::sleep(Duration::from_secs(size.pick(10, 2))).await;
+    let quiet = Duration::from_secs(size.pick(10, 2));
+    tokio::time::sleep(quiet).await;
     let idle_cpu = cpu.seconds()?;
-    let idle_secs = size.pick(10.0, 2.0);
 
     // Seeks in the big room, from its host.
     let (mut arrivals, mut all_have_it) = (Latencies::default(), Latencies::default());
@@ -120,7 +122,7 @@ pub(crate) async fn run(size: Size) -> anyhow::Result<Report> {
     }
     let idle_cpu: Vec<String> = idle_cpu
         .iter()
-        .map(|(name, seconds)| format!("{name} {:.1}%", seconds * 100.0 / idle_secs))
+        .map(|(name, seconds)| format!("{name} {:.1}%", seconds * 100.0 / quiet.as_secs_f64()))
         .collect();
     report.note(format!(
         "{total} sockets ({big} in one room, {small} in rooms of {PER_ROOM}) over {gateways} gateways \
